@@ -1,0 +1,21 @@
+//! Phantom's drop-in `libcudart.so.13`.
+//!
+//! Layout: `generated/` holds the export glue produced by `cargo xtask codegen` (one trait method and one
+//! `extern "C"` function per export of NVIDIA's library); `export` is the FFI edge (panic guard, return-value
+//! conventions, the per-thread last error); `api` overrides the trait methods that Phantom implements by
+//! converting raw arguments and calling typed functions in the topic modules.
+
+#[rustfmt::skip]
+#[allow(clippy::all)]
+mod generated {
+    pub mod cudart_exports;
+}
+
+pub mod export;
+mod log;
+mod api;
+
+pub use generated::cudart_exports::CudartApi;
+
+/// The type whose `CudartApi` implementation the exported functions call.
+pub struct Phantom;

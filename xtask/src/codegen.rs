@@ -1,0 +1,127 @@
+//! Generates the export glue of libcudart-phantom from the bindgen output and the golden export list.
+//!
+//! For every export of NVIDIA's library it emits:
+//! - a method of the trait `CudartApi` whose *default* body is the "not supported" stub (or, for a `_ptsz` /
+//!   `_ptds` variant, a call of the base function with the per-thread default stream selected);
+//! - a `#[no_mangle] extern "C"` function that calls the method on `crate::Phantom` inside `export::guard`
+//!   (no panic crosses the boundary);
+//! - a `.symver NAME, NAME@@libcudart.so.13` directive, so our version table matches NVIDIA's exactly.
+//!
+//! Implementations override trait methods in `libcudart-phantom/src/api.rs`; nothing lists symbols by hand.
+
+use crate::golden::read_golden;
+use crate::{workspace_root, Result};
+use quote::{format_ident, quote, ToTokens};
+use std::collections::BTreeMap;
+
+struct Decl {
+    inputs: Vec<(syn::Ident, syn::Type)>,
+    output: Option<syn::Type>,
+}
+
+fn read_decls() -> Result<BTreeMap<String, Decl>> {
+    let path = workspace_root().join("cuda-sys/src/cudart.rs");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file = syn::parse_file(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
+    let mut decls = BTreeMap::new();
+    for item in file.items {
+        let syn::Item::ForeignMod(block) = item else { continue };
+        for f in block.items {
+            let syn::ForeignItem::Fn(f) = f else { continue };
+            let mut inputs = Vec::new();
+            for (i, arg) in f.sig.inputs.iter().enumerate() {
+                let syn::FnArg::Typed(pt) = arg else { return Err("receiver in extern fn".into()) };
+                let ident = match &*pt.pat {
+                    syn::Pat::Ident(p) => p.ident.clone(),
+                    _ => format_ident!("arg{i}"),
+                };
+                inputs.push((ident, (*pt.ty).clone()));
+            }
+            let output = match &f.sig.output {
+                syn::ReturnType::Default => None,
+                syn::ReturnType::Type(_, t) => Some((**t).clone()),
+            };
+            decls.insert(f.sig.ident.to_string(), Decl { inputs, output });
+        }
+    }
+    Ok(decls)
+}
+
+pub fn run() -> Result<()> {
+    let decls = read_decls()?;
+    let golden = read_golden()?;
+    let version = golden.first().map(|e| e.version.clone()).unwrap_or_default();
+
+    let mut trait_items = Vec::new();
+    let mut exports = Vec::new();
+    let mut symver = String::new();
+    let mut undeclared = Vec::new();
+    for export in &golden {
+        let name = export.name.as_str();
+        let ident = format_ident!("{}", name);
+        let base = name.strip_suffix("_ptsz").or_else(|| name.strip_suffix("_ptds"));
+        let decl = decls.get(name).or_else(|| base.and_then(|b| decls.get(b)));
+        let (params, args, ret) = match decl {
+            Some(d) => {
+                let params: Vec<_> = d.inputs.iter().map(|(i, t)| quote!(#i: #t)).collect();
+                let args: Vec<_> = d.inputs.iter().map(|(i, _)| quote!(#i)).collect();
+                let ret = d.output.clone().map(|t| t.into_token_stream()).unwrap_or(quote!(()));
+                (params, args, ret)
+            }
+            None => {
+                undeclared.push(name.to_string());
+                (vec![], vec![], quote!(cudaError_t))
+            }
+        };
+        let default_body = match (base, decls.contains_key(name)) {
+            (Some(b), false) if decls.contains_key(b) => {
+                let b = format_ident!("{}", b);
+                quote!(crate::export::per_thread_default_stream(|| Self::#b(#(#args),*)))
+            }
+            _ => quote!(<#ret as crate::export::FfiReturn>::unsupported(#name)),
+        };
+        trait_items.push(quote! {
+            unsafe fn #ident(#(#params),*) -> #ret { #default_body }
+        });
+        exports.push(quote! {
+            #[no_mangle]
+            pub unsafe extern "C" fn #ident(#(#params),*) -> #ret {
+                crate::export::guard(#name, || unsafe { <crate::Phantom as CudartApi>::#ident(#(#args),*) })
+            }
+        });
+        symver.push_str(&format!(".symver {name}, {name}@@{version}\n"));
+    }
+
+    let file: syn::File = syn::parse2(quote! {
+        use phantom_cuda_sys::*;
+
+        /// Every export of NVIDIA's `libcudart.so.13`. Default bodies are the "not supported" stub; the
+        /// implemented ones are overridden in `api.rs`.
+        #[allow(non_snake_case, clippy::too_many_arguments, clippy::missing_safety_doc, unused_variables)]
+        pub trait CudartApi {
+            #(#trait_items)*
+        }
+
+        #[cfg(not(test))]
+        #[allow(non_snake_case, clippy::too_many_arguments, clippy::missing_safety_doc)]
+        mod exports {
+            use super::*;
+            #(#exports)*
+        }
+
+        #[cfg(not(test))]
+        std::arch::global_asm!(#symver);
+    })
+    .map_err(|e| format!("generated code does not parse: {e}"))?;
+
+    let header = format!(
+        "// @generated by `cargo xtask codegen` from cuda-sys/src/cudart.rs and cuda-sys/abi/libcudart.so.13.symbols.\n\
+         // Do not edit: regenerate instead (docs/abi.md). {} exports, {} without a C declaration in the headers.\n\n",
+        golden.len(),
+        undeclared.len()
+    );
+    let out = workspace_root().join("libcudart-phantom/src/generated/cudart_exports.rs");
+    std::fs::write(&out, header + &prettyplease::unparse(&file)).map_err(|e| format!("cannot write: {e}"))?;
+    eprintln!("wrote {} ({} exports; undeclared: {})", out.display(), golden.len(), undeclared.join(" "));
+    Ok(())
+}
