@@ -11,9 +11,12 @@ mod generated {
     pub mod cudart_exports;
 }
 
-pub mod export;
-mod log;
 mod api;
+pub mod clock;
+pub mod device_props;
+pub mod export;
+mod interpose;
+mod log;
 
 pub use generated::cudart_exports::CudartApi;
 

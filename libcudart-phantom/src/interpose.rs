@@ -1,0 +1,1 @@
+//! libc time functions that see virtual time. STUB — being filled in.

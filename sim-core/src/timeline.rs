@@ -1,0 +1,1 @@
+//! When work on a simulated GPU's streams starts and ends. (in progress)
