@@ -1,4 +1,9 @@
-//! Virtual host clocks (DESIGN.md decision 4). STUB — deterministic only; being filled in.
+//! Virtual host clocks (DESIGN.md decision 4; the model is described in docs/time.md).
+//!
+//! Every host thread owns a virtual clock in simulated nanoseconds since process start. It advances by
+//! - the application's own CPU time (measured mode only, scaled by `cpu_scale`),
+//! - the modelled cost of each runtime API call (`api_exit`),
+//! - blocking calls that complete at a simulated time (`advance_to`), and sleeps (`advance_by`).
 //!
 //! Contract used by the rest of the library:
 //! - `api_enter()` at the start of every runtime API call: accrues the application's CPU time since the
@@ -6,29 +11,384 @@
 //! - `api_exit(cost)` at the end: discards the CPU time Phantom itself used and charges the modelled cost.
 //! - `advance_to(t)`: a blocking call returns at simulated time `t` (never moves the clock back).
 //! - `now()`: the calling thread's virtual time (what the interposed `clock_gettime` reports).
+//!
+//! Nothing here may call a libc time function through the dynamic symbol table: the interposed
+//! `clock_gettime` calls `now()`, so thread CPU time is read with the raw system call, thread-locals are
+//! const-initialised `Cell`s (no lazy allocation), and the lazily read mode uses `getenv` (no allocation).
 
-use sim_core::config::HostConfig;
+use sim_core::config::{HostConfig, HostTimeMode};
 use sim_core::{SimDuration, SimTime};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+const MODE_UNSET: u8 = 0;
+const MODE_RESOLVING: u8 = 1;
+const MODE_MEASURED: u8 = 2;
+const MODE_DETERMINISTIC: u8 = 3;
+
+/// The host-time mode; `MODE_UNSET` until `configure` or the first clock use (which reads
+/// `PHANTOM_HOST_TIME` itself, so the interposed libc functions work before the runtime is initialised).
+static MODE: AtomicU8 = AtomicU8::new(MODE_UNSET);
+/// `cpu_scale` as `f64` bits (1.0 until configured).
+static CPU_SCALE: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000);
+static API_CALL_NS: AtomicU64 = AtomicU64::new(0);
+static LAUNCH_CALL_NS: AtomicU64 = AtomicU64::new(0);
+/// The latest virtual time any thread of this process has reached; a thread seen for the first time
+/// starts here, so it never observes a time earlier than what another thread already reported.
+static WATERMARK: AtomicU64 = AtomicU64::new(0);
+
+/// One thread's clock. Only `Cell`s, no destructor: readable from any context, including during thread
+/// teardown and from inside the interposed libc functions.
+struct ThreadClock {
+    started: Cell<bool>,
+    /// Virtual time in simulated nanoseconds.
+    virt: Cell<u64>,
+    /// Thread CPU time (ns) already accounted for (measured mode).
+    cpu_base: Cell<u64>,
+    /// Between `api_enter` and `api_exit`: the CPU being used is Phantom's, not the application's.
+    in_api: Cell<bool>,
+}
 
 thread_local! {
-    static VIRTUAL: Cell<u64> = const { Cell::new(0) };
+    static CLOCK: ThreadClock = const {
+        ThreadClock {
+            started: Cell::new(false),
+            virt: Cell::new(0),
+            cpu_base: Cell::new(0),
+            in_api: Cell::new(false),
+        }
+    };
 }
 
-pub fn configure(_host: &HostConfig) {}
+/// How application CPU time is charged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Policy {
+    deterministic: bool,
+    cpu_scale: f64,
+}
 
+impl ThreadClock {
+    /// First use on this thread: start at the process watermark. In measured mode the CPU baseline is the
+    /// thread's current CPU time, except on the main thread, whose CPU time since exec is part of the run
+    /// (simulated time 0 is process start).
+    fn start_if_needed(&self, policy: Policy, watermark: u64, cpu_now: impl FnOnce() -> Option<u64>) {
+        if self.started.get() {
+            return;
+        }
+        self.started.set(true);
+        self.virt.set(self.virt.get().max(watermark));
+        if !policy.deterministic {
+            self.cpu_base.set(if is_main_thread() { 0 } else { cpu_now().unwrap_or(0) });
+        }
+    }
+
+    /// Measured mode: charges the CPU time used since the baseline and moves the baseline.
+    fn accrue(&self, policy: Policy, cpu_now: Option<u64>) {
+        if policy.deterministic {
+            return;
+        }
+        let Some(cpu) = cpu_now else { return };
+        let used = cpu.saturating_sub(self.cpu_base.get());
+        self.cpu_base.set(cpu.max(self.cpu_base.get()));
+        self.virt.set(self.virt.get().saturating_add(scale(used, policy.cpu_scale)));
+    }
+
+    /// Forgets the CPU time used since the baseline (it was Phantom's own).
+    fn discard(&self, policy: Policy, cpu_now: Option<u64>) {
+        if let (false, Some(cpu)) = (policy.deterministic, cpu_now) {
+            self.cpu_base.set(cpu);
+        }
+    }
+}
+
+fn scale(ns: u64, factor: f64) -> u64 {
+    if factor == 1.0 {
+        ns
+    } else {
+        // `as` saturates; a non-finite or negative factor is rejected by `configure`.
+        (ns as f64 * factor).round() as u64
+    }
+}
+
+fn is_main_thread() -> bool {
+    // SAFETY: plain system calls without arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t == libc::getpid() }
+}
+
+/// The calling thread's CPU time, read with the raw system call (never through the interposed symbol).
+fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_THREAD_CPUTIME_ID, &mut ts as *mut libc::timespec)
+    };
+    (rc == 0 && ts.tv_sec >= 0).then(|| (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64)
+}
+
+/// Sets the host-time model from the cluster configuration (called once at runtime initialisation).
+pub fn configure(host: &HostConfig) {
+    let scale = if host.cpu_scale.is_finite() && host.cpu_scale >= 0.0 { host.cpu_scale } else { 1.0 };
+    CPU_SCALE.store(scale.to_bits(), Ordering::Relaxed);
+    API_CALL_NS.store(host.api_call_ns, Ordering::Relaxed);
+    LAUNCH_CALL_NS.store(host.launch_call_ns, Ordering::Relaxed);
+    let mode = match host.mode {
+        HostTimeMode::Measured => MODE_MEASURED,
+        HostTimeMode::Deterministic => MODE_DETERMINISTIC,
+    };
+    MODE.store(mode, Ordering::Release);
+}
+
+/// The host-time mode in force (before `configure`: `PHANTOM_HOST_TIME`, default measured).
+pub fn mode() -> HostTimeMode {
+    if policy().deterministic {
+        HostTimeMode::Deterministic
+    } else {
+        HostTimeMode::Measured
+    }
+}
+
+/// Host time charged for an ordinary runtime API call (zero until `configure`).
+pub fn api_call_cost() -> SimDuration {
+    SimDuration::from_nanos(API_CALL_NS.load(Ordering::Relaxed))
+}
+
+/// Host time charged for a kernel launch call (zero until `configure`).
+pub fn launch_call_cost() -> SimDuration {
+    SimDuration::from_nanos(LAUNCH_CALL_NS.load(Ordering::Relaxed))
+}
+
+fn policy() -> Policy {
+    let mut mode = MODE.load(Ordering::Acquire);
+    if mode == MODE_UNSET {
+        mode = mode_from_env();
+    }
+    Policy {
+        deterministic: mode == MODE_DETERMINISTIC,
+        cpu_scale: f64::from_bits(CPU_SCALE.load(Ordering::Relaxed)),
+    }
+}
+
+/// Reads `PHANTOM_HOST_TIME` once, without allocating (this can run inside an interposed `clock_gettime`
+/// called by an allocator). `configure` wins over it if both race.
+#[cold]
+fn mode_from_env() -> u8 {
+    if MODE
+        .compare_exchange(MODE_UNSET, MODE_RESOLVING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        let seen = MODE.load(Ordering::Acquire);
+        return if seen == MODE_RESOLVING { MODE_MEASURED } else { seen };
+    }
+    // SAFETY: getenv with a NUL-terminated name; the result is only read while we hold no other state.
+    let deterministic = unsafe {
+        let v = libc::getenv(c"PHANTOM_HOST_TIME".as_ptr());
+        !v.is_null() && std::ffi::CStr::from_ptr(v).to_bytes() == b"deterministic"
+    };
+    let mode = if deterministic { MODE_DETERMINISTIC } else { MODE_MEASURED };
+    match MODE.compare_exchange(MODE_RESOLVING, mode, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => mode,
+        Err(configured) => configured,
+    }
+}
+
+fn publish(virt: u64) {
+    if virt > WATERMARK.load(Ordering::Relaxed) {
+        WATERMARK.fetch_max(virt, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` on the calling thread's clock (started if this is its first use) and publishes the result.
+fn with_clock<R>(f: impl FnOnce(&ThreadClock, Policy) -> R) -> R {
+    let policy = policy();
+    CLOCK.with(|c| {
+        c.start_if_needed(policy, WATERMARK.load(Ordering::Relaxed), thread_cpu_ns);
+        let r = f(c, policy);
+        publish(c.virt.get());
+        r
+    })
+}
+
+fn cpu_now(policy: Policy) -> Option<u64> {
+    if policy.deterministic {
+        None
+    } else {
+        thread_cpu_ns()
+    }
+}
+
+/// The calling thread's virtual time. In measured mode the application CPU time used since the last
+/// accounting is charged first (inside an API call the CPU is Phantom's and is not charged).
 pub fn now() -> SimTime {
-    SimTime::from_nanos(VIRTUAL.with(|v| v.get()))
+    with_clock(|c, p| {
+        if !c.in_api.get() {
+            c.accrue(p, cpu_now(p));
+        }
+        SimTime::from_nanos(c.virt.get())
+    })
 }
 
+/// Start of a runtime API call: charges the application's CPU time since the previous call.
 pub fn api_enter() -> SimTime {
-    now()
+    with_clock(|c, p| {
+        c.accrue(p, cpu_now(p));
+        c.in_api.set(true);
+        SimTime::from_nanos(c.virt.get())
+    })
 }
 
+/// End of a runtime API call: drops the CPU time Phantom used during the call and charges `cost` instead.
 pub fn api_exit(cost: SimDuration) {
-    VIRTUAL.with(|v| v.set(v.get() + cost.as_nanos()));
+    with_clock(|c, p| {
+        c.discard(p, cpu_now(p));
+        c.in_api.set(false);
+        c.virt.set(c.virt.get().saturating_add(cost.as_nanos()));
+    })
 }
 
+/// A blocking call completes at simulated time `t`; the clock never moves backwards.
 pub fn advance_to(t: SimTime) {
-    VIRTUAL.with(|v| v.set(v.get().max(t.as_nanos())));
+    with_clock(|c, _| c.virt.set(c.virt.get().max(t.as_nanos())));
+}
+
+/// The thread spends `d` without using CPU (an interposed sleep): charges its CPU time so far, then `d`.
+/// Returns the new virtual time.
+pub fn advance_by(d: SimDuration) -> SimTime {
+    with_clock(|c, p| {
+        if !c.in_api.get() {
+            c.accrue(p, cpu_now(p));
+        }
+        c.virt.set(c.virt.get().saturating_add(d.as_nanos()));
+        SimTime::from_nanos(c.virt.get())
+    })
+}
+
+/// The latest virtual time any thread of this process has reached.
+pub fn watermark() -> SimTime {
+    SimTime::from_nanos(WATERMARK.load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The process-wide mode is shared by all tests in this binary: the tests that use the public functions
+    // all run in deterministic mode; measured-mode arithmetic is tested on a private `ThreadClock`.
+    fn deterministic() {
+        configure(&HostConfig {
+            mode: HostTimeMode::Deterministic,
+            cpu_scale: 1.0,
+            api_call_ns: 100,
+            launch_call_ns: 2_000,
+        });
+    }
+
+    fn fresh() -> ThreadClock {
+        ThreadClock {
+            started: Cell::new(false),
+            virt: Cell::new(0),
+            cpu_base: Cell::new(0),
+            in_api: Cell::new(false),
+        }
+    }
+
+    #[test]
+    fn deterministic_sequence_gives_exact_times() {
+        deterministic();
+        // Each test runs on its own thread, so this clock starts at the current watermark.
+        std::thread::spawn(|| {
+            let t0 = api_enter().as_nanos();
+            assert!(t0 <= watermark().as_nanos());
+            api_exit(SimDuration::from_nanos(100));
+            assert_eq!(now().as_nanos(), t0 + 100);
+            assert_eq!(api_enter().as_nanos(), t0 + 100);
+            api_exit(SimDuration::from_micros(2));
+            assert_eq!(now().as_nanos(), t0 + 2_100);
+            advance_to(SimTime::from_nanos(t0 + 50_000));
+            assert_eq!(now().as_nanos(), t0 + 50_000);
+            // Never backwards.
+            advance_to(SimTime::from_nanos(t0 + 10));
+            assert_eq!(now().as_nanos(), t0 + 50_000);
+            assert_eq!(advance_by(SimDuration::from_millis(1)).as_nanos(), t0 + 1_050_000);
+            // Busy work costs nothing in deterministic mode.
+            let mut x = 0u64;
+            for i in 0..100_000u64 {
+                x = x.wrapping_add(std::hint::black_box(i));
+            }
+            std::hint::black_box(x);
+            assert_eq!(now().as_nanos(), t0 + 1_050_000);
+            assert!(watermark().as_nanos() >= t0 + 1_050_000);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn new_thread_starts_at_watermark() {
+        deterministic();
+        let target = 7_000_000_000_000u64; // later than anything the other tests reach
+        std::thread::spawn(move || {
+            advance_to(SimTime::from_nanos(target));
+            api_enter();
+            api_exit(SimDuration::from_nanos(5));
+        })
+        .join()
+        .unwrap();
+        assert!(watermark().as_nanos() >= target + 5);
+        let seen = std::thread::spawn(now).join().unwrap().as_nanos();
+        assert!(seen >= target + 5, "a new thread started at {seen}, before the watermark");
+    }
+
+    #[test]
+    fn costs_come_from_the_configuration() {
+        deterministic();
+        assert_eq!(mode(), HostTimeMode::Deterministic);
+        assert_eq!(api_call_cost(), SimDuration::from_nanos(100));
+        assert_eq!(launch_call_cost(), SimDuration::from_nanos(2_000));
+    }
+
+    #[test]
+    fn measured_accrues_scaled_cpu_and_discards_phantom_cpu() {
+        let p = Policy { deterministic: false, cpu_scale: 0.5 };
+        let c = fresh();
+        c.start_if_needed(p, 1_000, || Some(10_000));
+        assert_eq!(c.virt.get(), 1_000);
+        assert_eq!(c.cpu_base.get(), 10_000);
+        // 4 µs of application CPU at half speed-up factor -> 2 µs.
+        c.accrue(p, Some(14_000));
+        assert_eq!(c.virt.get(), 3_000);
+        // Phantom's own 6 µs are discarded.
+        c.discard(p, Some(20_000));
+        c.accrue(p, Some(20_000));
+        assert_eq!(c.virt.get(), 3_000);
+        c.accrue(p, Some(21_001));
+        assert_eq!(c.virt.get(), 3_501);
+        // A CPU reading that goes backwards charges nothing and keeps the baseline.
+        c.accrue(p, Some(5));
+        assert_eq!((c.virt.get(), c.cpu_base.get()), (3_501, 21_001));
+        // A failed CPU read charges nothing.
+        c.accrue(p, None);
+        assert_eq!(c.virt.get(), 3_501);
+    }
+
+    #[test]
+    fn deterministic_policy_ignores_cpu() {
+        let p = Policy { deterministic: true, cpu_scale: 1.0 };
+        let c = fresh();
+        c.start_if_needed(p, 42, || panic!("deterministic mode must not read the CPU clock"));
+        c.accrue(p, Some(1_000_000));
+        assert_eq!(c.virt.get(), 42);
+    }
+
+    #[test]
+    fn scaling_rounds_to_nanoseconds() {
+        assert_eq!(scale(1_000, 1.0), 1_000);
+        assert_eq!(scale(1_000, 2.5), 2_500);
+        assert_eq!(scale(3, 0.5), 2);
+        assert_eq!(scale(u64::MAX, 4.0), u64::MAX);
+    }
+
+    #[test]
+    fn thread_cpu_time_is_readable() {
+        assert!(thread_cpu_ns().is_some());
+    }
 }

@@ -17,8 +17,8 @@ thread_local! {
 pub trait FfiReturn: Sized {
     fn unsupported(name: &'static str) -> Self;
     fn panicked() -> Self;
-    /// Called with every value an export returns (records CUDA errors as the thread's last error).
-    fn observe(&self) {}
+    /// Called with every value export `name` returns (records CUDA errors as the thread's last error).
+    fn observe(&self, _name: &'static str) {}
 }
 
 impl FfiReturn for cudaError {
@@ -29,9 +29,14 @@ impl FfiReturn for cudaError {
     fn panicked() -> Self {
         cudaError::cudaErrorUnknown
     }
-    fn observe(&self) {
-        // cudaErrorNotReady is a status, not an error: CUDA does not record it as the last error.
-        if *self != cudaError::cudaSuccess && *self != cudaError::cudaErrorNotReady {
+    fn observe(&self, name: &'static str) {
+        // cudaErrorNotReady is a status, not an error: CUDA does not record it as the last error. The two
+        // calls that report the last error must not record what they report.
+        if *self != cudaError::cudaSuccess
+            && *self != cudaError::cudaErrorNotReady
+            && name != "cudaGetLastError"
+            && name != "cudaPeekAtLastError"
+        {
             set_last_error(*self);
         }
     }
@@ -73,7 +78,7 @@ pub fn guard<R: FfiReturn>(name: &'static str, f: impl FnOnce() -> R) -> R {
             R::panicked()
         }
     };
-    r.observe();
+    r.observe(name);
     r
 }
 

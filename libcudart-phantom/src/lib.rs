@@ -8,11 +8,21 @@
 #[rustfmt::skip]
 #[allow(clippy::all)]
 mod generated {
+    pub mod cudart_errors;
     pub mod cudart_exports;
 }
 
 mod api;
 pub mod clock;
+pub mod copy;
+pub mod device;
+pub mod errors;
+pub mod graph;
+pub mod handles;
+pub mod launch;
+pub mod memory;
+pub mod runtime;
+pub mod stream;
 pub mod device_props;
 pub mod export;
 mod interpose;

@@ -16,7 +16,7 @@ pub fn init() {
             .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
         let _ = match file {
             Some(f) => builder.with_writer(Mutex::new(f)).with_ansi(false).try_init(),
-            None => builder.with_writer(std::io::stderr).try_init(),
+            None => builder.with_writer(std::io::stderr).with_ansi(false).try_init(),
         };
     });
 }

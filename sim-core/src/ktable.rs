@@ -1,66 +1,476 @@
 //! Kernel-time table (measured durations by kernel identity) and the fallback model for kernels it lacks.
 //!
-//! STUB — being filled in (documented, versioned, mergeable text format; wildcard entries; fallback model).
+//! The text format is specified in `docs/kernel-table.md`. In short:
+//!
+//! ```text
+//! # phantom kernel-time table v1
+//! # gpu: h100-sxm-80gb
+//! kernel	spin(float*, int)	2000,1,1	256,1,1	0	15000	12
+//! kernel	spin	*	*	*	20000
+//! ```
+//!
+//! One record per line, fields separated by a single tab: record type, name, grid, block, dynamic shared
+//! memory bytes, duration in ns, optional sample count. `*` in a configuration field matches anything.
 
 use crate::gpu::GpuSpec;
 use crate::time::SimDuration;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The first line of every table this build reads and writes.
+pub const TABLE_HEADER: &str = "# phantom kernel-time table v1";
+/// The format version this build reads and writes.
+pub const TABLE_VERSION: u32 = 1;
+const HEADER_PREFIX: &str = "# phantom kernel-time table v";
 
 /// What a kernel launch is identified by.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KernelKey {
     /// Demangled name with parameter list, e.g. `spin(float*, int)`; the mangled name if demangling failed.
     pub name: String,
+    /// Grid dimensions in blocks (x, y, z).
     pub grid: [u32; 3],
+    /// Block dimensions in threads (x, y, z).
     pub block: [u32; 3],
+    /// Dynamic shared memory requested at launch, in bytes.
     pub shared_mem_bytes: u32,
 }
 
 /// Which of the sources of kernel time (DESIGN.md decision 7) timed a launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TimeSource {
+    /// A kernel-time table entry.
     Table,
+    /// The fallback model (no table lists the kernel).
     Model,
+    /// Measured live on the real GPU.
+    Profiled,
 }
 
+impl TimeSource {
+    /// Lower-case name for reports and traces: `table`, `model` or `profiled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeSource::Table => "table",
+            TimeSource::Model => "model",
+            TimeSource::Profiled => "profiled",
+        }
+    }
+}
+
+impl std::fmt::Display for TimeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A table entry's key: a kernel name and a launch configuration in which any field may be a wildcard
+/// (`None`, written `*`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelPattern {
+    /// Kernel name as written in the table (full demangled name, name without parameters, or mangled name).
+    pub name: String,
+    /// Grid dimensions in blocks; `None` matches any grid.
+    pub grid: Option<[u32; 3]>,
+    /// Block dimensions in threads; `None` matches any block.
+    pub block: Option<[u32; 3]>,
+    /// Dynamic shared memory in bytes; `None` matches any amount.
+    pub shared_mem_bytes: Option<u32>,
+}
+
+impl From<&KernelKey> for KernelPattern {
+    fn from(k: &KernelKey) -> Self {
+        KernelPattern {
+            name: k.name.clone(),
+            grid: Some(k.grid),
+            block: Some(k.block),
+            shared_mem_bytes: Some(k.shared_mem_bytes),
+        }
+    }
+}
+
+impl From<KernelKey> for KernelPattern {
+    fn from(k: KernelKey) -> Self {
+        KernelPattern { name: k.name, grid: Some(k.grid), block: Some(k.block), shared_mem_bytes: Some(k.shared_mem_bytes) }
+    }
+}
+
+/// The launch-configuration part of a pattern; `None` is a wildcard.
+type Config = (Option<[u32; 3]>, Option<[u32; 3]>, Option<u32>);
+
+/// One table entry's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableRecord {
+    /// The kernel's duration.
+    pub duration: SimDuration,
+    /// How many measurements the duration summarises (at least 1).
+    pub samples: u32,
+}
+
+/// A set of kernel durations keyed by [`KernelPattern`], plus the file's metadata.
 #[derive(Clone, Debug, Default)]
 pub struct KernelTable {
-    by_name: HashMap<String, SimDuration>,
+    /// name → configuration → record. Ordered so that `to_text` is deterministic.
+    entries: BTreeMap<String, BTreeMap<Config, TableRecord>>,
+    /// `# key: value` metadata lines (e.g. `gpu`).
+    meta: BTreeMap<String, String>,
+    /// Lines skipped while parsing (unknown record types), each naming its line.
+    warnings: Vec<String>,
+}
+
+/// Two tables are equal when their entries and metadata are; parse warnings are not compared.
+impl PartialEq for KernelTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries && self.meta == other.meta
+    }
 }
 
 impl KernelTable {
+    /// Parses the text format. Errors name the 1-based line: `line 7: ...`.
     pub fn parse(text: &str) -> Result<KernelTable, String> {
+        let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let first = lines.next().unwrap_or("").trim_end();
+        check_header(first)?;
         let mut t = KernelTable::default();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() >= 3 && f[0] == "kernel" {
-                let ns: u64 = f[f.len() - 1].parse().map_err(|e| format!("{e}"))?;
-                t.by_name.insert(f[1].to_string(), SimDuration::from_nanos(ns));
+        for (i, line) in lines.enumerate() {
+            let lineno = i + 2;
+            let trimmed = line.trim_start();
+            if trimmed.trim_end().is_empty() {
+                continue;
+            }
+            if let Some(comment) = trimmed.strip_prefix('#') {
+                if let Some((k, v)) = parse_meta(comment) {
+                    t.meta.insert(k.to_string(), v.to_string());
+                }
+                continue;
+            }
+            let fields: Vec<&str> = line.split('\t').collect();
+            match fields[0] {
+                "kernel" => {
+                    let (pattern, record) = parse_kernel(&fields).map_err(|e| format!("line {lineno}: {e}"))?;
+                    t.insert_record(pattern, record);
+                }
+                other if is_identifier(other) => {
+                    t.warnings.push(format!("line {lineno}: skipped record of unknown type `{other}`"));
+                }
+                other => {
+                    return Err(format!(
+                        "line {lineno}: expected a record type (`kernel`) followed by a tab, found `{}`",
+                        other.chars().take(40).collect::<String>()
+                    ))
+                }
             }
         }
         Ok(t)
     }
 
-    pub fn load(path: &std::path::Path) -> Result<KernelTable, String> {
+    /// Reads and parses a table file; errors start with the path.
+    pub fn load(path: &Path) -> Result<KernelTable, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        KernelTable::parse(&text)
+        KernelTable::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Adds `other`'s entries; on a conflict `other` wins.
+    /// Adds `other`'s entries; an entry with the same pattern is replaced by `other`'s (later table wins).
+    /// Metadata keys of `other` replace ours; warnings are kept from both.
     pub fn merge(&mut self, other: KernelTable) {
-        self.by_name.extend(other.by_name);
+        for (name, configs) in other.entries {
+            self.entries.entry(name).or_default().extend(configs);
+        }
+        self.meta.extend(other.meta);
+        self.warnings.extend(other.warnings);
     }
 
+    /// Adds or replaces one entry. A [`KernelKey`] converts into a pattern with no wildcards.
+    /// `samples` of 0 is stored as 1.
+    pub fn insert(&mut self, pattern: impl Into<KernelPattern>, duration: SimDuration, samples: u32) {
+        self.insert_record(pattern.into(), TableRecord { duration, samples: samples.max(1) });
+    }
+
+    fn insert_record(&mut self, p: KernelPattern, record: TableRecord) {
+        self.entries.entry(p.name).or_default().insert((p.grid, p.block, p.shared_mem_bytes), record);
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The duration for a launch, or `None` if no entry matches (see [`KernelTable::lookup_record`]).
     pub fn lookup(&self, key: &KernelKey) -> Option<SimDuration> {
-        let short = key.name.split('(').next().unwrap_or(&key.name);
-        self.by_name.get(&key.name).or_else(|| self.by_name.get(short)).copied()
+        self.lookup_record(key).map(|r| r.duration)
+    }
+
+    /// The entry for a launch. Names are tried in this order: the full name; the name without its parameter
+    /// list; that without a leading return type. For each name the most specific matching configuration
+    /// wins: an exact grid beats a wildcard grid, then the same for block, then for shared memory.
+    pub fn lookup_record(&self, key: &KernelKey) -> Option<TableRecord> {
+        let (no_params, short) = name_variants(&key.name);
+        let mut names = [Some(key.name.as_str()), Some(no_params), Some(short)];
+        if no_params == key.name {
+            names[1] = None;
+        }
+        if short == no_params {
+            names[2] = None;
+        }
+        names.into_iter().flatten().find_map(|n| self.lookup_name(n, key))
+    }
+
+    fn lookup_name(&self, name: &str, key: &KernelKey) -> Option<TableRecord> {
+        let configs = self.entries.get(name)?;
+        let g = [Some(key.grid), None];
+        let b = [Some(key.block), None];
+        let s = [Some(key.shared_mem_bytes), None];
+        for grid in g {
+            for block in b {
+                for smem in s {
+                    if let Some(r) = configs.get(&(grid, block, smem)) {
+                        return Some(*r);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Iterates over every entry in `to_text` order.
+    pub fn iter(&self) -> impl Iterator<Item = (KernelPattern, TableRecord)> + '_ {
+        self.entries.iter().flat_map(|(name, configs)| {
+            configs.iter().map(move |(&(grid, block, shared_mem_bytes), r)| {
+                (KernelPattern { name: name.clone(), grid, block, shared_mem_bytes }, *r)
+            })
+        })
+    }
+
+    /// Metadata value of a `# key: value` line, e.g. `metadata("gpu")`.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).map(String::as_str)
+    }
+
+    /// Sets a metadata value (written by `to_text`). Keys are lower-case words (`[a-z0-9_-]+`); values
+    /// must not contain line breaks. Invalid keys or values are ignored.
+    pub fn set_metadata(&mut self, key: &str, value: &str) {
+        if is_meta_key(key) && !value.contains(['\n', '\r']) {
+            self.meta.insert(key.to_string(), value.trim().to_string());
+        }
+    }
+
+    /// The GPU model key the table was recorded on, from its `# gpu:` line.
+    pub fn gpu(&self) -> Option<&str> {
+        self.metadata("gpu")
+    }
+
+    /// Lines the parser skipped, e.g. `line 9: skipped record of unknown type `gemm``.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The table in the text format; `parse(&t.to_text())` gives back an equal table. Entries are sorted by
+    /// name, then configuration (wildcards first); durations are written in whole nanoseconds.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(TABLE_HEADER);
+        out.push('\n');
+        for (k, v) in &self.meta {
+            let _ = writeln!(out, "# {k}: {v}");
+        }
+        for (p, r) in self.iter() {
+            let _ = writeln!(
+                out,
+                "kernel\t{}\t{}\t{}\t{}\t{}\t{}",
+                p.name,
+                fmt_dim(p.grid),
+                fmt_dim(p.block),
+                p.shared_mem_bytes.map_or("*".to_string(), |s| s.to_string()),
+                r.duration.as_nanos(),
+                r.samples
+            );
+        }
+        out
     }
 }
 
-/// Duration of a kernel no table lists.
-#[derive(Clone, Debug, PartialEq)]
+fn check_header(first: &str) -> Result<(), String> {
+    if first == TABLE_HEADER {
+        return Ok(());
+    }
+    if let Some(v) = first.strip_prefix(HEADER_PREFIX) {
+        return Err(format!(
+            "line 1: unsupported kernel-time table version `v{v}` (this build reads v{TABLE_VERSION})"
+        ));
+    }
+    Err(format!("line 1: expected the header `{TABLE_HEADER}`"))
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn is_meta_key(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// `" gpu: h100-sxm-80gb"` (the text after `#`) → `("gpu", "h100-sxm-80gb")`.
+fn parse_meta(comment: &str) -> Option<(&str, &str)> {
+    let (k, v) = comment.split_once(':')?;
+    let k = k.trim();
+    is_meta_key(k).then(|| (k, v.trim()))
+}
+
+fn parse_kernel(f: &[&str]) -> Result<(KernelPattern, TableRecord), String> {
+    if f.len() != 6 && f.len() != 7 {
+        return Err(format!(
+            "a kernel record has 6 or 7 tab-separated fields (kernel, name, grid, block, shared_mem_bytes, \
+             duration_ns[, samples]); found {}",
+            f.len()
+        ));
+    }
+    let name = f[1].trim();
+    if name.is_empty() {
+        return Err("empty kernel name".into());
+    }
+    let grid = parse_dim(f[2]).map_err(|e| format!("grid: {e}"))?;
+    let block = parse_dim(f[3]).map_err(|e| format!("block: {e}"))?;
+    let shared_mem_bytes = match f[4].trim() {
+        "*" => None,
+        s => Some(
+            s.parse::<u32>()
+                .map_err(|_| format!("shared_mem_bytes: expected a number of bytes or `*`, found `{s}`"))?,
+        ),
+    };
+    let duration = parse_duration(f[5].trim())?;
+    let samples = match f.get(6).map(|s| s.trim()) {
+        None => 1,
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(format!("samples: expected a positive integer, found `{s}`")),
+        },
+    };
+    Ok((KernelPattern { name: name.to_string(), grid, block, shared_mem_bytes }, TableRecord { duration, samples }))
+}
+
+fn parse_dim(s: &str) -> Result<Option<[u32; 3]>, String> {
+    let s = s.trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    let bad = || format!("expected `x,y,z` (three positive integers) or `*`, found `{s}`");
+    let parts: Vec<&str> = s.split(',').collect();
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let mut d = [0u32; 3];
+    for (slot, p) in d.iter_mut().zip(&parts) {
+        *slot = p.trim().parse::<u32>().ok().filter(|&v| v >= 1).ok_or_else(bad)?;
+    }
+    Ok(Some(d))
+}
+
+/// Non-negative decimal nanoseconds, rounded to the nearest whole nanosecond (halves round up).
+fn parse_duration(s: &str) -> Result<SimDuration, String> {
+    let bad = || format!("duration_ns: expected a non-negative decimal number of nanoseconds, found `{s}`");
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    if s.ends_with('.') {
+        return Err(bad());
+    }
+    let whole: u64 = int.parse().map_err(|_| bad())?;
+    let round_up = frac.as_bytes().first().is_some_and(|&d| d >= b'5');
+    Ok(SimDuration::from_nanos(whole.checked_add(round_up as u64).ok_or_else(bad)?))
+}
+
+fn fmt_dim(d: Option<[u32; 3]>) -> String {
+    match d {
+        None => "*".into(),
+        Some([x, y, z]) => format!("{x},{y},{z}"),
+    }
+}
+
+/// The two shorter forms of a demangled name tried by lookup:
+/// (name without its parameter list, that without a leading return type).
+///
+/// `void foo<int, float>(int*, float)` → (`void foo<int, float>`, `foo<int, float>`).
+/// Template arguments are kept; `(anonymous namespace)::` qualifiers are not taken for a parameter list.
+pub fn name_variants(name: &str) -> (&str, &str) {
+    let no_params = strip_params(name);
+    (no_params, strip_return_type(no_params))
+}
+
+fn strip_params(name: &str) -> &str {
+    let bytes = name.as_bytes();
+    let mut angle = 0i32;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => angle += 1,
+            b'>' => angle -= 1,
+            b'(' if angle <= 0 => {
+                let close = matching_paren(bytes, i);
+                match close {
+                    Some(c) if name[c + 1..].starts_with("::") => {
+                        i = c + 1;
+                        continue;
+                    }
+                    _ => return name[..i].trim_end(),
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    name.trim_end()
+}
+
+fn matching_paren(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    for (j, &b) in bytes.iter().enumerate().skip(open) {
+        match b {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Text after the last space outside `<...>` and `(...)`.
+fn strip_return_type(s: &str) -> &str {
+    let (mut angle, mut paren) = (0i32, 0i32);
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'<' => angle += 1,
+            b'>' => angle -= 1,
+            b'(' => paren += 1,
+            b')' => paren -= 1,
+            b' ' if angle <= 0 && paren <= 0 => start = i + 1,
+            _ => {}
+        }
+    }
+    &s[start..]
+}
+
+/// Duration of a kernel no table lists: `base_ns + waves × per_wave_ns`, where
+/// `waves = ceil(blocks / (sm_count × resident_blocks_per_sm))` (see `docs/kernel-table.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FallbackModel {
+    /// Fixed cost of every kernel, in ns.
     pub base_ns: u64,
+    /// Cost of each wave of blocks (one full load of every SM), in ns.
     pub per_wave_ns: u64,
 }
 
@@ -71,11 +481,200 @@ impl Default for FallbackModel {
 }
 
 impl FallbackModel {
+    /// Number of waves a launch of `key` takes: blocks (at least 1) divided by the blocks the whole GPU holds
+    /// at once, rounded up. Zero SMs or zero resident blocks count as one.
+    pub fn waves(spec: &GpuSpec, key: &KernelKey, resident_blocks_per_sm: u32) -> u64 {
+        let blocks = key.grid.iter().map(|&g| g as u64).product::<u64>().max(1);
+        let per_wave = spec.sm_count.max(1) as u64 * resident_blocks_per_sm.max(1) as u64;
+        blocks.div_ceil(per_wave)
+    }
+
     /// `resident_blocks_per_sm`: how many blocks of this launch fit on one SM at once (occupancy).
     pub fn kernel_time(&self, spec: &GpuSpec, key: &KernelKey, resident_blocks_per_sm: u32) -> SimDuration {
-        let blocks = key.grid.iter().map(|&g| g as u64).product::<u64>().max(1);
-        let per_wave = spec.sm_count as u64 * resident_blocks_per_sm.max(1) as u64;
-        let waves = blocks.div_ceil(per_wave);
-        SimDuration::from_nanos(self.base_ns + waves * self.per_wave_ns)
+        let waves = Self::waves(spec, key, resident_blocks_per_sm);
+        SimDuration::from_nanos(self.base_ns.saturating_add(waves.saturating_mul(self.per_wave_ns)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::gpu_preset;
+
+    fn key(name: &str, grid: [u32; 3], block: [u32; 3], smem: u32) -> KernelKey {
+        KernelKey { name: name.into(), grid, block, shared_mem_bytes: smem }
+    }
+
+    fn ns(n: u64) -> Option<SimDuration> {
+        Some(SimDuration::from_nanos(n))
+    }
+
+    const SAMPLE: &str = "# phantom kernel-time table v1\n\
+        # gpu: h100-sxm-80gb\n\
+        # a free comment\n\
+        \n\
+        kernel\tspin(float*, int)\t2000,1,1\t256,1,1\t0\t15000\t12\n\
+        kernel\tspin(float*, int)\t*\t256,1,1\t*\t16000\n\
+        kernel\tspin\t*\t*\t*\t20000\n\
+        kernel\tscale<float>\t4,1,1\t*\t0\t700.5\t3\n";
+
+    #[test]
+    fn parses_entries_and_metadata() {
+        let t = KernelTable::parse(SAMPLE).unwrap();
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.gpu(), Some("h100-sxm-80gb"));
+        assert_eq!(t.metadata("a free comment"), None);
+        assert!(t.warnings().is_empty());
+        let r = t.lookup_record(&key("spin(float*, int)", [2000, 1, 1], [256, 1, 1], 0)).unwrap();
+        assert_eq!(r, TableRecord { duration: SimDuration::from_nanos(15_000), samples: 12 });
+    }
+
+    #[test]
+    fn lookup_order() {
+        let t = KernelTable::parse(SAMPLE).unwrap();
+        // exact
+        assert_eq!(t.lookup(&key("spin(float*, int)", [2000, 1, 1], [256, 1, 1], 0)), ns(15_000));
+        // same full name, wildcard grid and smem
+        assert_eq!(t.lookup(&key("spin(float*, int)", [10, 1, 1], [256, 1, 1], 64)), ns(16_000));
+        // same full name, but no full-name pattern matches block 128 → short name `spin`
+        assert_eq!(t.lookup(&key("spin(float*, int)", [10, 1, 1], [128, 1, 1], 0)), ns(20_000));
+        // a different overload falls back to the short name too
+        assert_eq!(t.lookup(&key("spin(double*, int)", [2000, 1, 1], [256, 1, 1], 0)), ns(20_000));
+        // template name with return type and parameters → `scale<float>`; 700.5 rounds to 701
+        assert_eq!(t.lookup(&key("void scale<float>(float*, int)", [4, 1, 1], [32, 1, 1], 0)), ns(701));
+        assert_eq!(t.lookup(&key("void scale<float>(float*, int)", [5, 1, 1], [32, 1, 1], 0)), None);
+        assert_eq!(t.lookup(&key("scale<double>", [4, 1, 1], [32, 1, 1], 0)), None);
+        assert_eq!(t.lookup(&key("other", [1, 1, 1], [1, 1, 1], 0)), None);
+    }
+
+    #[test]
+    fn most_specific_pattern_wins() {
+        let mut t = KernelTable::default();
+        t.insert(KernelPattern { name: "k".into(), grid: None, block: Some([64, 1, 1]), shared_mem_bytes: None }, SimDuration::from_nanos(1), 1);
+        t.insert(KernelPattern { name: "k".into(), grid: Some([8, 1, 1]), block: None, shared_mem_bytes: None }, SimDuration::from_nanos(2), 1);
+        t.insert(KernelPattern { name: "k".into(), grid: Some([8, 1, 1]), block: None, shared_mem_bytes: Some(0) }, SimDuration::from_nanos(3), 1);
+        // grid exact beats block exact; then smem exact beats smem wildcard
+        assert_eq!(t.lookup(&key("k", [8, 1, 1], [64, 1, 1], 0)), ns(3));
+        assert_eq!(t.lookup(&key("k", [8, 1, 1], [64, 1, 1], 16)), ns(2));
+        assert_eq!(t.lookup(&key("k", [9, 1, 1], [64, 1, 1], 16)), ns(1));
+        assert_eq!(t.lookup(&key("k", [9, 1, 1], [32, 1, 1], 16)), None);
+        t.insert(key("k", [9, 1, 1], [32, 1, 1], 16), SimDuration::from_nanos(4), 0);
+        assert_eq!(t.lookup_record(&key("k", [9, 1, 1], [32, 1, 1], 16)).unwrap().samples, 1);
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn name_variants_strip_params_and_return_type() {
+        assert_eq!(name_variants("spin(float*, int)"), ("spin", "spin"));
+        assert_eq!(name_variants("spin"), ("spin", "spin"));
+        assert_eq!(
+            name_variants("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, at::detail::Array<char*, 1> >(int, at::native::FillFunctor<float>, at::detail::Array<char*, 1>)"),
+            (
+                "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, at::detail::Array<char*, 1> >",
+                "at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, at::detail::Array<char*, 1> >"
+            )
+        );
+        assert_eq!(name_variants("(anonymous namespace)::fill(float*)"), ("(anonymous namespace)::fill", "(anonymous namespace)::fill"));
+        assert_eq!(name_variants("_Z4spinPfi"), ("_Z4spinPfi", "_Z4spinPfi"));
+    }
+
+    #[test]
+    fn merge_later_wins() {
+        let mut a = KernelTable::parse(SAMPLE).unwrap();
+        let b = KernelTable::parse(
+            "# phantom kernel-time table v1\n# gpu: h200-141gb\nkernel\tspin\t*\t*\t*\t30000\t2\nkernel\tnew\t1,1,1\t1,1,1\t0\t5\n",
+        )
+        .unwrap();
+        a.merge(b);
+        assert_eq!(a.len(), 5);
+        assert_eq!(a.gpu(), Some("h200-141gb"));
+        assert_eq!(a.lookup(&key("spin(int)", [1, 1, 1], [1, 1, 1], 0)), ns(30_000));
+        assert_eq!(a.lookup(&key("new", [1, 1, 1], [1, 1, 1], 0)), ns(5));
+        assert_eq!(a.lookup(&key("spin(float*, int)", [2000, 1, 1], [256, 1, 1], 0)), ns(15_000));
+    }
+
+    #[test]
+    fn to_text_round_trips() {
+        let t = KernelTable::parse(SAMPLE).unwrap();
+        let text = t.to_text();
+        assert_eq!(
+            text,
+            "# phantom kernel-time table v1\n\
+             # gpu: h100-sxm-80gb\n\
+             kernel\tscale<float>\t4,1,1\t*\t0\t701\t3\n\
+             kernel\tspin\t*\t*\t*\t20000\t1\n\
+             kernel\tspin(float*, int)\t*\t256,1,1\t*\t16000\t1\n\
+             kernel\tspin(float*, int)\t2000,1,1\t256,1,1\t0\t15000\t12\n"
+        );
+        assert_eq!(KernelTable::parse(&text).unwrap(), t);
+        let mut empty = KernelTable::default();
+        assert_eq!(empty.to_text(), "# phantom kernel-time table v1\n");
+        empty.set_metadata("source", "calibration");
+        assert_eq!(KernelTable::parse(&empty.to_text()).unwrap().metadata("source"), Some("calibration"));
+    }
+
+    #[test]
+    fn crlf_and_durations() {
+        let t = KernelTable::parse("# phantom kernel-time table v1\r\nkernel\ta\t*\t*\t*\t0.49\r\nkernel\tb\t*\t*\t*\t7\r\n").unwrap();
+        assert_eq!(t.lookup(&key("a", [1, 1, 1], [1, 1, 1], 0)), ns(0));
+        assert_eq!(t.lookup(&key("b", [1, 1, 1], [1, 1, 1], 0)), ns(7));
+    }
+
+    #[test]
+    fn header_errors() {
+        assert_eq!(KernelTable::parse("").unwrap_err(), "line 1: expected the header `# phantom kernel-time table v1`");
+        assert_eq!(
+            KernelTable::parse("kernel\ta\t*\t*\t*\t1\n").unwrap_err(),
+            "line 1: expected the header `# phantom kernel-time table v1`"
+        );
+        assert_eq!(
+            KernelTable::parse("# phantom kernel-time table v2\n").unwrap_err(),
+            "line 1: unsupported kernel-time table version `v2` (this build reads v1)"
+        );
+    }
+
+    #[test]
+    fn record_errors_name_the_line() {
+        let err = |body: &str| KernelTable::parse(&format!("{TABLE_HEADER}\n# c\n{body}\n")).unwrap_err();
+        assert_eq!(
+            err("kernel\ta\t*\t*\t1"),
+            "line 3: a kernel record has 6 or 7 tab-separated fields (kernel, name, grid, block, shared_mem_bytes, duration_ns[, samples]); found 5"
+        );
+        assert_eq!(err("kernel\ta\t1,1\t*\t*\t1"), "line 3: grid: expected `x,y,z` (three positive integers) or `*`, found `1,1`");
+        assert_eq!(err("kernel\ta\t*\t0,1,1\t*\t1"), "line 3: block: expected `x,y,z` (three positive integers) or `*`, found `0,1,1`");
+        assert_eq!(err("kernel\ta\t*\t*\t-1\t1"), "line 3: shared_mem_bytes: expected a number of bytes or `*`, found `-1`");
+        assert_eq!(err("kernel\ta\t*\t*\t*\t1e3"), "line 3: duration_ns: expected a non-negative decimal number of nanoseconds, found `1e3`");
+        assert_eq!(err("kernel\ta\t*\t*\t*\t-5"), "line 3: duration_ns: expected a non-negative decimal number of nanoseconds, found `-5`");
+        assert_eq!(err("kernel\ta\t*\t*\t*\t5\t0"), "line 3: samples: expected a positive integer, found `0`");
+        assert_eq!(err("kernel\t \t*\t*\t*\t5"), "line 3: empty kernel name");
+        assert_eq!(
+            err("kernel a * * * 5"),
+            "line 3: expected a record type (`kernel`) followed by a tab, found `kernel a * * * 5`"
+        );
+    }
+
+    #[test]
+    fn unknown_record_types_are_skipped_with_a_warning() {
+        let t = KernelTable::parse(&format!("{TABLE_HEADER}\ngemm\tbf16\t4096,4096,4096\t123\nkernel\ta\t*\t*\t*\t1\n")).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.warnings(), ["line 2: skipped record of unknown type `gemm`"]);
+    }
+
+    #[test]
+    fn fallback_model() {
+        let h100 = gpu_preset("h100-sxm-80gb").unwrap();
+        assert_eq!(h100.sm_count, 132);
+        let m = FallbackModel::default();
+        // 132 SMs × 8 resident blocks = 1056 per wave; 2000 blocks → 2 waves
+        let k = key("k", [2000, 1, 1], [128, 1, 1], 0);
+        assert_eq!(FallbackModel::waves(&h100, &k, 8), 2);
+        assert_eq!(m.kernel_time(&h100, &k, 8), SimDuration::from_nanos(4_000));
+        // exactly one full wave, then one block more
+        assert_eq!(m.kernel_time(&h100, &key("k", [1056, 1, 1], [1, 1, 1], 0), 8), SimDuration::from_nanos(3_000));
+        assert_eq!(m.kernel_time(&h100, &key("k", [33, 32, 1], [1, 1, 1], 0), 8), SimDuration::from_nanos(4_000));
+        // a zero-size grid counts as one block; zero occupancy as one block per SM
+        assert_eq!(m.kernel_time(&h100, &key("k", [0, 1, 1], [1, 1, 1], 0), 0), SimDuration::from_nanos(3_000));
+        let custom = FallbackModel { base_ns: 500, per_wave_ns: 250 };
+        assert_eq!(custom.kernel_time(&h100, &key("k", [133, 1, 1], [1, 1, 1], 0), 1), SimDuration::from_nanos(1_000));
     }
 }

@@ -11,6 +11,7 @@
 //! | `stage`   | a release build of the workspace                        | `target/phantom/lib/` (real file names)  |
 
 mod codegen;
+mod fuzzgen;
 mod golden;
 mod stage;
 
@@ -33,6 +34,7 @@ usage: cargo xtask <command>
   bindgen   regenerate cuda-sys/src/cudart.rs from the CUDA headers (needs libclang; build with --features bindgen)
   golden    refresh the golden export lists in cuda-sys/abi/ from NVIDIA's real libraries
   codegen   regenerate libcudart-phantom/src/generated/ from the bindings and the golden list
+  fuzzgen   regenerate tests/src/generated/call_all.rs (call every export with zero/garbage arguments)
   regen     deps + bindgen + golden + codegen
   stage     build the libraries (release) and stage them under their real names in target/phantom/lib
 ";
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Some("codegen") => codegen::run(),
         Some("regen") => deps().and_then(|_| bindgen_cmd()).and_then(|_| golden::run()).and_then(|_| codegen::run()),
         Some("stage") => stage::run(&args[1..]),
+        Some("fuzzgen") => fuzzgen::run(),
         _ => {
             eprint!("{HELP}");
             return ExitCode::from(2);

@@ -1,0 +1,152 @@
+//! Fat binaries, registered kernels and variables, and kernel launches.
+//!
+//! nvcc's host code registers each fat binary and its kernels at start-up; a `<<<…>>>` launch pushes the
+//! configuration, pops it in the generated stub, looks the kernel up with `__cudaGetKernel` and launches it
+//! with `__cudaLaunchKernel`. A kernel is identified by its host stub address; its identity for timing is
+//! its demangled name plus launch configuration (`sim_core::ktable::KernelKey`).
+
+use crate::export::CudaResult;
+use crate::runtime::{Device, Runtime};
+use crate::stream::{resolve, Work};
+use dashmap::DashMap;
+use once_cell::sync::Lazy;
+use phantom_cuda_sys::{cudaError, cudaStream_t, dim3};
+use sim_core::ktable::{KernelKey, TimeSource};
+use sim_core::timeline::sms_needed;
+use sim_core::{SimDuration, SimTime};
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A kernel registered by `__cudaRegisterFunction`.
+#[derive(Debug, Clone)]
+pub struct KernelInfo {
+    pub mangled: String,
+    pub name: String,
+    /// `cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)`.
+    pub max_dynamic_shared: u32,
+}
+
+/// Registered kernels by host stub address.
+pub static KERNELS: Lazy<DashMap<usize, KernelInfo>> = Lazy::new(DashMap::new);
+
+/// Registered device variables by host shadow address: (device address, size).
+pub static VARIABLES: Lazy<DashMap<usize, (u64, u64)>> = Lazy::new(DashMap::new);
+
+/// Pending variable registrations: host shadow address → size; device memory is allocated on first use.
+pub static PENDING_VARIABLES: Lazy<DashMap<usize, u64>> = Lazy::new(DashMap::new);
+
+/// Launch counters by time source, for the run report.
+pub static LAUNCHES_BY_TABLE: AtomicU64 = AtomicU64::new(0);
+pub static LAUNCHES_BY_MODEL: AtomicU64 = AtomicU64::new(0);
+
+/// Readable kernel name: the demangled C++ name, or the symbol itself when it is not a C++ name.
+pub fn demangle(mangled: &str) -> String {
+    cpp_demangle::Symbol::new(mangled)
+        .ok()
+        .and_then(|s| s.demangle(&cpp_demangle::DemangleOptions::default()).ok())
+        .unwrap_or_else(|| mangled.to_string())
+}
+
+/// # Safety
+/// `name` must be null or a NUL-terminated string.
+pub unsafe fn register_function(host_fun: usize, name: *const c_char) {
+    if host_fun == 0 || name.is_null() {
+        return;
+    }
+    let mangled = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
+    let name = demangle(&mangled);
+    KERNELS.insert(host_fun, KernelInfo { mangled, name, max_dynamic_shared: 0 });
+}
+
+/// The launch configuration nvcc's `<<<…>>>` pushes before calling the kernel's host stub.
+#[derive(Clone, Copy, Debug)]
+pub struct CallConfig {
+    pub grid: dim3,
+    pub block: dim3,
+    pub shared: usize,
+    pub stream: cudaStream_t,
+}
+
+thread_local! {
+    static CALL_CONFIGS: RefCell<Vec<CallConfig>> = const { RefCell::new(Vec::new()) };
+}
+
+pub fn push_config(c: CallConfig) {
+    CALL_CONFIGS.with(|s| s.borrow_mut().push(c));
+}
+
+pub fn pop_config() -> Option<CallConfig> {
+    CALL_CONFIGS.with(|s| s.borrow_mut().pop())
+}
+
+fn dims(d: dim3) -> [u32; 3] {
+    [d.x, d.y, d.z]
+}
+
+/// Checks a launch configuration against the device's limits (`cudaErrorInvalidConfiguration`).
+pub fn validate(dev: &Device, grid: dim3, block: dim3, shared: usize, info: &KernelInfo) -> CudaResult<()> {
+    let s = &dev.spec;
+    let g = dims(grid);
+    let b = dims(block);
+    let threads = b.iter().map(|&x| x as u64).product::<u64>();
+    let shared_limit = (s.shared_mem_per_block_bytes as usize).max(info.max_dynamic_shared as usize);
+    let ok = g.iter().all(|&x| x >= 1)
+        && b.iter().all(|&x| x >= 1)
+        && g.iter().zip(s.max_grid_size).all(|(&x, m)| x <= m)
+        && b.iter().zip(s.max_block_dim).all(|(&x, m)| x <= m)
+        && threads <= s.max_threads_per_block as u64
+        && shared <= shared_limit;
+    if ok {
+        Ok(())
+    } else {
+        Err(cudaError::cudaErrorInvalidConfiguration)
+    }
+}
+
+/// Registers assumed for a kernel whose binary Phantom does not inspect.
+pub const ASSUMED_REGS_PER_THREAD: u32 = 32;
+
+/// How long a launch takes and which source said so.
+pub fn kernel_time(rt: &Runtime, dev: &Device, key: &KernelKey) -> (SimDuration, TimeSource, u32) {
+    let threads = key.block.iter().product::<u32>();
+    let resident = crate::device_props::max_active_blocks_per_sm(
+        &dev.spec,
+        threads,
+        ASSUMED_REGS_PER_THREAD,
+        key.shared_mem_bytes,
+    )
+    .max(1);
+    match rt.kernels.lookup(key) {
+        Some(d) => (d, TimeSource::Table, resident),
+        None => (rt.config.kernels.fallback.kernel_time(&dev.spec, key, resident), TimeSource::Model, resident),
+    }
+}
+
+/// Launches the kernel registered for `host_fun`; `submit` is when the launch call hands it to the GPU.
+pub fn launch(
+    rt: &Runtime,
+    submit: SimTime,
+    host_fun: usize,
+    grid: dim3,
+    block: dim3,
+    shared: usize,
+    stream: cudaStream_t,
+) -> CudaResult<()> {
+    let info = KERNELS.get(&host_fun).map(|r| r.clone()).ok_or(cudaError::cudaErrorInvalidDeviceFunction)?;
+    let stream = resolve(stream)?;
+    let dev = rt.device(stream.device as i32)?;
+    validate(dev, grid, block, shared, &info)?;
+    let key = KernelKey { name: info.name.clone(), grid: dims(grid), block: dims(block), shared_mem_bytes: shared as u32 };
+    let (duration, source, resident) = kernel_time(rt, dev, &key);
+    match source {
+        TimeSource::Table => LAUNCHES_BY_TABLE.fetch_add(1, Ordering::Relaxed),
+        _ => LAUNCHES_BY_MODEL.fetch_add(1, Ordering::Relaxed),
+    };
+    let blocks = key.grid.iter().map(|&x| x as u64).product::<u64>();
+    let sms = sms_needed(blocks, resident, dev.spec.sm_count);
+    let (start, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration, sms });
+    tracing::trace!(kernel = %key.name, ?source, start = start.as_nanos(), end = end.as_nanos(), "launch");
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! Streams, events and the ordering rules between them.
+//!
+//! Every command (kernel, copy, memset, event record, host function) is placed when it is queued: it starts
+//! no earlier than `submit + launch latency` (submit = the host's virtual time when the queuing call returns),
+//! than the previous command of its stream, and than the implicit dependencies of the legacy default stream
+//! (the legacy stream waits for all blocking streams of its device, and blocking streams wait for it).
+
+use crate::export::CudaResult;
+use crate::graph::{Capture, NodeWork};
+use crate::handles::HandleMap;
+use crate::runtime::{rt, Device};
+use phantom_cuda_sys::{cudaError, cudaStream_t};
+use sim_core::timeline::{CopyEngine, GpuTimeline};
+use sim_core::{SimDuration, SimTime};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub const STREAM_NON_BLOCKING: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    Legacy,
+    PerThread,
+    User,
+}
+
+#[derive(Debug, Default)]
+pub struct StreamState {
+    /// Completion time of the last command queued on this stream.
+    pub tail: SimTime,
+    /// Set while the stream is being captured into a graph.
+    pub capture: Option<Capture>,
+}
+
+#[derive(Debug)]
+pub struct Stream {
+    pub device: u32,
+    pub kind: StreamKind,
+    pub flags: u32,
+    pub priority: i32,
+    pub handle: usize,
+    state: Mutex<StreamState>,
+}
+
+/// What a placed command needs from the device's resources.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Work {
+    Kernel { duration: SimDuration, sms: u32 },
+    Copy { engine: CopyEngine, duration: SimDuration },
+    /// A zero-duration marker (event record, wait).
+    Marker,
+}
+
+pub static STREAMS: HandleMap<Stream> = HandleMap::new(0x5000_0000_0000);
+
+impl Stream {
+    pub fn legacy(device: u32) -> Arc<Stream> {
+        Arc::new(Stream { device, kind: StreamKind::Legacy, flags: 0, priority: 0, handle: 1, state: Default::default() })
+    }
+
+    pub fn create(device: u32, flags: u32, priority: i32) -> usize {
+        STREAMS.insert_with(|handle| Stream {
+            device,
+            kind: StreamKind::User,
+            flags,
+            priority,
+            handle,
+            state: Default::default(),
+        })
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, StreamState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_blocking(&self) -> bool {
+        self.flags & STREAM_NON_BLOCKING == 0
+    }
+
+    /// Places a command on this stream, after `extra_dep` as well as the stream's own order.
+    /// Returns (start, end). While the stream is captured, the command is recorded instead (times are zero).
+    pub fn enqueue(&self, dev: &Device, submit: SimTime, extra_dep: SimTime, work: Work) -> (SimTime, SimTime) {
+        self.enqueue_with(dev, submit, extra_dep, NodeWork::from(work), |timeline, earliest| match work {
+            Work::Kernel { duration, sms } => timeline.place_kernel(earliest, duration, sms),
+            Work::Copy { engine, duration } => timeline.place_copy(engine, earliest, duration),
+            Work::Marker => (earliest, earliest),
+        })
+    }
+
+    /// Like `enqueue`, with the placement on the device timeline done by `place` (given the earliest start).
+    pub fn enqueue_with(
+        &self,
+        dev: &Device,
+        submit: SimTime,
+        extra_dep: SimTime,
+        as_node: NodeWork,
+        place: impl FnOnce(&mut GpuTimeline, SimTime) -> (SimTime, SimTime),
+    ) -> (SimTime, SimTime) {
+        let mut st = self.state();
+        if let Some(cap) = st.capture.as_mut() {
+            cap.add(as_node);
+            return (SimTime::ZERO, SimTime::ZERO);
+        }
+        let mut sched = dev.sched();
+        let mut earliest = (submit + dev.launch_latency()).max(st.tail).max(extra_dep);
+        match (self.kind, self.is_blocking()) {
+            (StreamKind::Legacy, _) => earliest = earliest.max(sched.blocking_end),
+            (_, true) => earliest = earliest.max(sched.legacy_end),
+            _ => {}
+        }
+        let (start, end) = place(&mut sched.timeline, earliest);
+        st.tail = st.tail.max(end);
+        sched.max_end = sched.max_end.max(end);
+        if self.kind == StreamKind::Legacy {
+            sched.legacy_end = sched.legacy_end.max(end);
+        }
+        if self.is_blocking() {
+            sched.blocking_end = sched.blocking_end.max(end);
+        }
+        (start, end)
+    }
+
+    pub fn is_capturing(&self) -> bool {
+        self.state().capture.is_some()
+    }
+
+    /// When everything queued so far on this stream has completed.
+    pub fn tail(&self) -> SimTime {
+        self.state().tail
+    }
+}
+
+thread_local! {
+    /// The calling thread's per-thread default stream of each device, created on first use.
+    static PER_THREAD: RefCell<Vec<Option<Arc<Stream>>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn per_thread_stream(device: u32) -> Arc<Stream> {
+    PER_THREAD.with(|p| {
+        let mut v = p.borrow_mut();
+        if v.len() <= device as usize {
+            v.resize(device as usize + 1, None);
+        }
+        v[device as usize]
+            .get_or_insert_with(|| {
+                Arc::new(Stream {
+                    device,
+                    kind: StreamKind::PerThread,
+                    flags: 0,
+                    priority: 0,
+                    handle: 2,
+                    state: Default::default(),
+                })
+            })
+            .clone()
+    })
+}
+
+/// Resolves a stream handle: 0 is the legacy default stream (or the per-thread one inside a `_ptsz` call),
+/// `cudaStreamLegacy` (1) and `cudaStreamPerThread` (2) are the special handles, anything else must be a live
+/// stream created by this process.
+pub fn resolve(handle: cudaStream_t) -> CudaResult<Arc<Stream>> {
+    let rt = rt()?;
+    let h = handle as usize;
+    match h {
+        0 if crate::export::default_stream_is_per_thread() => Ok(per_thread_stream(rt.current()?.ordinal)),
+        0 | 1 => Ok(rt.current()?.legacy_stream.clone()),
+        2 => Ok(per_thread_stream(rt.current()?.ordinal)),
+        _ => STREAMS.get(h).ok_or(cudaError::cudaErrorInvalidResourceHandle),
+    }
+}
+
+/// Event flags (`cudaEventCreateWithFlags`).
+pub const EVENT_DISABLE_TIMING: u32 = 2;
+
+#[derive(Debug, Default)]
+pub struct EventState {
+    /// Completion time of the last record, and the device it was recorded on.
+    pub recorded: Option<(SimTime, u32)>,
+    /// When recorded during stream capture: the capture nodes the event stands for.
+    pub captured: Option<crate::graph::CaptureRef>,
+}
+
+#[derive(Debug)]
+pub struct Event {
+    pub flags: u32,
+    state: Mutex<EventState>,
+}
+
+pub static EVENTS: HandleMap<Event> = HandleMap::new(0x5100_0000_0000);
+
+impl Event {
+    pub fn create(flags: u32) -> usize {
+        EVENTS.insert_with(|_| Event { flags, state: Default::default() })
+    }
+    pub fn state(&self) -> MutexGuard<'_, EventState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `cudaStreamSynchronize`: the host continues once everything queued on the stream has completed.
+pub fn synchronize(stream: &Stream) -> CudaResult<()> {
+    if stream.is_capturing() {
+        return Err(cudaError::cudaErrorStreamCaptureUnsupported);
+    }
+    crate::clock::advance_to(stream.tail());
+    Ok(())
+}
+
+/// `cudaStreamQuery` at host time `now`.
+pub fn query(stream: &Stream, now: SimTime) -> CudaResult<()> {
+    if stream.is_capturing() {
+        return Err(cudaError::cudaErrorStreamCaptureUnsupported);
+    }
+    if stream.tail() <= now {
+        Ok(())
+    } else {
+        Err(cudaError::cudaErrorNotReady)
+    }
+}
+
+/// `cudaEventRecord`: the event completes when the stream reaches it.
+pub fn record(rt: &crate::runtime::Runtime, submit: SimTime, event: &Event, stream: &Stream) -> CudaResult<()> {
+    {
+        let st = stream.state();
+        if let Some(cap) = st.capture.as_ref() {
+            event.state().captured = Some(crate::graph::CaptureRef {
+                graph: cap.graph.clone(),
+                nodes: cap.frontier.clone(),
+                id: cap.id,
+            });
+            return Ok(());
+        }
+    }
+    let dev = rt.device(stream.device as i32)?;
+    let (_, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Marker);
+    let mut es = event.state();
+    es.recorded = Some((end, stream.device));
+    es.captured = None;
+    Ok(())
+}
+
+/// `cudaStreamWaitEvent`: later work on `stream` waits for the event's last record. Inside a capture, the
+/// waiting stream joins the capture after the event's nodes.
+pub fn wait_event(rt: &crate::runtime::Runtime, submit: SimTime, stream: &Arc<Stream>, event: &Event) -> CudaResult<()> {
+    let (recorded, captured) = {
+        let es = event.state();
+        (es.recorded, es.captured.clone())
+    };
+    if let Some(cref) = captured {
+        let mut st = stream.state();
+        match st.capture.as_mut() {
+            Some(cap) if Arc::ptr_eq(&cap.graph, &cref.graph) => {
+                for n in cref.nodes {
+                    if !cap.frontier.contains(&n) {
+                        cap.frontier.push(n);
+                    }
+                }
+            }
+            Some(_) => return Err(cudaError::cudaErrorStreamCaptureIsolation),
+            None => {
+                crate::graph::lock(&cref.graph).members.push(stream.clone());
+                st.capture = Some(crate::graph::Capture { graph: cref.graph, frontier: cref.nodes, origin: false, id: cref.id });
+            }
+        }
+        return Ok(());
+    }
+    // An event never recorded is complete: nothing to wait for.
+    let Some((t, _)) = recorded else { return Ok(()) };
+    let dev = rt.device(stream.device as i32)?;
+    stream.enqueue(dev, submit, t, Work::Marker);
+    Ok(())
+}
+
+/// `cudaEventQuery` at host time `now`.
+pub fn event_query(event: &Event, now: SimTime) -> CudaResult<()> {
+    match event.state().recorded {
+        Some((t, _)) if t > now => Err(cudaError::cudaErrorNotReady),
+        _ => Ok(()),
+    }
+}
+
+/// `cudaEventSynchronize`.
+pub fn event_synchronize(event: &Event) -> CudaResult<()> {
+    if let Some((t, _)) = event.state().recorded {
+        crate::clock::advance_to(t);
+    }
+    Ok(())
+}
+
+/// `cudaEventElapsedTime` in milliseconds, as CUDA defines it: both events recorded, both with timing, both
+/// complete at host time `now`.
+pub fn elapsed_ms(start: &Event, end: &Event, now: SimTime) -> CudaResult<f32> {
+    if start.flags & EVENT_DISABLE_TIMING != 0 || end.flags & EVENT_DISABLE_TIMING != 0 {
+        return Err(cudaError::cudaErrorInvalidResourceHandle);
+    }
+    let (Some((a, _)), Some((b, _))) = (start.state().recorded, end.state().recorded) else {
+        return Err(cudaError::cudaErrorInvalidResourceHandle);
+    };
+    if a > now || b > now {
+        return Err(cudaError::cudaErrorNotReady);
+    }
+    let ns = b.as_nanos() as f64 - a.as_nanos() as f64;
+    Ok((ns / 1e6) as f32)
+}
+
+/// Runs a host function when the stream reaches it: the stream is marked at that moment and the function
+/// runs (on a helper thread whose clock starts there) before this call returns. The function's own duration
+/// is not charged to the stream (docs/gpu-model.md).
+pub fn host_func(
+    rt: &crate::runtime::Runtime,
+    submit: SimTime,
+    stream: &Stream,
+    f: Box<dyn FnOnce() + Send>,
+) -> CudaResult<()> {
+    let dev = rt.device(stream.device as i32)?;
+    if stream.is_capturing() {
+        return Err(cudaError::cudaErrorNotSupported);
+    }
+    let (_, due) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Marker);
+    let worker = std::thread::Builder::new().name("phantom-hostfn".into()).spawn(move || {
+        crate::clock::advance_to(due);
+        f();
+    });
+    match worker {
+        Ok(h) => {
+            if h.join().is_err() {
+                tracing::error!("a host function queued with cudaLaunchHostFunc panicked");
+            }
+            Ok(())
+        }
+        Err(_) => Err(cudaError::cudaErrorMemoryAllocation),
+    }
+}

@@ -1,0 +1,133 @@
+//! The interposed libc time functions, seen from unmodified programs: a C program that links
+//! `libcudart.so.13` as a DT_NEEDED ahead of libc (as nccl-tests does), and Python with `LD_PRELOAD`.
+//! Deterministic host time makes every printed duration exact.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The cdylib cargo built next to this test binary (target/<profile>/libcudart_phantom.so).
+fn cdylib() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe.parent().and_then(Path::parent).unwrap().join("libcudart_phantom.so");
+    assert!(lib.exists(), "{} not built", lib.display());
+    lib
+}
+
+/// A scratch directory holding `lib/libcudart.so.13` (Phantom) and, when asked, the C program.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("host_time-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::copy(cdylib(), dir.join("lib/libcudart.so.13")).unwrap();
+    dir
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Builds tests/host_time.c against a stub `libcudart.so.13` that defines no libc names, so the program's
+/// references carry glibc's symbol versions, exactly as in a program built against NVIDIA's library.
+fn build_c_program(dir: &Path) -> PathBuf {
+    let stub = dir.join("stub");
+    std::fs::create_dir_all(&stub).unwrap();
+    std::fs::write(stub.join("stub.c"), "void phantom_stub(void) {}\n").unwrap();
+    run(Command::new("cc")
+        .args(["-shared", "-fPIC", "-Wl,-soname,libcudart.so.13", "-o"])
+        .arg(stub.join("libcudart.so.13"))
+        .arg(stub.join("stub.c")));
+    let prog = dir.join("host_time");
+    run(Command::new("cc")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/host_time.c"))
+        .arg("-o")
+        .arg(&prog)
+        .arg("-Wl,--no-as-needed")
+        .arg(format!("-L{}", stub.display()))
+        .args(["-l:libcudart.so.13", "-lpthread"]));
+    prog
+}
+
+const EXPECTED_DETERMINISTIC: &str = "\
+nanosleep_1s 1.000000000
+gettimeofday 1.000000
+realtime 1.000000000
+usleep_250ms 1.250000000
+sleep_2s 3.250000000
+clock_nanosleep_abs_500ms 3.750000000
+clock_nanosleep_rel_125ms 3.875000000
+time_matches_realtime 1
+cond_timedwait_3s ETIMEDOUT
+after_cond_timedwait 6.875000000
+cond_clockwait_4s ETIMEDOUT
+after_cond_clockwait 10.875000000
+sem_timedwait_5s ETIMEDOUT
+after_sem_timedwait 15.875000000
+sem_timedwait_posted 0
+after_posted_sem 15.875000000
+new_thread 15.875000000
+new_thread_after_usleep 15.876000000
+main_after_join 15.875000000
+process_cputime_rc 0
+";
+
+#[test]
+fn c_program_sees_virtual_time_through_dt_needed() {
+    let dir = scratch("c");
+    let prog = build_c_program(&dir);
+    let out = run(Command::new(&prog)
+        .env("LD_LIBRARY_PATH", dir.join("lib"))
+        .env("PHANTOM_HOST_TIME", "deterministic")
+        .env_remove("LD_PRELOAD"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), EXPECTED_DETERMINISTIC);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn measured_mode_adds_cpu_time_to_sleeps() {
+    let dir = scratch("measured");
+    let prog = build_c_program(&dir);
+    let out = run(Command::new(&prog)
+        .env("LD_LIBRARY_PATH", dir.join("lib"))
+        .env("PHANTOM_HOST_TIME", "measured")
+        .env_remove("LD_PRELOAD"));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Same lines; every virtual duration is at least its deterministic value (CPU time only adds).
+    let expected: Vec<&str> = EXPECTED_DETERMINISTIC.lines().collect();
+    let got: Vec<&str> = stdout.lines().collect();
+    assert_eq!(got.len(), expected.len(), "{stdout}");
+    for (g, e) in got.iter().zip(&expected) {
+        let (gk, gv) = g.split_once(' ').unwrap();
+        let (ek, ev) = e.split_once(' ').unwrap();
+        assert_eq!(gk, ek);
+        if gk == "time_matches_realtime" {
+            // CPU time between the two reads may cross a second boundary.
+            continue;
+        }
+        match (gv.parse::<f64>(), ev.parse::<f64>()) {
+            (Ok(g), Ok(e)) if ev.contains('.') => assert!(g >= e, "{gk}: {g} < {e}"),
+            _ => assert_eq!(gv, ev, "{gk}"),
+        }
+    }
+}
+
+#[test]
+fn python_sleep_is_virtual_with_ld_preload() {
+    if Command::new("python3").arg("-c").arg("pass").output().is_err() {
+        eprintln!("python3 not found; skipped");
+        return;
+    }
+    let dir = scratch("py");
+    let script = "import time\n\
+                  t = time.perf_counter(); time.sleep(2); print(time.perf_counter() - t)\n\
+                  import threading\n\
+                  t = time.monotonic(); print(threading.Event().wait(3.5), time.monotonic() - t)\n";
+    let out = run(Command::new("python3")
+        .args(["-S", "-c", script])
+        .env("LD_PRELOAD", dir.join("lib/libcudart.so.13"))
+        .env("PHANTOM_HOST_TIME", "deterministic"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2.0\nFalse 3.5\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -1,0 +1,334 @@
+//! Helpers for Phantom's end-to-end tests (the tests themselves are in `tests/tests/e2e/`).
+//!
+//! The tests run against the libraries *as users get them*: staged under their real file names by
+//! `cargo xtask stage` (`target/phantom/lib/`, or `PHANTOM_LIB_DIR`), loaded by programs compiled with NVIDIA's
+//! own headers and nvcc (`.deps/cuda/nvidia/cu13`, installed by `scripts/install-deps.sh`) and linked against
+//! the real library's name. See docs/testing.md.
+
+pub mod call_all;
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a test program may run before it is killed and the test fails.
+pub const PROGRAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The staged libraries, with the build file each is a copy of (the staleness check reads this table).
+pub const STAGED: &[(&str, &str)] = &[("libcudart.so.13", "libcudart_phantom.so")];
+
+/// The workspace root (parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_path_buf()
+}
+
+/// `CARGO_TARGET_DIR` if set, else the workspace's `target/` (the same rule as `cargo xtask stage`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        }
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// The directory of staged libraries: `PHANTOM_LIB_DIR`, else `target/phantom/lib`. Panics with the command
+/// to run when it holds no `libcudart.so.13`.
+pub fn lib_dir() -> PathBuf {
+    let dir = match std::env::var_os("PHANTOM_LIB_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => target_dir().join("phantom/lib"),
+    };
+    if !dir.join("libcudart.so.13").is_file() {
+        panic!(
+            "no staged Phantom libraries in {}: run `cargo xtask stage` first (or set PHANTOM_LIB_DIR)",
+            dir.display()
+        );
+    }
+    warn_if_stale(&dir);
+    dir
+}
+
+/// Warns (does not fail) when a staged library is older than the build it was staged from: after editing the
+/// shim, `cargo test` rebuilds it but only `cargo xtask stage` updates the staged copy.
+fn warn_if_stale(dir: &Path) {
+    let Ok(profile) = std::fs::read_to_string(dir.join(".phantom-stage")) else { return };
+    let Some(profile) = profile.lines().find_map(|l| l.strip_prefix("profile=")) else { return };
+    for (staged, built) in STAGED {
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if let (Some(s), Some(b)) = (mtime(&dir.join(staged)), mtime(&target_dir().join(profile).join(built))) {
+            if b > s {
+                eprintln!(
+                    "warning: {staged} in {} is older than target/{profile}/{built}: run `cargo xtask stage`",
+                    dir.display()
+                );
+            }
+        }
+    }
+}
+
+/// NVIDIA's CUDA 13 wheels (headers, real `libcudart.so.13`, nvcc). Panics with the command to run when absent.
+pub fn cuda_dir() -> PathBuf {
+    let dir = workspace_root().join(".deps/cuda/nvidia/cu13");
+    for needed in ["bin/nvcc", "include/cuda_runtime_api.h", "lib/libcudart.so"] {
+        if !dir.join(needed).exists() {
+            panic!("{} is missing: run `bash scripts/install-deps.sh` first", dir.join(needed).display());
+        }
+    }
+    dir
+}
+
+/// Path of NVIDIA's real `libcudart.so.13` (from the wheel).
+pub fn nvidia_cudart() -> PathBuf {
+    cuda_dir().join("lib/libcudart.so.13")
+}
+
+/// Compiles `tests/programs/<name>` (`.cu` with nvcc, `.c` with `cc`) against NVIDIA's headers, linked against
+/// `libcudart.so` by name, and returns the executable. Results are cached in `target/phantom/test-bin` by a hash
+/// of the source, the compiler command and the pinned wheel versions.
+pub fn compile(name: &str) -> PathBuf {
+    let src = workspace_root().join("tests/programs").join(name);
+    let source = std::fs::read(&src).unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
+    let cuda = cuda_dir();
+    let (compiler, flags): (PathBuf, Vec<String>) = match src.extension().and_then(|e| e.to_str()) {
+        Some("cu") => (
+            cuda.join("bin/nvcc"),
+            ["-cudart", "shared", "-arch=sm_90", "-O2"].map(String::from).to_vec(),
+        ),
+        Some("c") => (
+            PathBuf::from("cc"),
+            vec!["-O2".into(), "-Wall".into(), format!("-I{}", cuda.join("include").display())],
+        ),
+        _ => panic!("{name}: test programs are .cu or .c files"),
+    };
+    let libs = vec![format!("-L{}", cuda.join("lib").display()), "-lcudart".to_string()];
+
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    source.hash(&mut hasher);
+    compiler.hash(&mut hasher);
+    flags.hash(&mut hasher);
+    libs.hash(&mut hasher);
+    std::fs::read(workspace_root().join("scripts/cuda-wheels.txt")).unwrap_or_default().hash(&mut hasher);
+    let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
+    let dir = target_dir().join("phantom/test-bin");
+    let exe = dir.join(format!("{stem}-{:016x}", hasher.finish()));
+    if exe.is_file() {
+        return exe;
+    }
+
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    // Build under a unique name and rename: tests (and test binaries) compiling the same program concurrently
+    // never see a half-written executable.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(".{stem}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let mut cmd = Command::new(&compiler);
+    cmd.args(&flags).arg("-o").arg(&tmp).arg(&src).args(&libs).current_dir(&dir);
+    let out = run_with_timeout(cmd, Duration::from_secs(300));
+    if !out.success() || !tmp.is_file() {
+        let _ = std::fs::remove_file(&tmp);
+        panic!("compiling {name} with {} failed:\n{}", compiler.display(), out.describe());
+    }
+    std::fs::rename(&tmp, &exe).unwrap_or_else(|e| panic!("cannot rename to {}: {e}", exe.display()));
+    exe
+}
+
+/// What a program did.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code; `None` if it was killed by a signal or timed out.
+    pub code: Option<i32>,
+    /// Terminating signal, if any.
+    pub signal: Option<i32>,
+    /// It ran past the timeout and was killed.
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+
+    /// Exit status and both streams, for assertion messages.
+    pub fn describe(&self) -> String {
+        let status = if self.timed_out {
+            format!("killed after the {} s timeout", PROGRAM_TIMEOUT.as_secs())
+        } else if let Some(sig) = self.signal {
+            format!("killed by signal {sig}")
+        } else {
+            format!("exit code {:?}", self.code)
+        };
+        format!("{status}\n--- stdout ---\n{}\n--- stderr ---\n{}", tail(&self.stdout), tail(&self.stderr))
+    }
+
+    /// Asserts exit code 0 and an empty stderr (Phantom never writes to stderr unless asked to log).
+    pub fn assert_clean_success(&self) {
+        assert!(self.success(), "program failed: {}", self.describe());
+        assert!(self.stderr.is_empty(), "program wrote to stderr: {}", self.describe());
+    }
+
+    /// `key=value` lines of stdout.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// The value of `key=value` in stdout; panics (with the output) when absent.
+    pub fn value(&self, key: &str) -> String {
+        self.values().remove(key).unwrap_or_else(|| panic!("no `{key}=` line in stdout: {}", self.describe()))
+    }
+}
+
+fn tail(s: &str) -> &str {
+    const MAX: usize = 16 * 1024;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut start = s.len() - MAX;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// Runs `exe` against the staged libraries: `LD_LIBRARY_PATH=<lib_dir>`, `PHANTOM_HOST_TIME=deterministic`,
+/// killed after [`PROGRAM_TIMEOUT`].
+pub fn run_program(exe: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    phantom_env(&mut cmd);
+    run_with_timeout(cmd, PROGRAM_TIMEOUT)
+}
+
+/// Sets the environment every program under test runs with.
+pub fn phantom_env(cmd: &mut Command) {
+    cmd.env("LD_LIBRARY_PATH", lib_dir()).env("PHANTOM_HOST_TIME", "deterministic");
+}
+
+/// Runs `cmd` with stdin closed and stdout/stderr captured; kills its whole process group after `timeout`.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+        });
+        rx
+    };
+    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as _));
+
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                timed_out = true;
+                // The child is not reaped yet, so its pid (= its process group) is still ours to signal.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                break child.wait().expect("wait for killed child");
+            }
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    };
+    // A leftover grandchild could keep a pipe open: wait a bounded time for the readers.
+    let collect = |rx: std::sync::mpsc::Receiver<String>| {
+        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| "<output not closed: a child process lingers>".into())
+    };
+    Output {
+        code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    }
+}
+
+/// A defined dynamic symbol.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Symbol {
+    pub name: String,
+    /// Version node; empty when unversioned.
+    pub version: String,
+    /// `name@@version` (the default version) rather than a hidden `name@version`.
+    pub default_version: bool,
+}
+
+/// The defined dynamic symbols of a shared library, from `nm -D --defined-only --with-symbol-versions`
+/// (version-node symbols left out).
+pub fn dynamic_symbols(lib: &Path) -> Vec<Symbol> {
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only", "--with-symbol-versions"])
+        .arg(lib)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nm (binutils): {e}"));
+    assert!(out.status.success(), "nm {} failed: {}", lib.display(), String::from_utf8_lossy(&out.stderr));
+    let mut symbols = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(_addr), Some(kind), Some(sym)) = (fields.next(), fields.next(), fields.next()) else { continue };
+        if kind == "A" {
+            continue;
+        }
+        let symbol = match sym.split_once('@') {
+            Some((n, v)) => Symbol {
+                name: n.to_string(),
+                version: v.trim_start_matches('@').to_string(),
+                default_version: v.starts_with('@'),
+            },
+            None => Symbol { name: sym.to_string(), version: String::new(), default_version: false },
+        };
+        symbols.push(symbol);
+    }
+    symbols.sort();
+    symbols.dedup();
+    symbols
+}
+
+/// The SONAME of a shared library, from `readelf -d`.
+pub fn soname(lib: &Path) -> Option<String> {
+    let out = Command::new("readelf")
+        .args(["-d", "-W"])
+        .arg(lib)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run readelf (binutils): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("(SONAME)"))?;
+    let start = line.find('[')? + 1;
+    let end = line.rfind(']')?;
+    Some(line[start..end].to_string())
+}
+
+/// The committed golden export list of NVIDIA's `libcudart.so.13`: (name, version) in file order.
+pub fn golden_cudart() -> Vec<(String, String)> {
+    let path = workspace_root().join("cuda-sys/abi/libcudart.so.13.symbols");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (name, version) = l.split_once('\t').unwrap_or((l, ""));
+            (name.to_string(), version.to_string())
+        })
+        .collect()
+}

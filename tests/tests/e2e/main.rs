@@ -1,0 +1,6 @@
+//! Phantom's end-to-end tests: one test binary, a module per topic (docs/testing.md).
+//! They need `scripts/install-deps.sh` (NVIDIA's headers and nvcc) and `cargo xtask stage` (the libraries).
+
+mod abi;
+mod call_all;
+mod programs;

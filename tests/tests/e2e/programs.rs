@@ -1,0 +1,62 @@
+//! C and CUDA programs compiled with NVIDIA's headers and nvcc, run against the staged libraries on the default
+//! cluster (preset `dgx-h100`: one node of 8 × H100 SXM5 80 GB).
+
+use phantom_cuda_sys::CUDART_VERSION;
+use phantom_tests::{compile, run_program};
+
+/// `cudaError_t` `cudaSuccess` as the programs print it.
+const SUCCESS: &str = "0";
+
+#[test]
+fn hello_runtime_sees_dgx_h100() {
+    let out = run_program(&compile("hello_runtime.c"), &[]);
+    out.assert_clean_success();
+    for call in [
+        "cudaRuntimeGetVersion",
+        "cudaDriverGetVersion",
+        "cudaGetDeviceCount",
+        "cudaSetDevice",
+        "cudaGetDeviceProperties",
+        "cudaMalloc",
+        "cudaMemset",
+        "cudaFree",
+        "cudaDeviceSynchronize",
+    ] {
+        assert_eq!(out.value(call), SUCCESS, "{call}: {}", out.describe());
+    }
+    // The runtime reports the version of the headers its ABI was generated from (13.5 → 13050), and a
+    // driver of the same version.
+    assert_eq!(out.value("runtime_version"), CUDART_VERSION.to_string());
+    assert_eq!(out.value("driver_version"), CUDART_VERSION.to_string());
+    assert_eq!(out.value("device_count"), "8");
+    assert_eq!(out.value("name"), "NVIDIA H100 80GB HBM3");
+    assert_eq!(out.value("multiProcessorCount"), "132");
+    assert_eq!(out.value("cc"), "9.0");
+    // sim-core's H100 SXM5 80 GB preset.
+    assert_eq!(out.value("totalGlobalMem"), "85029158912");
+    assert_eq!(out.value("pointer_nonnull"), "1");
+}
+
+#[test]
+fn vector_add_kernel_launch() {
+    let out = run_program(&compile("vector_add.cu"), &[]);
+    out.assert_clean_success();
+    for call in [
+        "cudaMalloc_a",
+        "cudaMalloc_b",
+        "cudaMalloc_c",
+        "cudaMemcpy_h2d_a",
+        "cudaMemcpy_h2d_b",
+        "launch",
+        "cudaDeviceSynchronize",
+        "cudaMemcpy_d2h_c",
+        "cudaFree_a",
+        "cudaFree_b",
+        "cudaFree_c",
+        "cudaGetLastError",
+    ] {
+        assert_eq!(out.value(call), SUCCESS, "{call}: {}", out.describe());
+    }
+    assert_eq!(out.value("blocks"), "4096");
+    assert_eq!(out.value("threads"), "256");
+}
