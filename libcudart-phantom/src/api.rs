@@ -166,7 +166,7 @@ impl CudartApi for Phantom {
     unsafe fn cudaDeviceGetAttribute(value: *mut c_int, attr: cudaDeviceAttr, d: c_int) -> cudaError_t {
         let v = api(Cost::Call, |rt, _| {
             let dev = rt.device(d)?;
-            crate::device_props::device_attribute(&dev.spec, dev.ordinal, attr).ok_or(cudaError::cudaErrorInvalidValue)
+            crate::device_props::attribute_from_prop(&dev.spec, &dev.props, attr).ok_or(cudaError::cudaErrorInvalidValue)
         });
         unsafe { write(value, v) }
     }

@@ -71,14 +71,23 @@ impl ThreadClock {
     /// First use on this thread: start at the process watermark. In measured mode the CPU baseline is the
     /// thread's current CPU time, except on the main thread, whose CPU time since exec is part of the run
     /// (simulated time 0 is process start).
-    fn start_if_needed(&self, policy: Policy, watermark: u64, cpu_now: impl FnOnce() -> Option<u64>) {
+    fn start_if_needed(
+        &self,
+        policy: Policy,
+        watermark: u64,
+        cpu_now: impl FnOnce() -> Option<u64>,
+    ) {
         if self.started.get() {
             return;
         }
         self.started.set(true);
         self.virt.set(self.virt.get().max(watermark));
         if !policy.deterministic {
-            self.cpu_base.set(if is_main_thread() { 0 } else { cpu_now().unwrap_or(0) });
+            self.cpu_base.set(if is_main_thread() {
+                0
+            } else {
+                cpu_now().unwrap_or(0)
+            });
         }
     }
 
@@ -90,7 +99,11 @@ impl ThreadClock {
         let Some(cpu) = cpu_now else { return };
         let used = cpu.saturating_sub(self.cpu_base.get());
         self.cpu_base.set(cpu.max(self.cpu_base.get()));
-        self.virt.set(self.virt.get().saturating_add(scale(used, policy.cpu_scale)));
+        self.virt.set(
+            self.virt
+                .get()
+                .saturating_add(scale(used, policy.cpu_scale)),
+        );
     }
 
     /// Forgets the CPU time used since the baseline (it was Phantom's own).
@@ -117,17 +130,29 @@ fn is_main_thread() -> bool {
 
 /// The calling thread's CPU time, read with the raw system call (never through the interposed symbol).
 fn thread_cpu_ns() -> Option<u64> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer for the duration of the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_THREAD_CPUTIME_ID, &mut ts as *mut libc::timespec)
+        libc::syscall(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_THREAD_CPUTIME_ID,
+            &mut ts as *mut libc::timespec,
+        )
     };
-    (rc == 0 && ts.tv_sec >= 0).then(|| (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64)
+    (rc == 0 && ts.tv_sec >= 0)
+        .then(|| (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64)
 }
 
 /// Sets the host-time model from the cluster configuration (called once at runtime initialisation).
 pub fn configure(host: &HostConfig) {
-    let scale = if host.cpu_scale.is_finite() && host.cpu_scale >= 0.0 { host.cpu_scale } else { 1.0 };
+    let scale = if host.cpu_scale.is_finite() && host.cpu_scale >= 0.0 {
+        host.cpu_scale
+    } else {
+        1.0
+    };
     CPU_SCALE.store(scale.to_bits(), Ordering::Relaxed);
     API_CALL_NS.store(host.api_call_ns, Ordering::Relaxed);
     LAUNCH_CALL_NS.store(host.launch_call_ns, Ordering::Relaxed);
@@ -173,18 +198,31 @@ fn policy() -> Policy {
 #[cold]
 fn mode_from_env() -> u8 {
     if MODE
-        .compare_exchange(MODE_UNSET, MODE_RESOLVING, Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(
+            MODE_UNSET,
+            MODE_RESOLVING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
         .is_err()
     {
         let seen = MODE.load(Ordering::Acquire);
-        return if seen == MODE_RESOLVING { MODE_MEASURED } else { seen };
+        return if seen == MODE_RESOLVING {
+            MODE_MEASURED
+        } else {
+            seen
+        };
     }
     // SAFETY: getenv with a NUL-terminated name; the result is only read while we hold no other state.
     let deterministic = unsafe {
         let v = libc::getenv(c"PHANTOM_HOST_TIME".as_ptr());
         !v.is_null() && std::ffi::CStr::from_ptr(v).to_bytes() == b"deterministic"
     };
-    let mode = if deterministic { MODE_DETERMINISTIC } else { MODE_MEASURED };
+    let mode = if deterministic {
+        MODE_DETERMINISTIC
+    } else {
+        MODE_MEASURED
+    };
     match MODE.compare_exchange(MODE_RESOLVING, mode, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => mode,
         Err(configured) => configured,
@@ -308,7 +346,10 @@ mod tests {
             // Never backwards.
             advance_to(SimTime::from_nanos(t0 + 10));
             assert_eq!(now().as_nanos(), t0 + 50_000);
-            assert_eq!(advance_by(SimDuration::from_millis(1)).as_nanos(), t0 + 1_050_000);
+            assert_eq!(
+                advance_by(SimDuration::from_millis(1)).as_nanos(),
+                t0 + 1_050_000
+            );
             // Busy work costs nothing in deterministic mode.
             let mut x = 0u64;
             for i in 0..100_000u64 {
@@ -335,7 +376,10 @@ mod tests {
         .unwrap();
         assert!(watermark().as_nanos() >= target + 5);
         let seen = std::thread::spawn(now).join().unwrap().as_nanos();
-        assert!(seen >= target + 5, "a new thread started at {seen}, before the watermark");
+        assert!(
+            seen >= target + 5,
+            "a new thread started at {seen}, before the watermark"
+        );
     }
 
     #[test]
@@ -348,7 +392,10 @@ mod tests {
 
     #[test]
     fn measured_accrues_scaled_cpu_and_discards_phantom_cpu() {
-        let p = Policy { deterministic: false, cpu_scale: 0.5 };
+        let p = Policy {
+            deterministic: false,
+            cpu_scale: 0.5,
+        };
         let c = fresh();
         c.start_if_needed(p, 1_000, || Some(10_000));
         assert_eq!(c.virt.get(), 1_000);
@@ -372,9 +419,14 @@ mod tests {
 
     #[test]
     fn deterministic_policy_ignores_cpu() {
-        let p = Policy { deterministic: true, cpu_scale: 1.0 };
+        let p = Policy {
+            deterministic: true,
+            cpu_scale: 1.0,
+        };
         let c = fresh();
-        c.start_if_needed(p, 42, || panic!("deterministic mode must not read the CPU clock"));
+        c.start_if_needed(p, 42, || {
+            panic!("deterministic mode must not read the CPU clock")
+        });
         c.accrue(p, Some(1_000_000));
         assert_eq!(c.virt.get(), 42);
     }

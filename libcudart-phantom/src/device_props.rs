@@ -52,7 +52,10 @@ const SECOND_SOCKET_FIRST_BUS: u32 = 0x80;
 /// as Phantom's (bytes 0..4 spell `PHNT`), with the RFC 4122 version-4/variant bits set.
 pub fn device_uuid(ordinal: u32) -> [u8; 16] {
     let o = ordinal.to_be_bytes();
-    [b'P', b'H', b'N', b'T', 0x00, 0x00, 0x40, 0x00, 0x80, 0x00, 0x00, 0x00, o[0], o[1], o[2], o[3]]
+    [
+        b'P', b'H', b'N', b'T', 0x00, 0x00, 0x40, 0x00, 0x80, 0x00, 0x00, 0x00, o[0], o[1], o[2],
+        o[3],
+    ]
 }
 
 fn flag(b: bool) -> i32 {
@@ -184,7 +187,11 @@ pub fn device_attribute(spec: &GpuSpec, ordinal: u32, attr: cudaDeviceAttr) -> O
 
 /// `cudaDeviceGetAttribute` for a device whose properties are `prop` (made by [`device_prop`] from `spec`);
 /// `None` for a value that is no attribute of CUDA 13 (→ cudaErrorInvalidValue).
-pub fn attribute_from_prop(spec: &GpuSpec, p: &cudaDeviceProp, attr: cudaDeviceAttr) -> Option<i32> {
+pub fn attribute_from_prop(
+    spec: &GpuSpec,
+    p: &cudaDeviceProp,
+    attr: cudaDeviceAttr,
+) -> Option<i32> {
     type A = cudaDeviceAttr;
     let hopper_or_later = spec.compute_capability[0] >= 9;
     let size = |v: usize| clamp_i32(v as u64);
@@ -275,7 +282,9 @@ pub fn attribute_from_prop(spec: &GpuSpec, p: &cudaDeviceProp, attr: cudaDeviceA
         A::cudaDevAttrIsMultiGpuBoard => p.isMultiGpuBoard,
         A::cudaDevAttrMultiGpuBoardGroupID => p.multiGpuBoardGroupID,
         A::cudaDevAttrHostNativeAtomicSupported => p.hostNativeAtomicSupported,
-        A::cudaDevAttrSingleToDoublePrecisionPerfRatio => clamp_i32(spec.single_to_double_perf_ratio as u64),
+        A::cudaDevAttrSingleToDoublePrecisionPerfRatio => {
+            clamp_i32(spec.single_to_double_perf_ratio as u64)
+        }
         A::cudaDevAttrPageableMemoryAccess => p.pageableMemoryAccess,
         A::cudaDevAttrConcurrentManagedAccess => p.concurrentManagedAccess,
         A::cudaDevAttrComputePreemptionSupported => p.computePreemptionSupported,
@@ -288,7 +297,9 @@ pub fn attribute_from_prop(spec: &GpuSpec, p: &cudaDeviceProp, attr: cudaDeviceA
         A::cudaDevAttrMaxSharedMemoryPerBlockOptin => size(p.sharedMemPerBlockOptin),
         A::cudaDevAttrCanFlushRemoteWrites => 0,
         A::cudaDevAttrHostRegisterSupported => p.hostRegisterSupported,
-        A::cudaDevAttrPageableMemoryAccessUsesHostPageTables => p.pageableMemoryAccessUsesHostPageTables,
+        A::cudaDevAttrPageableMemoryAccessUsesHostPageTables => {
+            p.pageableMemoryAccessUsesHostPageTables
+        }
         A::cudaDevAttrDirectManagedMemAccessFromHost => p.directManagedMemAccessFromHost,
         A::cudaDevAttrMaxBlocksPerMultiprocessor => p.maxBlocksPerMultiProcessor,
         A::cudaDevAttrMaxPersistingL2CacheSize => p.persistingL2CacheMaxSize,
@@ -360,7 +371,12 @@ fn round_down(v: u32, unit: u32) -> u32 {
 /// warps that fit rounded down to `warp_alloc_granularity`; shared memory allocated per block in units of
 /// `shared_mem_alloc_unit_bytes` after adding the system's reserved bytes, against the largest carve-out.
 /// `regs_per_thread == 0` means "registers do not limit". 0 when the block cannot launch at all.
-pub fn max_active_blocks_per_sm(spec: &GpuSpec, threads_per_block: u32, regs_per_thread: u32, shared_bytes: u32) -> u32 {
+pub fn max_active_blocks_per_sm(
+    spec: &GpuSpec,
+    threads_per_block: u32,
+    regs_per_thread: u32,
+    shared_bytes: u32,
+) -> u32 {
     if threads_per_block == 0
         || threads_per_block > spec.max_threads_per_block
         || regs_per_thread > spec.max_regs_per_thread
@@ -378,15 +394,26 @@ pub fn max_active_blocks_per_sm(spec: &GpuSpec, threads_per_block: u32, regs_per
         if regs_per_warp * warps_per_block > spec.regs_per_block {
             return 0;
         }
-        let warps = round_down(spec.regs_per_sm / regs_per_warp, spec.warp_alloc_granularity);
+        let warps = round_down(
+            spec.regs_per_sm / regs_per_warp,
+            spec.warp_alloc_granularity,
+        );
         warps / warps_per_block
     };
 
-    let smem_per_block =
-        round_up(shared_bytes + spec.reserved_shared_mem_per_block_bytes, spec.shared_mem_alloc_unit_bytes);
-    let by_smem = if smem_per_block == 0 { u32::MAX } else { spec.shared_mem_per_sm_bytes / smem_per_block };
+    let smem_per_block = round_up(
+        shared_bytes + spec.reserved_shared_mem_per_block_bytes,
+        spec.shared_mem_alloc_unit_bytes,
+    );
+    let by_smem = spec
+        .shared_mem_per_sm_bytes
+        .checked_div(smem_per_block)
+        .unwrap_or(u32::MAX);
 
-    spec.max_blocks_per_sm.min(by_warps).min(by_regs).min(by_smem)
+    spec.max_blocks_per_sm
+        .min(by_warps)
+        .min(by_regs)
+        .min(by_smem)
 }
 
 #[cfg(test)]
@@ -403,7 +430,12 @@ mod tests {
     }
 
     fn name_of(p: &cudaDeviceProp) -> String {
-        let bytes: Vec<u8> = p.name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = p
+            .name
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8(bytes).unwrap()
     }
 
@@ -465,7 +497,10 @@ mod tests {
         let b = device_prop(&h100(), 1, 0x2a).uuid;
         assert_eq!(a, device_prop(&h100(), 0, 0x18).uuid);
         assert_ne!(a, b);
-        assert_eq!(device_uuid(1), [b'P', b'H', b'N', b'T', 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            device_uuid(1),
+            [b'P', b'H', b'N', b'T', 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1]
+        );
     }
 
     #[test]
@@ -480,7 +515,10 @@ mod tests {
         assert_eq!(p.l2CacheSize, 41_943_040);
         assert_eq!(p.clusterLaunch, 0);
         assert_eq!(attr(&a100, cudaDeviceAttr::cudaDevAttrClockRate), 1_410_000);
-        assert_eq!(attr(&a100, cudaDeviceAttr::cudaDevAttrMemSyncDomainCount), 1);
+        assert_eq!(
+            attr(&a100, cudaDeviceAttr::cudaDevAttrMemSyncDomainCount),
+            1
+        );
         assert_eq!(attr(&a100, cudaDeviceAttr::cudaDevAttrReserved127), 0);
     }
 
@@ -493,8 +531,14 @@ mod tests {
         assert_eq!(attr(&s, A::cudaDevAttrComputeCapabilityMinor), 0);
         assert_eq!(attr(&s, A::cudaDevAttrClockRate), 1_980_000);
         assert_eq!(attr(&s, A::cudaDevAttrMemoryClockRate), 2_619_000);
-        assert_eq!(attr(&s, A::cudaDevAttrMaxSharedMemoryPerBlockOptin), 232_448);
-        assert_eq!(attr(&s, A::cudaDevAttrMaxSharedMemoryPerMultiprocessor), 233_472);
+        assert_eq!(
+            attr(&s, A::cudaDevAttrMaxSharedMemoryPerBlockOptin),
+            232_448
+        );
+        assert_eq!(
+            attr(&s, A::cudaDevAttrMaxSharedMemoryPerMultiprocessor),
+            233_472
+        );
         assert_eq!(attr(&s, A::cudaDevAttrMaxBlocksPerMultiprocessor), 32);
         assert_eq!(attr(&s, A::cudaDevAttrL2CacheSize), 52_428_800);
         assert_eq!(attr(&s, A::cudaDevAttrComputeMode), 0);
@@ -504,8 +548,14 @@ mod tests {
         assert_eq!(attr(&s, A::cudaDevAttrReserved132), 1);
         assert_eq!(attr(&s, A::cudaDevAttrGpuPciDeviceId), 0x2330_10de);
         assert_eq!(attr(&s, A::cudaDevAttrPciBusId), 0x18);
-        assert_eq!(attr(&s, A::cudaDevAttrLocalityDomainMultiprocessorCount), 132);
-        assert_eq!(attr(&s, A::cudaDevAttrTensorMapLargeTensorMinSize), i32::MAX);
+        assert_eq!(
+            attr(&s, A::cudaDevAttrLocalityDomainMultiprocessorCount),
+            132
+        );
+        assert_eq!(
+            attr(&s, A::cudaDevAttrTensorMapLargeTensorMinSize),
+            i32::MAX
+        );
         assert_eq!(attr(&s, A::cudaDevAttrMaxTexture1DLinearWidth), 268_435_456);
         assert_eq!(device_attribute(&s, 0, A::cudaDevAttrMax), None);
         assert_eq!(device_attribute(&s, 0, cudaDeviceAttr(44)), None);
@@ -517,7 +567,9 @@ mod tests {
     /// not. (The list of gaps is what CUDA 13.5's headers leave out.)
     #[test]
     fn exactly_the_named_attributes_are_answered() {
-        let gaps = [0, 44, 102, 103, 104, 105, 107, 110, 136, 137, 146, 152, 153, 154, 155, 156, 158, 159];
+        let gaps = [
+            0, 44, 102, 103, 104, 105, 107, 110, 136, 137, 146, 152, 153, 154, 155, 156, 158, 159,
+        ];
         for &key in GPU_PRESETS {
             let s = gpu_preset(key).unwrap();
             for v in 0..=cudaDeviceAttr::cudaDevAttrMax.0 {

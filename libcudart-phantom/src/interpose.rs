@@ -38,8 +38,13 @@ pub enum Virtual {
 }
 
 impl Virtual {
-    const ALL: [Virtual; 5] =
-        [Virtual::Realtime, Virtual::Monotonic, Virtual::MonotonicRaw, Virtual::Boottime, Virtual::Tai];
+    const ALL: [Virtual; 5] = [
+        Virtual::Realtime,
+        Virtual::Monotonic,
+        Virtual::MonotonicRaw,
+        Virtual::Boottime,
+        Virtual::Tai,
+    ];
 
     /// The virtual clock that answers `clock`, or `None` when libc answers it (CPU-time clocks, alarms,
     /// per-process/thread clock ids, invalid ids).
@@ -75,10 +80,12 @@ impl Virtual {
         match slot.load(Ordering::Acquire) {
             0 => {
                 let real = real_clock_ns(self.real_id())?.max(1);
-                Some(match slot.compare_exchange(0, real, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => real,
-                    Err(first) => first,
-                })
+                Some(
+                    match slot.compare_exchange(0, real, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => real,
+                        Err(first) => first,
+                    },
+                )
             }
             t => Some(t),
         }
@@ -91,15 +98,26 @@ impl Virtual {
 
     /// Simulated time of an absolute reading of this clock (earlier than the origin → 0).
     fn to_sim(self, reading_ns: u64) -> Option<SimTime> {
-        Some(SimTime::from_nanos(reading_ns.saturating_sub(self.origin()?)))
+        Some(SimTime::from_nanos(
+            reading_ns.saturating_sub(self.origin()?),
+        ))
     }
 }
 
 /// Reads a real clock with the raw system call (never through the exported `clock_gettime`).
 pub fn real_clock_ns(clock: libc::clockid_t) -> Option<u64> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer for the duration of the call.
-    let rc = unsafe { libc::syscall(libc::SYS_clock_gettime, clock, &mut ts as *mut libc::timespec) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clock_gettime,
+            clock,
+            &mut ts as *mut libc::timespec,
+        )
+    };
     if rc == 0 {
         timespec_ns(&ts)
     } else {
@@ -118,10 +136,14 @@ pub fn take_origins() {
 /// A valid, non-negative `timespec` in nanoseconds (saturating); `None` when `tv_nsec` is out of range or
 /// the time is negative.
 fn timespec_ns(ts: &libc::timespec) -> Option<u64> {
-    if ts.tv_sec < 0 || !(0..NS_PER_SEC as i64).contains(&(ts.tv_nsec as i64)) {
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return None;
     }
-    Some((ts.tv_sec as u64).saturating_mul(NS_PER_SEC).saturating_add(ts.tv_nsec as u64))
+    Some(
+        (ts.tv_sec as u64)
+            .saturating_mul(NS_PER_SEC)
+            .saturating_add(ts.tv_nsec as u64),
+    )
 }
 
 fn ns_timespec(ns: u64) -> libc::timespec {
@@ -142,7 +164,10 @@ pub struct WaitPlan {
 
 /// Plans a wait until `deadline` for a thread whose virtual time is `now`.
 pub fn plan_wait(now: SimTime, deadline: SimTime) -> WaitPlan {
-    WaitPlan { deadline, real_wait_ns: (deadline - now).as_nanos().min(REAL_WAIT_CAP_NS) }
+    WaitPlan {
+        deadline,
+        real_wait_ns: (deadline - now).as_nanos().min(REAL_WAIT_CAP_NS),
+    }
 }
 
 /// The clock a `pthread_cond_timedwait` deadline is on. The condition variable's clock attribute is opaque,
@@ -222,12 +247,19 @@ type Gettimeofday = unsafe extern "C" fn(*mut libc::timeval, *mut libc::c_void) 
 type Time = unsafe extern "C" fn(*mut libc::time_t) -> libc::time_t;
 type TimespecGet = unsafe extern "C" fn(*mut libc::timespec, libc::c_int) -> libc::c_int;
 type Nanosleep = unsafe extern "C" fn(*const libc::timespec, *mut libc::timespec) -> libc::c_int;
-type ClockNanosleep =
-    unsafe extern "C" fn(libc::clockid_t, libc::c_int, *const libc::timespec, *mut libc::timespec) -> libc::c_int;
+type ClockNanosleep = unsafe extern "C" fn(
+    libc::clockid_t,
+    libc::c_int,
+    *const libc::timespec,
+    *mut libc::timespec,
+) -> libc::c_int;
 type Usleep = unsafe extern "C" fn(libc::useconds_t) -> libc::c_int;
 type Sleep = unsafe extern "C" fn(libc::c_uint) -> libc::c_uint;
-type CondTimedwait =
-    unsafe extern "C" fn(*mut libc::pthread_cond_t, *mut libc::pthread_mutex_t, *const libc::timespec) -> libc::c_int;
+type CondTimedwait = unsafe extern "C" fn(
+    *mut libc::pthread_cond_t,
+    *mut libc::pthread_mutex_t,
+    *const libc::timespec,
+) -> libc::c_int;
 type CondClockwait = unsafe extern "C" fn(
     *mut libc::pthread_cond_t,
     *mut libc::pthread_mutex_t,
@@ -235,10 +267,15 @@ type CondClockwait = unsafe extern "C" fn(
     *const libc::timespec,
 ) -> libc::c_int;
 type SemTimedwait = unsafe extern "C" fn(*mut libc::sem_t, *const libc::timespec) -> libc::c_int;
-type SemClockwait = unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> libc::c_int;
+type SemClockwait =
+    unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> libc::c_int;
 
 fn real_clock_gettime() -> Option<ClockGettime> {
-    real!(c"clock_gettime", [c"GLIBC_2.17", c"GLIBC_2.2.5"], ClockGettime)
+    real!(
+        c"clock_gettime",
+        [c"GLIBC_2.17", c"GLIBC_2.2.5"],
+        ClockGettime
+    )
 }
 fn real_gettimeofday() -> Option<Gettimeofday> {
     real!(c"gettimeofday", [c"GLIBC_2.2.5"], Gettimeofday)
@@ -253,7 +290,11 @@ fn real_nanosleep() -> Option<Nanosleep> {
     real!(c"nanosleep", [c"GLIBC_2.2.5"], Nanosleep)
 }
 fn real_clock_nanosleep() -> Option<ClockNanosleep> {
-    real!(c"clock_nanosleep", [c"GLIBC_2.17", c"GLIBC_2.2.5"], ClockNanosleep)
+    real!(
+        c"clock_nanosleep",
+        [c"GLIBC_2.17", c"GLIBC_2.2.5"],
+        ClockNanosleep
+    )
 }
 fn real_usleep() -> Option<Usleep> {
     real!(c"usleep", [c"GLIBC_2.2.5"], Usleep)
@@ -266,13 +307,25 @@ fn real_cond_timedwait() -> Option<CondTimedwait> {
     real!(c"pthread_cond_timedwait", [c"GLIBC_2.3.2"], CondTimedwait)
 }
 fn real_cond_clockwait() -> Option<CondClockwait> {
-    real!(c"pthread_cond_clockwait", [c"GLIBC_2.34", c"GLIBC_2.30"], CondClockwait)
+    real!(
+        c"pthread_cond_clockwait",
+        [c"GLIBC_2.34", c"GLIBC_2.30"],
+        CondClockwait
+    )
 }
 fn real_sem_timedwait() -> Option<SemTimedwait> {
-    real!(c"sem_timedwait", [c"GLIBC_2.34", c"GLIBC_2.2.5"], SemTimedwait)
+    real!(
+        c"sem_timedwait",
+        [c"GLIBC_2.34", c"GLIBC_2.2.5"],
+        SemTimedwait
+    )
 }
 fn real_sem_clockwait() -> Option<SemClockwait> {
-    real!(c"sem_clockwait", [c"GLIBC_2.34", c"GLIBC_2.30"], SemClockwait)
+    real!(
+        c"sem_clockwait",
+        [c"GLIBC_2.34", c"GLIBC_2.30"],
+        SemClockwait
+    )
 }
 
 fn set_errno(e: libc::c_int) {
@@ -315,9 +368,13 @@ enum Waited {
 
 /// The shared timed-wait policy: wait for real for at most `REAL_WAIT_CAP_NS` (absolute deadline on the
 /// real monotonic clock, handed to `wait`); a real timeout moves the thread to the virtual deadline.
-fn timed_wait(deadline: SimTime, wait: impl FnOnce(&libc::timespec) -> Waited) -> Option<Result<libc::c_int, ()>> {
+fn timed_wait(
+    deadline: SimTime,
+    wait: impl FnOnce(&libc::timespec) -> Waited,
+) -> Option<Result<libc::c_int, ()>> {
     let plan = plan_wait(clock::now(), deadline);
-    let real_deadline = ns_timespec(real_clock_ns(libc::CLOCK_MONOTONIC)?.saturating_add(plan.real_wait_ns));
+    let real_deadline =
+        ns_timespec(real_clock_ns(libc::CLOCK_MONOTONIC)?.saturating_add(plan.real_wait_ns));
     Some(match wait(&real_deadline) {
         Waited::TimedOut => {
             clock::advance_to(plan.deadline);
@@ -345,7 +402,10 @@ mod exports {
     //! version nodes written by build.rs; each Rust function carries the libc name itself so that rustc's
     //! export list (which matches the unversioned name) keeps every versioned alias global.
     use super::*;
-    use libc::{c_int, c_uint, c_void, clockid_t, pthread_cond_t, pthread_mutex_t, sem_t, time_t, timespec, timeval};
+    use libc::{
+        c_int, c_uint, c_void, clockid_t, pthread_cond_t, pthread_mutex_t, sem_t, time_t, timespec,
+        timeval,
+    };
 
     #[used]
     #[link_section = ".init_array"]
@@ -377,12 +437,18 @@ mod exports {
             || {
                 if !tz.is_null() {
                     // The obsolete time-zone argument is filled by libc; the time itself is virtual.
-                    let mut scratch = timeval { tv_sec: 0, tv_usec: 0 };
+                    let mut scratch = timeval {
+                        tv_sec: 0,
+                        tv_usec: 0,
+                    };
                     real_gettimeofday().map(|f| f(&mut scratch, tz))?;
                 }
                 if !tv.is_null() {
                     let ns = Virtual::Realtime.now_ns()?;
-                    *tv = timeval { tv_sec: (ns / NS_PER_SEC) as time_t, tv_usec: ((ns % NS_PER_SEC) / 1_000) as _ };
+                    *tv = timeval {
+                        tv_sec: (ns / NS_PER_SEC) as time_t,
+                        tv_usec: ((ns % NS_PER_SEC) / 1_000) as _,
+                    };
                 }
                 Some(0)
             },
@@ -411,7 +477,10 @@ mod exports {
     pub unsafe extern "C" fn timespec_get(ts: *mut timespec, base: c_int) -> c_int {
         const TIME_UTC: c_int = 1;
         virtualised(
-            || (base == TIME_UTC).then(|| virtual_clock_gettime(libc::CLOCK_REALTIME, ts).map(|_| base))?,
+            || {
+                (base == TIME_UTC)
+                    .then(|| virtual_clock_gettime(libc::CLOCK_REALTIME, ts).map(|_| base))?
+            },
             || real_timespec_get().map_or(0, |f| f(ts, base)),
         )
     }
@@ -432,7 +501,12 @@ mod exports {
     }
 
     #[no_mangle]
-    pub unsafe extern "C" fn clock_nanosleep(clk: clockid_t, flags: c_int, req: *const timespec, rem: *mut timespec) -> c_int {
+    pub unsafe extern "C" fn clock_nanosleep(
+        clk: clockid_t,
+        flags: c_int,
+        req: *const timespec,
+        rem: *mut timespec,
+    ) -> c_int {
         virtualised(
             || {
                 let v = Virtual::of(clk)?;
@@ -478,11 +552,17 @@ mod exports {
 
     /// A condition wait until `deadline` on the virtual clock: the real wait goes through
     /// `pthread_cond_clockwait(CLOCK_MONOTONIC)`, whatever clock the condition variable was created with.
-    unsafe fn cond_wait_until(cond: *mut pthread_cond_t, mutex: *mut pthread_mutex_t, deadline: SimTime) -> Option<c_int> {
+    unsafe fn cond_wait_until(
+        cond: *mut pthread_cond_t,
+        mutex: *mut pthread_mutex_t,
+        deadline: SimTime,
+    ) -> Option<c_int> {
         let wait = real_cond_clockwait()?;
-        let r = timed_wait(deadline, |real| match wait(cond, mutex, libc::CLOCK_MONOTONIC, real) {
-            libc::ETIMEDOUT => Waited::TimedOut,
-            rc => Waited::Other(rc),
+        let r = timed_wait(deadline, |real| {
+            match wait(cond, mutex, libc::CLOCK_MONOTONIC, real) {
+                libc::ETIMEDOUT => Waited::TimedOut,
+                rc => Waited::Other(rc),
+            }
         })?;
         Some(r.unwrap_or(libc::ETIMEDOUT))
     }
@@ -526,9 +606,11 @@ mod exports {
     /// A semaphore wait until `deadline` on the virtual clock, with libc's `-1`/errno convention.
     unsafe fn sem_wait_until(sem: *mut sem_t, deadline: SimTime) -> Option<c_int> {
         let wait = real_sem_clockwait()?;
-        let r = timed_wait(deadline, |real| match wait(sem, libc::CLOCK_MONOTONIC, real) {
-            -1 if *libc::__errno_location() == libc::ETIMEDOUT => Waited::TimedOut,
-            rc => Waited::Other(rc),
+        let r = timed_wait(deadline, |real| {
+            match wait(sem, libc::CLOCK_MONOTONIC, real) {
+                -1 if *libc::__errno_location() == libc::ETIMEDOUT => Waited::TimedOut,
+                rc => Waited::Other(rc),
+            }
         })?;
         Some(r.unwrap_or_else(|()| {
             set_errno(libc::ETIMEDOUT);
@@ -539,19 +621,31 @@ mod exports {
     #[no_mangle]
     pub unsafe extern "C" fn sem_timedwait(sem: *mut sem_t, abstime: *const timespec) -> c_int {
         virtualised(
-            || sem_wait_until(sem, Virtual::Realtime.to_sim(timespec_ns(abstime.as_ref()?)?)?),
+            || {
+                sem_wait_until(
+                    sem,
+                    Virtual::Realtime.to_sim(timespec_ns(abstime.as_ref()?)?)?,
+                )
+            },
             || real_sem_timedwait().map_or(-1, |f| f(sem, abstime)),
         )
     }
 
     #[no_mangle]
-    pub unsafe extern "C" fn sem_clockwait(sem: *mut sem_t, clk: clockid_t, abstime: *const timespec) -> c_int {
+    pub unsafe extern "C" fn sem_clockwait(
+        sem: *mut sem_t,
+        clk: clockid_t,
+        abstime: *const timespec,
+    ) -> c_int {
         virtualised(
             || {
                 if clk != libc::CLOCK_MONOTONIC && clk != libc::CLOCK_REALTIME {
                     return None;
                 }
-                sem_wait_until(sem, Virtual::of(clk)?.to_sim(timespec_ns(abstime.as_ref()?)?)?)
+                sem_wait_until(
+                    sem,
+                    Virtual::of(clk)?.to_sim(timespec_ns(abstime.as_ref()?)?)?,
+                )
             },
             || real_sem_clockwait().map_or(-1, |f| f(sem, clk, abstime)),
         )
@@ -589,9 +683,18 @@ mod tests {
     #[test]
     fn clock_ids_map_to_virtual_clocks() {
         assert_eq!(Virtual::of(libc::CLOCK_MONOTONIC), Some(Virtual::Monotonic));
-        assert_eq!(Virtual::of(libc::CLOCK_MONOTONIC_COARSE), Some(Virtual::Monotonic));
-        assert_eq!(Virtual::of(libc::CLOCK_MONOTONIC_RAW), Some(Virtual::MonotonicRaw));
-        assert_eq!(Virtual::of(libc::CLOCK_REALTIME_COARSE), Some(Virtual::Realtime));
+        assert_eq!(
+            Virtual::of(libc::CLOCK_MONOTONIC_COARSE),
+            Some(Virtual::Monotonic)
+        );
+        assert_eq!(
+            Virtual::of(libc::CLOCK_MONOTONIC_RAW),
+            Some(Virtual::MonotonicRaw)
+        );
+        assert_eq!(
+            Virtual::of(libc::CLOCK_REALTIME_COARSE),
+            Some(Virtual::Realtime)
+        );
         assert_eq!(Virtual::of(libc::CLOCK_BOOTTIME), Some(Virtual::Boottime));
         assert_eq!(Virtual::of(libc::CLOCK_PROCESS_CPUTIME_ID), None);
         assert_eq!(Virtual::of(libc::CLOCK_THREAD_CPUTIME_ID), None);
@@ -600,10 +703,34 @@ mod tests {
 
     #[test]
     fn timespec_conversion_validates_and_saturates() {
-        assert_eq!(timespec_ns(&libc::timespec { tv_sec: 2, tv_nsec: 5 }), Some(2_000_000_005));
-        assert_eq!(timespec_ns(&libc::timespec { tv_sec: -1, tv_nsec: 0 }), None);
-        assert_eq!(timespec_ns(&libc::timespec { tv_sec: 0, tv_nsec: 1_000_000_000 }), None);
-        assert_eq!(timespec_ns(&libc::timespec { tv_sec: libc::time_t::MAX, tv_nsec: 0 }), Some(u64::MAX));
+        assert_eq!(
+            timespec_ns(&libc::timespec {
+                tv_sec: 2,
+                tv_nsec: 5
+            }),
+            Some(2_000_000_005)
+        );
+        assert_eq!(
+            timespec_ns(&libc::timespec {
+                tv_sec: -1,
+                tv_nsec: 0
+            }),
+            None
+        );
+        assert_eq!(
+            timespec_ns(&libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000_000
+            }),
+            None
+        );
+        assert_eq!(
+            timespec_ns(&libc::timespec {
+                tv_sec: libc::time_t::MAX,
+                tv_nsec: 0
+            }),
+            Some(u64::MAX)
+        );
         let ts = ns_timespec(3_000_000_007);
         assert_eq!((ts.tv_sec, ts.tv_nsec), (3, 7));
     }
@@ -611,7 +738,13 @@ mod tests {
     #[test]
     fn waits_block_for_real_at_most_the_cap() {
         let p = plan_wait(SimTime::from_nanos(1_000), SimTime::from_nanos(1_500));
-        assert_eq!(p, WaitPlan { deadline: SimTime::from_nanos(1_500), real_wait_ns: 500 });
+        assert_eq!(
+            p,
+            WaitPlan {
+                deadline: SimTime::from_nanos(1_500),
+                real_wait_ns: 500
+            }
+        );
         let p = plan_wait(SimTime::from_nanos(0), SimTime::from_nanos(30 * NS_PER_SEC));
         assert_eq!(p.real_wait_ns, REAL_WAIT_CAP_NS);
         // A deadline already passed waits zero and never moves the clock back.
@@ -624,7 +757,10 @@ mod tests {
         take_origins();
         let a = Virtual::Monotonic.origin().unwrap();
         assert_eq!(Virtual::Monotonic.origin(), Some(a));
-        assert_eq!(Virtual::Monotonic.to_sim(a + 1_234), Some(SimTime::from_nanos(1_234)));
+        assert_eq!(
+            Virtual::Monotonic.to_sim(a + 1_234),
+            Some(SimTime::from_nanos(1_234))
+        );
         assert_eq!(Virtual::Monotonic.to_sim(a - 1), Some(SimTime::ZERO));
     }
 }

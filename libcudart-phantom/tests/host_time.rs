@@ -8,14 +8,19 @@ use std::process::{Command, Output};
 /// The cdylib cargo built next to this test binary (target/<profile>/libcudart_phantom.so).
 fn cdylib() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let lib = exe.parent().and_then(Path::parent).unwrap().join("libcudart_phantom.so");
+    let lib = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("libcudart_phantom.so");
     assert!(lib.exists(), "{} not built", lib.display());
     lib
 }
 
 /// A scratch directory holding `lib/libcudart.so.13` (Phantom) and, when asked, the C program.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("host_time-{name}-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("host_time-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("lib")).unwrap();
     std::fs::copy(cdylib(), dir.join("lib/libcudart.so.13")).unwrap();
@@ -23,8 +28,14 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -115,7 +126,12 @@ fn measured_mode_adds_cpu_time_to_sleeps() {
 
 #[test]
 fn python_sleep_is_virtual_with_ld_preload() {
-    if Command::new("python3").arg("-c").arg("pass").output().is_err() {
+    if Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .output()
+        .is_err()
+    {
         eprintln!("python3 not found; skipped");
         return;
     }

@@ -1,13 +1,35 @@
 //! The cluster file: one TOML document (unknown fields rejected) or a built-in preset.
 //!
-//! STUB — being filled in (TOML parsing with clear errors, presets dgx-h100/dgx-h200/dgx-a100/dgx-b200, env).
+//! The file format, the presets and the environment overrides are specified in `docs/config.md`. In short:
+//!
+//! ```toml
+//! preset = "dgx-h100"          # optional: start from a preset; every other field overrides it
+//! name = "my-cluster"
+//! nodes = 4
+//! gpus_per_node = 8
+//! [gpu]
+//! model = "h100-sxm-80gb"      # a GPU preset key
+//! memory_bytes = 85029158912   # optional override of any GpuSpec field
+//! [host]
+//! mode = "measured"            # or "deterministic"
+//! cpu_scale = 1.0
+//! api_call_ns = 100
+//! launch_call_ns = 2000
+//! [kernels]
+//! tables = ["kernels.table"]   # relative paths resolve against the TOML file's directory
+//! fallback = { base_ns = 2000, per_wave_ns = 1000 }
+//! ```
+//!
+//! Every error is one line that names the file (or variable), the key and, where known, the line.
 
-use crate::gpu::{gpu_preset, GpuSpec};
+use crate::gpu::{gpu_preset, GpuSpec, GPU_PRESETS};
 use crate::ktable::FallbackModel;
-use std::path::PathBuf;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 
 /// How host threads' virtual clocks advance (DESIGN.md decision 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HostTimeMode {
     /// Application CPU time between API calls counts, scaled by `cpu_scale`.
     Measured,
@@ -15,8 +37,21 @@ pub enum HostTimeMode {
     Deterministic,
 }
 
+impl std::str::FromStr for HostTimeMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "measured" => Ok(HostTimeMode::Measured),
+            "deterministic" => Ok(HostTimeMode::Deterministic),
+            other => Err(ConfigError(format!("unknown variant `{other}`, expected `measured` or `deterministic`"))),
+        }
+    }
+}
+
+/// The host-time model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostConfig {
+    /// Whether measured CPU time counts (`Measured`) or only fixed per-call costs (`Deterministic`).
     pub mode: HostTimeMode,
     /// Factor applied to measured application CPU time (the target host's speed relative to this one).
     pub cpu_scale: f64,
@@ -26,20 +61,35 @@ pub struct HostConfig {
     pub launch_call_ns: u64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig { mode: HostTimeMode::Measured, cpu_scale: 1.0, api_call_ns: 100, launch_call_ns: 2_000 }
+    }
+}
+
+/// Where kernel durations come from when no real GPU measures them.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct KernelConfig {
     /// Kernel-time table files, merged in order (later entries win).
     pub tables: Vec<PathBuf>,
+    /// Model for kernels no table lists.
     pub fallback: FallbackModel,
 }
 
+/// The simulated cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterConfig {
+    /// Name shown in reports and traces.
     pub name: String,
+    /// Number of nodes (hosts).
     pub nodes: u32,
+    /// GPUs in each node.
     pub gpus_per_node: u32,
+    /// The model of every GPU.
     pub gpu: GpuSpec,
+    /// The host-time model.
     pub host: HostConfig,
+    /// Kernel-time sources.
     pub kernels: KernelConfig,
 }
 
@@ -53,47 +103,554 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+impl std::error::Error for ConfigError {}
+
+/// Names of the built-in cluster presets.
+pub const CLUSTER_PRESETS: &[&str] = &["dgx-h100", "dgx-h200", "dgx-a100", "dgx-b200"];
+
+/// The preset used when `PHANTOM_CLUSTER` is unset.
+pub const DEFAULT_PRESET: &str = "dgx-h100";
+
+/// Largest accepted `nodes`.
+pub const MAX_NODES: u32 = 65_536;
+/// Largest accepted `gpus_per_node`.
+pub const MAX_GPUS_PER_NODE: u32 = 64;
+
+/// Cluster preset → (GPU model key, nodes, GPUs per node).
+fn preset_def(name: &str) -> Option<(&'static str, u32, u32)> {
+    match name {
+        "dgx-h100" => Some(("h100-sxm-80gb", 1, 8)),
+        "dgx-h200" => Some(("h200-141gb", 1, 8)),
+        "dgx-a100" => Some(("a100-sxm-80gb", 1, 8)),
+        "dgx-b200" => Some(("b200", 1, 8)),
+        _ => None,
+    }
+}
+
+// ---- The file as written: every field optional, every table closed. ----
+
+/// The top level of a cluster file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    /// Built-in cluster preset to start from (`dgx-h100`, ...); every other field overrides it.
+    preset: Option<String>,
+    /// Name shown in reports; default: the preset's name, else the file's stem.
+    name: Option<String>,
+    /// Number of nodes, 1..=65536; default: the preset's, else 1.
+    nodes: Option<u32>,
+    /// GPUs per node, 1..=64; default: the preset's, else 8.
+    gpus_per_node: Option<u32>,
+    /// `model` (a GPU preset key) plus optional overrides of any `GpuSpec` field. Kept as a raw table so that
+    /// the accepted overrides are exactly `GpuSpec`'s fields.
+    gpu: Option<toml::Table>,
+    /// The host-time model.
+    host: Option<HostFile>,
+    /// Kernel-time sources.
+    kernels: Option<KernelsFile>,
+}
+
+/// `[host]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostFile {
+    /// `measured` or `deterministic`; default `measured`.
+    mode: Option<HostTimeMode>,
+    /// Multiplier on measured CPU time; finite and > 0; default 1.0.
+    cpu_scale: Option<f64>,
+    /// Host time charged per ordinary runtime API call, ns; default 100.
+    api_call_ns: Option<u64>,
+    /// Host time charged per kernel launch call, ns; default 2000.
+    launch_call_ns: Option<u64>,
+}
+
+/// `[kernels]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KernelsFile {
+    /// Kernel-time table files, merged in order; relative paths are relative to the cluster file's directory.
+    /// Replaces the preset's list.
+    tables: Option<Vec<PathBuf>>,
+    /// The fallback model for kernels no table lists.
+    fallback: Option<FallbackFile>,
+}
+
+/// `[kernels.fallback]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FallbackFile {
+    /// Fixed cost of every kernel, ns; default 2000.
+    base_ns: Option<u64>,
+    /// Cost per wave of blocks, ns; default 1000.
+    per_wave_ns: Option<u64>,
+}
+
 impl ClusterConfig {
+    /// The built-in cluster preset `name`, or `None` if there is none or its GPU model is not built in.
     pub fn preset(name: &str) -> Option<ClusterConfig> {
-        match name {
-            "dgx-h100" => Some(ClusterConfig {
-                name: name.into(),
-                nodes: 1,
-                gpus_per_node: 8,
-                gpu: gpu_preset("h100-sxm-80gb")?,
-                host: HostConfig {
-                    mode: HostTimeMode::Measured,
-                    cpu_scale: 1.0,
-                    api_call_ns: 100,
-                    launch_call_ns: 2_000,
-                },
-                kernels: KernelConfig { tables: vec![], fallback: FallbackModel::default() },
-            }),
-            _ => None,
-        }
+        ClusterConfig::try_preset(name).ok()
+    }
+
+    /// The built-in cluster preset `name`; the error lists the known presets.
+    pub fn try_preset(name: &str) -> Result<ClusterConfig, ConfigError> {
+        let (gpu_key, nodes, gpus_per_node) = preset_def(name).ok_or_else(|| {
+            ConfigError(format!("unknown cluster preset `{name}`; known presets: {}", CLUSTER_PRESETS.join(", ")))
+        })?;
+        let gpu = gpu_preset(gpu_key).ok_or_else(|| {
+            ConfigError(format!("cluster preset `{name}` uses GPU model `{gpu_key}`, which this build does not define"))
+        })?;
+        Ok(ClusterConfig {
+            name: name.into(),
+            nodes,
+            gpus_per_node,
+            gpu,
+            host: HostConfig::default(),
+            kernels: KernelConfig::default(),
+        })
+    }
+
+    /// Parses a cluster file's text. Relative table paths are joined to `base_dir`. Errors start with
+    /// `cluster TOML:`; use [`ClusterConfig::load`] for errors that name the file.
+    pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<ClusterConfig, ConfigError> {
+        parse(text, base_dir, "cluster TOML", "cluster")
+    }
+
+    /// Reads and parses a cluster file; relative table paths resolve against its directory.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        let origin = format!("cluster file {}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{origin}: cannot read: {e}")))?;
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("cluster");
+        parse(&text, base_dir, &origin, stem)
     }
 
     /// The configuration a process uses: `PHANTOM_CLUSTER` (a preset name or a path to a TOML file; default
-    /// `dgx-h100`), then `PHANTOM_HOST_TIME` (`measured`/`deterministic`) and `PHANTOM_KERNEL_TABLE`
-    /// (colon-separated table paths appended to the file's own).
+    /// `dgx-h100`), then `PHANTOM_HOST_TIME` (`measured`/`deterministic`), `PHANTOM_NODES` and
+    /// `PHANTOM_KERNEL_TABLE` (colon-separated table paths appended to the file's own).
     pub fn from_env() -> Result<ClusterConfig, ConfigError> {
-        let name = std::env::var("PHANTOM_CLUSTER").unwrap_or_else(|_| "dgx-h100".into());
-        let mut cfg = ClusterConfig::preset(&name).ok_or_else(|| ConfigError(format!("unknown preset {name}")))?;
-        if let Ok(mode) = std::env::var("PHANTOM_HOST_TIME") {
-            cfg.host.mode = match mode.as_str() {
-                "deterministic" => HostTimeMode::Deterministic,
-                "measured" => HostTimeMode::Measured,
-                other => return Err(ConfigError(format!("PHANTOM_HOST_TIME: unknown mode `{other}`"))),
-            };
+        ClusterConfig::from_env_with(|k| std::env::var(k).ok())
+    }
+
+    /// [`ClusterConfig::from_env`] with the variables read through `var` (for tests and launchers).
+    /// Empty values count as unset.
+    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<ClusterConfig, ConfigError> {
+        let get = |k: &str| var(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let cluster = get("PHANTOM_CLUSTER").unwrap_or_else(|| DEFAULT_PRESET.to_string());
+        let mut cfg = if cluster.ends_with(".toml") || cluster.contains('/') {
+            ClusterConfig::load(Path::new(&cluster))?
+        } else {
+            ClusterConfig::try_preset(&cluster).map_err(|e| {
+                ConfigError(format!("PHANTOM_CLUSTER: {e} (or the path of a .toml cluster file)"))
+            })?
+        };
+        if let Some(mode) = get("PHANTOM_HOST_TIME") {
+            cfg.host.mode = mode.parse().map_err(|e: ConfigError| ConfigError(format!("PHANTOM_HOST_TIME: {e}")))?;
         }
-        if let Ok(paths) = std::env::var("PHANTOM_KERNEL_TABLE") {
+        if let Some(nodes) = get("PHANTOM_NODES") {
+            cfg.nodes = nodes
+                .parse()
+                .map_err(|_| ConfigError(format!("PHANTOM_NODES: expected a whole number, found `{nodes}`")))?;
+            cfg.validate().map_err(|e| ConfigError(format!("PHANTOM_NODES: {e}")))?;
+        }
+        if let Some(paths) = get("PHANTOM_KERNEL_TABLE") {
             cfg.kernels.tables.extend(paths.split(':').filter(|p| !p.is_empty()).map(PathBuf::from));
         }
         Ok(cfg)
     }
 
+    /// Checks value ranges; the message names the field, e.g. `nodes must be at least 1 (got 0)`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |m: String| Err(ConfigError(m));
+        if self.name.trim().is_empty() {
+            return fail("name must not be empty".into());
+        }
+        if self.nodes < 1 {
+            return fail(format!("nodes must be at least 1 (got {})", self.nodes));
+        }
+        if self.nodes > MAX_NODES {
+            return fail(format!("nodes must be at most {MAX_NODES} (got {})", self.nodes));
+        }
+        if !(1..=MAX_GPUS_PER_NODE).contains(&self.gpus_per_node) {
+            return fail(format!("gpus_per_node must be between 1 and {MAX_GPUS_PER_NODE} (got {})", self.gpus_per_node));
+        }
+        let s = self.host.cpu_scale;
+        if !(s.is_finite() && s > 0.0) {
+            return fail(format!("host.cpu_scale must be a finite number greater than 0 (got {s})"));
+        }
+        let g = &self.gpu;
+        for (field, v) in [("sm_count", g.sm_count), ("warp_size", g.warp_size), ("max_blocks_per_sm", g.max_blocks_per_sm)] {
+            if v < 1 {
+                return fail(format!("gpu.{field} must be at least 1 (got {v})"));
+            }
+        }
+        if g.context_reserve_bytes > g.memory_bytes {
+            return fail(format!(
+                "gpu.context_reserve_bytes ({}) must not exceed gpu.memory_bytes ({})",
+                g.context_reserve_bytes, g.memory_bytes
+            ));
+        }
+        Ok(())
+    }
+
     /// Total number of GPUs in the cluster.
     pub fn total_gpus(&self) -> u32 {
         self.nodes * self.gpus_per_node
+    }
+}
+
+fn parse(text: &str, base_dir: &Path, origin: &str, default_name: &str) -> Result<ClusterConfig, ConfigError> {
+    let file: ClusterFile =
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| toml_error(origin, text, &e))?;
+    build(file, base_dir, default_name)
+        .and_then(|cfg| cfg.validate().map(|()| cfg))
+        .map_err(|e| ConfigError(format!("{origin}: {e}")))
+}
+
+fn build(file: ClusterFile, base_dir: &Path, default_name: &str) -> Result<ClusterConfig, ConfigError> {
+    let base = match &file.preset {
+        Some(p) => Some(ClusterConfig::try_preset(p).map_err(|e| ConfigError(format!("preset: {e}")))?),
+        None => None,
+    };
+    let mut gpu_table = file.gpu.unwrap_or_default();
+    let gpu = match gpu_table.remove("model") {
+        Some(toml::Value::String(model)) => gpu_preset(&model).ok_or_else(|| {
+            ConfigError(format!("gpu.model: unknown GPU model `{model}`; known models: {}", GPU_PRESETS.join(", ")))
+        })?,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "gpu.model: invalid type: {}, expected a GPU model name (a string)",
+                other.type_str()
+            )))
+        }
+        None => match &base {
+            Some(b) => b.gpu.clone(),
+            None => return Err(ConfigError("gpu.model is required when no `preset` is given".into())),
+        },
+    };
+    let gpu = override_gpu(gpu, gpu_table)?;
+    let mut cfg = match base {
+        Some(b) => ClusterConfig { gpu, ..b },
+        None => ClusterConfig {
+            name: default_name.to_string(),
+            nodes: 1,
+            gpus_per_node: 8,
+            gpu,
+            host: HostConfig::default(),
+            kernels: KernelConfig::default(),
+        },
+    };
+    if let Some(name) = file.name {
+        cfg.name = name;
+    }
+    if let Some(n) = file.nodes {
+        cfg.nodes = n;
+    }
+    if let Some(n) = file.gpus_per_node {
+        cfg.gpus_per_node = n;
+    }
+    if let Some(h) = file.host {
+        let host = &mut cfg.host;
+        host.mode = h.mode.unwrap_or(host.mode);
+        host.cpu_scale = h.cpu_scale.unwrap_or(host.cpu_scale);
+        host.api_call_ns = h.api_call_ns.unwrap_or(host.api_call_ns);
+        host.launch_call_ns = h.launch_call_ns.unwrap_or(host.launch_call_ns);
+    }
+    if let Some(k) = file.kernels {
+        if let Some(tables) = k.tables {
+            cfg.kernels.tables = tables.into_iter().map(|p| if p.is_relative() { base_dir.join(p) } else { p }).collect();
+        }
+        if let Some(f) = k.fallback {
+            let fb = &mut cfg.kernels.fallback;
+            fb.base_ns = f.base_ns.unwrap_or(fb.base_ns);
+            fb.per_wave_ns = f.per_wave_ns.unwrap_or(fb.per_wave_ns);
+        }
+    }
+    Ok(cfg)
+}
+
+/// Applies `[gpu]` overrides (everything but `model`) to a GPU preset: the preset is turned into a TOML
+/// table, the overrides replace its values (nested tables such as `peak_flops` field by field), and the
+/// result is read back as a `GpuSpec`, so every `GpuSpec` field, and only those, can be overridden.
+fn override_gpu(base: GpuSpec, overrides: toml::Table) -> Result<GpuSpec, ConfigError> {
+    if overrides.is_empty() {
+        return Ok(base);
+    }
+    if overrides.contains_key("key") {
+        return Err(ConfigError("gpu.key cannot be overridden; choose the base model with gpu.model".into()));
+    }
+    let mut merged = match toml::Value::try_from(&base) {
+        Ok(toml::Value::Table(t)) => t,
+        other => return Err(ConfigError(format!("gpu: cannot represent GPU model `{}` as TOML: {other:?}", base.key))),
+    };
+    overlay(&mut merged, overrides, "gpu")?;
+    serde_path_to_error::deserialize::<_, GpuSpec>(toml::Value::Table(merged))
+        .map_err(|e| ConfigError(format!("gpu.{}: {}", e.path(), e.inner().message())))
+}
+
+fn overlay(dst: &mut toml::Table, src: toml::Table, path: &str) -> Result<(), ConfigError> {
+    for (k, v) in src {
+        match (dst.get_mut(&k), v) {
+            (Some(toml::Value::Table(d)), toml::Value::Table(s)) => overlay(d, s, &format!("{path}.{k}"))?,
+            (Some(slot), v) => *slot = v,
+            (None, _) => {
+                let mut known: Vec<String> = dst.keys().filter(|n| *n != "key").map(|n| format!("`{n}`")).collect();
+                if path == "gpu" {
+                    known.insert(0, "`model`".into());
+                }
+                return Err(ConfigError(format!(
+                    "unknown field `{k}` in [{path}], expected one of {}",
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line from a TOML/serde error: `origin: path: message (line N)`; unknown fields name their table.
+fn toml_error(origin: &str, text: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let inner = e.inner();
+    let mut msg = inner.message().trim().to_string();
+    if msg.is_empty() {
+        let display = inner.to_string();
+        msg = display.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("invalid TOML").trim().to_string();
+    }
+    let path = e.path().to_string();
+    let body = if path.is_empty() || path == "." {
+        msg
+    } else if msg.starts_with("unknown field `") {
+        let table = match path.rfind(['.', '[']) {
+            Some(i) => &path[..i],
+            None => "root",
+        };
+        msg.replacen("`,", &format!("` in [{table}],"), 1)
+    } else {
+        format!("{path}: {msg}")
+    };
+    let line = inner.span().map(|s| format!(" (line {})", line_of(text, s.start))).unwrap_or_default();
+    ConfigError(format!("{origin}: {body}{line}"))
+}
+
+/// 1-based line of byte `offset`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<ClusterConfig, ConfigError> {
+        ClusterConfig::from_toml_str(text, Path::new("conf"))
+    }
+
+    fn err(text: &str) -> String {
+        parse_str(text).unwrap_err().0
+    }
+
+    #[test]
+    fn dgx_h100_preset() {
+        let c = ClusterConfig::preset("dgx-h100").unwrap();
+        assert_eq!(c.name, "dgx-h100");
+        assert_eq!((c.nodes, c.gpus_per_node, c.total_gpus()), (1, 8, 8));
+        assert_eq!(c.gpu.key, "h100-sxm-80gb");
+        assert_eq!(c.host, HostConfig { mode: HostTimeMode::Measured, cpu_scale: 1.0, api_call_ns: 100, launch_call_ns: 2_000 });
+        assert_eq!(c.kernels, KernelConfig { tables: vec![], fallback: FallbackModel { base_ns: 2_000, per_wave_ns: 1_000 } });
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn every_preset_is_defined_in_code() {
+        for name in CLUSTER_PRESETS {
+            let (gpu, nodes, per_node) = preset_def(name).unwrap();
+            assert_eq!((nodes, per_node), (1, 8));
+            // A preset whose GPU model is not built in yet is reported, not a panic.
+            match ClusterConfig::try_preset(name) {
+                Ok(c) => assert_eq!(c.gpu.key, gpu),
+                Err(e) => assert_eq!(
+                    e.0,
+                    format!("cluster preset `{name}` uses GPU model `{gpu}`, which this build does not define")
+                ),
+            }
+        }
+        assert_eq!(
+            ClusterConfig::try_preset("dgx-h900").unwrap_err().0,
+            "unknown cluster preset `dgx-h900`; known presets: dgx-h100, dgx-h200, dgx-a100, dgx-b200"
+        );
+        assert_eq!(ClusterConfig::preset("dgx-h900"), None);
+    }
+
+    #[test]
+    fn full_file() {
+        let c = parse_str(
+            r#"
+            name = "my-cluster"
+            nodes = 4
+            gpus_per_node = 8
+            [gpu]
+            model = "h100-sxm-80gb"
+            memory_bytes = 85000000000
+            [gpu.peak_flops]
+            bf16 = 1.0e15
+            [host]
+            mode = "deterministic"
+            cpu_scale = 2
+            api_call_ns = 150
+            launch_call_ns = 3000
+            [kernels]
+            tables = ["kernels.table", "sub/more.table", "/abs/other.table"]
+            fallback = { base_ns = 500 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.name, "my-cluster");
+        assert_eq!(c.total_gpus(), 32);
+        assert_eq!(c.gpu.key, "h100-sxm-80gb");
+        assert_eq!(c.gpu.memory_bytes, 85_000_000_000);
+        assert_eq!(c.gpu.peak_flops.bf16, 1.0e15);
+        assert_eq!(c.gpu.peak_flops.fp16, 989.4e12);
+        assert_eq!(c.gpu.sm_count, 132);
+        assert_eq!(c.host, HostConfig { mode: HostTimeMode::Deterministic, cpu_scale: 2.0, api_call_ns: 150, launch_call_ns: 3_000 });
+        assert_eq!(
+            c.kernels.tables,
+            vec![PathBuf::from("conf/kernels.table"), PathBuf::from("conf/sub/more.table"), PathBuf::from("/abs/other.table")]
+        );
+        assert_eq!(c.kernels.fallback, FallbackModel { base_ns: 500, per_wave_ns: 1_000 });
+    }
+
+    #[test]
+    fn preset_with_overrides() {
+        let c = parse_str("preset = \"dgx-h100\"\nnodes = 32\n[host]\ncpu_scale = 0.5\n").unwrap();
+        let mut want = ClusterConfig::preset("dgx-h100").unwrap();
+        want.nodes = 32;
+        want.host.cpu_scale = 0.5;
+        assert_eq!(c, want);
+        assert_eq!(c.total_gpus(), 256);
+        // Without `name`, the preset's name is kept; without a preset, the default name is used.
+        assert_eq!(c.name, "dgx-h100");
+        let d = parse_str("[gpu]\nmodel = \"h100-sxm-80gb\"\n").unwrap();
+        assert_eq!((d.name.as_str(), d.nodes, d.gpus_per_node), ("cluster", 1, 8));
+        assert_eq!(d.host, HostConfig::default());
+    }
+
+    #[test]
+    fn empty_file_needs_a_gpu() {
+        assert_eq!(err(""), "cluster TOML: gpu.model is required when no `preset` is given");
+    }
+
+    #[test]
+    fn unknown_fields() {
+        assert_eq!(
+            err("preset = \"dgx-h100\"\ngpus_per_nod = 4\n"),
+            "cluster TOML: unknown field `gpus_per_nod` in [root], expected one of `preset`, `name`, `nodes`, \
+             `gpus_per_node`, `gpu`, `host`, `kernels` (line 2)"
+        );
+        assert_eq!(
+            err("preset = \"dgx-h100\"\n[host]\nmdoe = \"measured\"\n"),
+            "cluster TOML: unknown field `mdoe` in [host], expected one of `mode`, `cpu_scale`, `api_call_ns`, \
+             `launch_call_ns` (line 3)"
+        );
+        assert_eq!(
+            err("preset = \"dgx-h100\"\n[kernels]\nfallback = { base = 1 }\n"),
+            "cluster TOML: unknown field `base` in [kernels.fallback], expected `base_ns` or `per_wave_ns` (line 3)"
+        );
+        assert!(err("preset = \"dgx-h100\"\n[network]\nx = 1\n")
+            .starts_with("cluster TOML: unknown field `network` in [root], expected one of `preset`,"));
+        let gpu = err("preset = \"dgx-h100\"\n[gpu]\nmemory_byts = 1\n");
+        assert!(gpu.starts_with("cluster TOML: unknown field `memory_byts` in [gpu], expected one of `model`, "), "{gpu}");
+        assert!(gpu.contains("`memory_bytes`"), "{gpu}");
+        assert!(!gpu.contains("`key`"), "{gpu}");
+        assert!(err("preset = \"dgx-h100\"\n[gpu.peak_flops]\nfp4 = 1\n")
+            .starts_with("cluster TOML: unknown field `fp4` in [gpu.peak_flops], expected one of `"));
+    }
+
+    #[test]
+    fn wrong_types_and_values() {
+        assert_eq!(
+            err("preset = \"dgx-h100\"\n[host]\nmode = \"fast\"\n"),
+            "cluster TOML: host.mode: unknown variant `fast`, expected `measured` or `deterministic` (line 3)"
+        );
+        assert_eq!(err("nodes = \"four\""), "cluster TOML: nodes: invalid type: string \"four\", expected u32 (line 1)");
+        assert_eq!(err("nodes = -1"), "cluster TOML: nodes: invalid value: integer `-1`, expected u32 (line 1)");
+        assert_eq!(
+            err("[kernels]\ntables = [\"a\",\n 5]"),
+            "cluster TOML: kernels.tables[1]: invalid type: integer `5`, expected path string (line 3)"
+        );
+        assert_eq!(
+            err("preset = \"dgx-h100\"\n[gpu]\nsm_count = \"many\"\n"),
+            "cluster TOML: gpu.sm_count: invalid type: string \"many\", expected u32"
+        );
+        assert_eq!(err("[gpu]\nmodel = 3\n"), "cluster TOML: gpu.model: invalid type: integer, expected a GPU model name (a string)");
+        assert_eq!(
+            err("[gpu]\nmodel = \"z100\"\n"),
+            format!("cluster TOML: gpu.model: unknown GPU model `z100`; known models: {}", GPU_PRESETS.join(", "))
+        );
+        assert_eq!(
+            err("preset = \"dgx-h100\"\n[gpu]\nkey = \"x\"\n"),
+            "cluster TOML: gpu.key cannot be overridden; choose the base model with gpu.model"
+        );
+        assert_eq!(
+            err("preset = \"dgx-h900\""),
+            "cluster TOML: preset: unknown cluster preset `dgx-h900`; known presets: dgx-h100, dgx-h200, dgx-a100, dgx-b200"
+        );
+        assert!(err("nodes = 1\nnodes = 2").starts_with("cluster TOML: duplicate key `nodes`"));
+        assert!(err("nodes = ").ends_with("(line 1)"));
+    }
+
+    #[test]
+    fn range_checks() {
+        let p = "preset = \"dgx-h100\"\n";
+        assert_eq!(err(&format!("{p}nodes = 0")), "cluster TOML: nodes must be at least 1 (got 0)");
+        assert_eq!(err(&format!("{p}nodes = 70000")), "cluster TOML: nodes must be at most 65536 (got 70000)");
+        assert_eq!(err(&format!("{p}gpus_per_node = 0")), "cluster TOML: gpus_per_node must be between 1 and 64 (got 0)");
+        assert_eq!(err(&format!("{p}gpus_per_node = 65")), "cluster TOML: gpus_per_node must be between 1 and 64 (got 65)");
+        assert_eq!(
+            err(&format!("{p}[host]\ncpu_scale = 0.0")),
+            "cluster TOML: host.cpu_scale must be a finite number greater than 0 (got 0)"
+        );
+        assert_eq!(
+            err(&format!("{p}[host]\ncpu_scale = inf")),
+            "cluster TOML: host.cpu_scale must be a finite number greater than 0 (got inf)"
+        );
+        assert_eq!(err(&format!("{p}name = \"\"")), "cluster TOML: name must not be empty");
+        assert_eq!(err(&format!("{p}[gpu]\nsm_count = 0")), "cluster TOML: gpu.sm_count must be at least 1 (got 0)");
+        assert_eq!(
+            err(&format!("{p}[gpu]\nmemory_bytes = 1000")),
+            "cluster TOML: gpu.context_reserve_bytes (536870912) must not exceed gpu.memory_bytes (1000)"
+        );
+    }
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn environment() {
+        let c = ClusterConfig::from_env_with(env(&[])).unwrap();
+        assert_eq!(c, ClusterConfig::preset("dgx-h100").unwrap());
+        let c = ClusterConfig::from_env_with(env(&[
+            ("PHANTOM_CLUSTER", "dgx-h100"),
+            ("PHANTOM_HOST_TIME", "deterministic"),
+            ("PHANTOM_NODES", "16"),
+            ("PHANTOM_KERNEL_TABLE", "a.table::/b/c.table"),
+        ]))
+        .unwrap();
+        assert_eq!(c.host.mode, HostTimeMode::Deterministic);
+        assert_eq!(c.total_gpus(), 128);
+        assert_eq!(c.kernels.tables, vec![PathBuf::from("a.table"), PathBuf::from("/b/c.table")]);
+        let e = |vars: &[(&str, &str)]| ClusterConfig::from_env_with(env(vars)).unwrap_err().0;
+        assert_eq!(
+            e(&[("PHANTOM_CLUSTER", "dgx-x")]),
+            "PHANTOM_CLUSTER: unknown cluster preset `dgx-x`; known presets: dgx-h100, dgx-h200, dgx-a100, dgx-b200 \
+             (or the path of a .toml cluster file)"
+        );
+        assert_eq!(
+            e(&[("PHANTOM_HOST_TIME", "fast")]),
+            "PHANTOM_HOST_TIME: unknown variant `fast`, expected `measured` or `deterministic`"
+        );
+        assert_eq!(e(&[("PHANTOM_NODES", "0")]), "PHANTOM_NODES: nodes must be at least 1 (got 0)");
+        assert_eq!(e(&[("PHANTOM_NODES", "x")]), "PHANTOM_NODES: expected a whole number, found `x`");
+        let missing = e(&[("PHANTOM_CLUSTER", "no-such-dir/c.toml")]);
+        assert!(missing.starts_with("cluster file no-such-dir/c.toml: cannot read: "), "{missing}");
     }
 }

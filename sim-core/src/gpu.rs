@@ -148,7 +148,10 @@ pub fn gpu_preset(key: &str) -> Option<GpuSpec> {
         "b200" => b200(),
         _ => return None,
     };
-    Some(GpuSpec { key: key.into(), ..spec })
+    Some(GpuSpec {
+        key: key.into(),
+        ..spec
+    })
 }
 
 /// H100 SXM5 80 GB as in a DGX/HGX H100 (PCIe Gen5 host link, NVLink 4 through NVSwitch).
@@ -269,7 +272,14 @@ fn a100_sxm_80gb() -> GpuSpec {
         pcie_d2h_bytes_per_s: 25.0e9,
         pageable_bytes_per_s: 12.0e9,
         nvlink_bytes_per_s: 300.0e9,
-        peak_flops: PeakFlops { fp64: 19.5e12, fp32: 19.5e12, tf32: 156e12, fp16: 312e12, bf16: 312e12, fp8: 0.0 },
+        peak_flops: PeakFlops {
+            fp64: 19.5e12,
+            fp32: 19.5e12,
+            tf32: 156e12,
+            fp16: 312e12,
+            bf16: 312e12,
+            fp8: 0.0,
+        },
         launch_latency_ns: 2_000,
     }
 }
@@ -291,7 +301,14 @@ fn b200() -> GpuSpec {
         // 8 TB/s data sheet; ~90% of it for a large copy.
         hbm_bytes_per_s: 7.2e12,
         nvlink_bytes_per_s: 900.0e9,
-        peak_flops: PeakFlops { fp64: 37e12, fp32: 75e12, tf32: 1.1e15, fp16: 2.25e15, bf16: 2.25e15, fp8: 4.5e15 },
+        peak_flops: PeakFlops {
+            fp64: 37e12,
+            fp32: 75e12,
+            tf32: 1.1e15,
+            fp16: 2.25e15,
+            bf16: 2.25e15,
+            fp8: 4.5e15,
+        },
         ..h100_sxm_80gb()
     }
 }
@@ -368,14 +385,26 @@ mod tests {
 
     #[test]
     fn every_preset_round_trips_and_is_consistent() {
-        assert_eq!(gpu_preset_names(), ["h100-sxm-80gb", "h200-141gb", "a100-sxm-80gb", "b200"]);
+        assert_eq!(
+            gpu_preset_names(),
+            ["h100-sxm-80gb", "h200-141gb", "a100-sxm-80gb", "b200"]
+        );
         for &key in GPU_PRESETS {
             let s = gpu_preset(key).unwrap_or_else(|| panic!("{key} listed but unknown"));
             assert_eq!(s.key, key);
             assert!(s.name.starts_with("NVIDIA "), "{key}");
-            assert!(s.name.len() < 256, "{key}: name must fit cudaDeviceProp::name");
-            assert!(s.shared_mem_per_block_bytes <= s.shared_mem_per_block_optin_bytes, "{key}");
-            assert!(s.shared_mem_per_block_optin_bytes <= s.shared_mem_per_sm_bytes, "{key}");
+            assert!(
+                s.name.len() < 256,
+                "{key}: name must fit cudaDeviceProp::name"
+            );
+            assert!(
+                s.shared_mem_per_block_bytes <= s.shared_mem_per_block_optin_bytes,
+                "{key}"
+            );
+            assert!(
+                s.shared_mem_per_block_optin_bytes <= s.shared_mem_per_sm_bytes,
+                "{key}"
+            );
             assert_eq!(
                 s.shared_mem_per_block_optin_bytes + s.reserved_shared_mem_per_block_bytes,
                 s.shared_mem_per_sm_bytes,
@@ -387,8 +416,14 @@ mod tests {
             assert_eq!(s.max_block_dim[0], s.max_threads_per_block, "{key}");
             assert!(s.persisting_l2_cache_max_bytes > 0, "{key}");
             assert!(s.context_reserve_bytes < s.memory_bytes / 16, "{key}");
-            assert!(s.hbm_bytes_per_s < s.peak_memory_bytes_per_s(), "{key}: achieved exceeds peak");
-            assert!(s.hbm_bytes_per_s > 0.8 * s.peak_memory_bytes_per_s(), "{key}");
+            assert!(
+                s.hbm_bytes_per_s < s.peak_memory_bytes_per_s(),
+                "{key}: achieved exceeds peak"
+            );
+            assert!(
+                s.hbm_bytes_per_s > 0.8 * s.peak_memory_bytes_per_s(),
+                "{key}"
+            );
             assert!(s.pageable_bytes_per_s < s.pcie_h2d_bytes_per_s, "{key}");
             assert!(s.peak_flops.bf16 > s.peak_flops.fp32, "{key}");
             assert_eq!(s.launch_latency_ns, 2_000, "{key}");

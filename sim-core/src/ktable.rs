@@ -5,8 +5,8 @@
 //! ```text
 //! # phantom kernel-time table v1
 //! # gpu: h100-sxm-80gb
-//! kernel	spin(float*, int)	2000,1,1	256,1,1	0	15000	12
-//! kernel	spin	*	*	*	20000
+//! kernel<TAB>spin(float*, int)<TAB>2000,1,1<TAB>256,1,1<TAB>0<TAB>15000<TAB>12
+//! kernel<TAB>spin<TAB>*<TAB>*<TAB>*<TAB>20000
 //! ```
 //!
 //! One record per line, fields separated by a single tab: record type, name, grid, block, dynamic shared
@@ -671,7 +671,7 @@ mod tests {
         assert_eq!(m.kernel_time(&h100, &k, 8), SimDuration::from_nanos(4_000));
         // exactly one full wave, then one block more
         assert_eq!(m.kernel_time(&h100, &key("k", [1056, 1, 1], [1, 1, 1], 0), 8), SimDuration::from_nanos(3_000));
-        assert_eq!(m.kernel_time(&h100, &key("k", [33, 32, 1], [1, 1, 1], 0), 8), SimDuration::from_nanos(4_000));
+        assert_eq!(m.kernel_time(&h100, &key("k", [33, 33, 1], [1, 1, 1], 0), 8), SimDuration::from_nanos(4_000));
         // a zero-size grid counts as one block; zero occupancy as one block per SM
         assert_eq!(m.kernel_time(&h100, &key("k", [0, 1, 1], [1, 1, 1], 0), 0), SimDuration::from_nanos(3_000));
         let custom = FallbackModel { base_ns: 500, per_wave_ns: 250 };

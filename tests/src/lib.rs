@@ -332,3 +332,39 @@ pub fn golden_cudart() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    #[test]
+    fn captures_streams_and_exit_code() {
+        let out = run_with_timeout(sh("echo a=1; echo oops >&2; exit 3"), PROGRAM_TIMEOUT);
+        assert_eq!((out.code, out.signal, out.timed_out), (Some(3), None, false));
+        assert_eq!(out.stdout, "a=1\n");
+        assert_eq!(out.stderr, "oops\n");
+        assert_eq!(out.value("a"), "1");
+    }
+
+    #[test]
+    fn reports_a_crash_as_a_signal() {
+        let out = run_with_timeout(sh("kill -SEGV $$"), PROGRAM_TIMEOUT);
+        assert_eq!((out.code, out.signal), (None, Some(libc::SIGSEGV)));
+        assert!(!out.success());
+    }
+
+    #[test]
+    fn kills_a_hanging_program_and_its_children() {
+        // `sleep` runs as a grandchild holding the pipes: the whole process group must go.
+        let out = run_with_timeout(sh("sleep 600 & wait"), Duration::from_millis(200));
+        assert!(out.timed_out);
+        assert_eq!(out.signal, Some(libc::SIGKILL));
+        assert!(!out.success());
+    }
+}
