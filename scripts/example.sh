@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Compiles a CUDA program with NVIDIA's pip nvcc (default: tests/programs/vector_add.cu) and runs it on
+# Compiles a CUDA program with NVIDIA's pip nvcc (default: examples/saxpy.cu) and runs it on
 # Phantom's simulated cluster: `bash scripts/example.sh [program.cu]`. Needs `bash scripts/install-deps.sh`
 # and `cargo xtask stage` first.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-src="${1:-$root/tests/programs/vector_add.cu}"
+src="${1:-$root/examples/saxpy.cu}"
 cu="$root/.deps/cuda/nvidia/cu13"
 lib="${PHANTOM_LIB_DIR:-${CARGO_TARGET_DIR:-$root/target}/phantom/lib}"
 [[ -x "$cu/bin/nvcc" ]] || { echo "example.sh: no nvcc in $cu: run \`bash scripts/install-deps.sh\` first" >&2; exit 1; }

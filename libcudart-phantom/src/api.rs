@@ -859,6 +859,7 @@ impl CudartApi for Phantom {
                     return Err(cudaError::cudaErrorInvalidValue);
                 }
                 info.max_dynamic_shared = value as u32;
+                launch::ATTRIBUTE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Ok(())
         })

@@ -15,6 +15,7 @@ use sim_core::ktable::{KernelKey, TimeSource};
 use sim_core::timeline::sms_needed;
 use sim_core::{SimDuration, SimTime};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,6 +125,44 @@ pub fn kernel_time(rt: &Runtime, dev: &Device, key: &KernelKey) -> (SimDuration,
     }
 }
 
+/// Bumped whenever a kernel's attributes change, so cached launch decisions are re-validated.
+pub static ATTRIBUTE_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// What a launch configuration of a kernel was found to cost, cached per thread (the kernel-time table and
+/// the GPU model are fixed for the life of the process).
+#[derive(Clone, Copy)]
+struct Decision {
+    epoch: u64,
+    duration: SimDuration,
+    sms: u32,
+    source: TimeSource,
+}
+
+type LaunchKey = (usize, u32, [u32; 3], [u32; 3], u32);
+
+thread_local! {
+    static DECISIONS: RefCell<HashMap<LaunchKey, Decision>> = RefCell::new(HashMap::new());
+}
+
+/// Validates a launch and times it: from the per-thread cache, or by table lookup / the fallback model.
+fn decide(rt: &Runtime, dev: &Device, host_fun: usize, grid: dim3, block: dim3, shared: usize) -> CudaResult<Decision> {
+    let key: LaunchKey = (host_fun, dev.ordinal, dims(grid), dims(block), shared as u32);
+    let epoch = ATTRIBUTE_EPOCH.load(Ordering::Relaxed);
+    if let Some(d) = DECISIONS.with(|c| c.borrow().get(&key).copied()) {
+        if d.epoch == epoch {
+            return Ok(d);
+        }
+    }
+    let info = KERNELS.get(&host_fun).map(|r| r.clone()).ok_or(cudaError::cudaErrorInvalidDeviceFunction)?;
+    validate(dev, grid, block, shared, &info)?;
+    let kkey = KernelKey { name: info.name, grid: key.2, block: key.3, shared_mem_bytes: key.4 };
+    let (duration, source, resident) = kernel_time(rt, dev, &kkey);
+    let blocks = kkey.grid.iter().map(|&x| x as u64).product::<u64>();
+    let d = Decision { epoch, duration, sms: sms_needed(blocks, resident, dev.spec.sm_count), source };
+    DECISIONS.with(|c| c.borrow_mut().insert(key, d));
+    Ok(d)
+}
+
 /// Launches the kernel registered for `host_fun`; `submit` is when the launch call hands it to the GPU.
 pub fn launch(
     rt: &Runtime,
@@ -134,19 +173,13 @@ pub fn launch(
     shared: usize,
     stream: cudaStream_t,
 ) -> CudaResult<()> {
-    let info = KERNELS.get(&host_fun).map(|r| r.clone()).ok_or(cudaError::cudaErrorInvalidDeviceFunction)?;
     let stream = resolve(stream)?;
     let dev = rt.device(stream.device as i32)?;
-    validate(dev, grid, block, shared, &info)?;
-    let key = KernelKey { name: info.name.clone(), grid: dims(grid), block: dims(block), shared_mem_bytes: shared as u32 };
-    let (duration, source, resident) = kernel_time(rt, dev, &key);
-    match source {
+    let d = decide(rt, dev, host_fun, grid, block, shared)?;
+    match d.source {
         TimeSource::Table => LAUNCHES_BY_TABLE.fetch_add(1, Ordering::Relaxed),
         _ => LAUNCHES_BY_MODEL.fetch_add(1, Ordering::Relaxed),
     };
-    let blocks = key.grid.iter().map(|&x| x as u64).product::<u64>();
-    let sms = sms_needed(blocks, resident, dev.spec.sm_count);
-    let (start, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration, sms });
-    tracing::trace!(kernel = %key.name, ?source, start = start.as_nanos(), end = end.as_nanos(), "launch");
+    stream.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration: d.duration, sms: d.sms });
     Ok(())
 }

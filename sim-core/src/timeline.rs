@@ -10,6 +10,7 @@
 //!   time, in queue order, independently of the SMs.
 
 use crate::time::{SimDuration, SimTime};
+use std::collections::BTreeMap;
 
 /// The copy engine a transfer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,68 +20,94 @@ pub enum CopyEngine {
     DeviceToDevice = 2,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Busy {
-    start: SimTime,
-    end: SimTime,
-    sms: u32,
-}
-
 /// Occupancy of one simulated GPU's execution resources over simulated time.
+///
+/// SM usage is kept as a step function (a "skyline"): each key starts a segment that lasts until the next
+/// key, with the SMs in use during it; adjacent equal segments are merged, so a stream of back-to-back kernels
+/// costs O(1) segments and placing a kernel is logarithmic in the number of segments.
 #[derive(Debug)]
 pub struct GpuTimeline {
     sm_count: u32,
-    /// Kernels placed so far (pruned to the most recent `MAX_KEPT` by end time), unordered.
-    busy: Vec<Busy>,
+    /// Segment start (ns) → SMs in use until the next key. Always holds a last segment with usage 0.
+    usage: BTreeMap<u64, u32>,
     copy_free_at: [SimTime; 3],
 }
 
-/// How many placed kernels are remembered; older ones can no longer delay new work in practice.
-const MAX_KEPT: usize = 512;
+/// Beyond this many segments the oldest are forgotten (they lie far in the past of every stream).
+const MAX_SEGMENTS: usize = 4096;
 
 impl GpuTimeline {
     pub fn new(sm_count: u32) -> Self {
-        GpuTimeline { sm_count: sm_count.max(1), busy: Vec::new(), copy_free_at: [SimTime::ZERO; 3] }
+        GpuTimeline { sm_count: sm_count.max(1), usage: BTreeMap::from([(0, 0)]), copy_free_at: [SimTime::ZERO; 3] }
     }
 
     pub fn sm_count(&self) -> u32 {
         self.sm_count
     }
 
-    /// SMs in use at instant `t` by kernels placed so far.
-    fn usage_at(&self, t: SimTime) -> u32 {
-        self.busy.iter().filter(|b| b.start <= t && t < b.end).map(|b| b.sms).sum()
+    /// SMs in use at instant `t`.
+    fn usage_at(&self, t: u64) -> u32 {
+        self.usage.range(..=t).next_back().map(|(_, &u)| u).unwrap_or(0)
     }
 
-    /// Whether `sms` more SMs are free during all of `[start, start + duration)`.
-    fn fits(&self, start: SimTime, duration: SimDuration, sms: u32) -> bool {
-        let end = start + duration;
-        // Usage only rises at a kernel's start, so checking `start` and every start inside the window suffices.
-        std::iter::once(start)
-            .chain(self.busy.iter().map(|b| b.start).filter(|&s| s > start && s < end))
-            .all(|t| self.usage_at(t) + sms <= self.sm_count)
+    /// The first instant at or after `from` at which `sms` more SMs are free for `duration` without a break.
+    fn earliest_fit(&self, from: u64, duration: u64, sms: u32) -> u64 {
+        let mut start = from;
+        'search: loop {
+            let end = start.saturating_add(duration.max(1));
+            // The segment containing `start`, then every segment beginning before `end`.
+            let first = self.usage.range(..=start).next_back().map(|(&k, _)| k).unwrap_or(0);
+            for (&k, &u) in self.usage.range(first..end) {
+                if u + sms > self.sm_count {
+                    // Too busy: try again where this segment ends.
+                    start = self.usage.range(k + 1..).next().map(|(&n, _)| n).unwrap_or(k).max(start);
+                    continue 'search;
+                }
+            }
+            return start;
+        }
+    }
+
+    /// Splits the segment containing `t` so that a key starts at `t`.
+    fn split_at(&mut self, t: u64) {
+        if !self.usage.contains_key(&t) {
+            let u = self.usage_at(t);
+            self.usage.insert(t, u);
+        }
+    }
+
+    fn occupy(&mut self, start: u64, end: u64, sms: u32) {
+        self.split_at(start);
+        self.split_at(end);
+        for (_, u) in self.usage.range_mut(start..end) {
+            *u += sms;
+        }
+        // Merge equal neighbours around the changed range.
+        let keys: Vec<u64> = self.usage.range(..=end).rev().take_while(|(&k, _)| k >= start).map(|(&k, _)| k).collect();
+        for k in keys.into_iter().chain(std::iter::once(start)) {
+            let Some(&u) = self.usage.get(&k) else { continue };
+            if let Some((_, &prev)) = self.usage.range(..k).next_back() {
+                if prev == u {
+                    self.usage.remove(&k);
+                }
+            }
+        }
+        while self.usage.len() > MAX_SEGMENTS {
+            let first = *self.usage.keys().next().expect("non-empty");
+            self.usage.remove(&first);
+        }
     }
 
     /// Places a kernel needing `sms` SMs (clamped to the GPU's count) for `duration`, starting no earlier than
     /// `earliest`. Returns its (start, end).
     pub fn place_kernel(&mut self, earliest: SimTime, duration: SimDuration, sms: u32) -> (SimTime, SimTime) {
         let sms = sms.clamp(1, self.sm_count);
-        let mut candidates: Vec<SimTime> =
-            std::iter::once(earliest).chain(self.busy.iter().map(|b| b.end).filter(|&e| e > earliest)).collect();
-        candidates.sort_unstable();
-        let start = candidates
-            .into_iter()
-            .find(|&t| self.fits(t, duration, sms))
-            .expect("the latest end time always fits: every SM is free after it");
-        let end = start + duration;
-        if duration > SimDuration::ZERO {
-            self.busy.push(Busy { start, end, sms });
-            if self.busy.len() > MAX_KEPT {
-                self.busy.sort_unstable_by_key(|b| std::cmp::Reverse(b.end));
-                self.busy.truncate(MAX_KEPT / 2);
-            }
+        let start = self.earliest_fit(earliest.as_nanos(), duration.as_nanos(), sms);
+        let end = start + duration.as_nanos();
+        if end > start {
+            self.occupy(start, end, sms);
         }
-        (start, end)
+        (SimTime::from_nanos(start), SimTime::from_nanos(end))
     }
 
     /// Places a transfer on a copy engine; returns its (start, end).
@@ -128,6 +155,27 @@ mod tests {
         assert_eq!(g.place_kernel(t(1000), d(1000), 10), (t(1000), t(2000)));
         assert_eq!(g.place_kernel(t(0), d(1000), 10), (t(0), t(1000)));
         assert_eq!(g.place_kernel(t(0), d(1001), 10), (t(2000), t(3001)));
+    }
+
+    #[test]
+    fn back_to_back_kernels_keep_the_skyline_small() {
+        let mut g = GpuTimeline::new(132);
+        let mut t0 = t(0);
+        for _ in 0..10_000 {
+            t0 = g.place_kernel(t0, d(10), 132).1;
+        }
+        assert_eq!(t0, t(100_000));
+        // One busy segment plus the idle tail.
+        assert_eq!(g.usage.len(), 2);
+        // Two alternating streams of small kernels overlap pairwise and stay compact too.
+        let mut g = GpuTimeline::new(132);
+        let (mut a, mut b) = (t(0), t(0));
+        for _ in 0..1000 {
+            a = g.place_kernel(a, d(10), 1).1;
+            b = g.place_kernel(b, d(10), 1).1;
+        }
+        assert_eq!((a, b), (t(10_000), t(10_000)));
+        assert_eq!(g.usage.len(), 2);
     }
 
     #[test]

@@ -93,22 +93,23 @@ pub fn nvidia_cudart() -> PathBuf {
     cuda_dir().join("lib/libcudart.so.13")
 }
 
-/// Compiles `tests/programs/<name>` (`.cu` with nvcc, `.c` with `cc`) against NVIDIA's headers, linked against
+/// Compiles `tests/programs/<name>` (or `<name>` relative to the workspace root when it contains a `/`; `.cu`
+/// with nvcc, `.c` with `cc`) against NVIDIA's headers, linked against
 /// `libcudart.so` by name, and returns the executable. Results are cached in `target/phantom/test-bin` by a hash
 /// of the source, the compiler command and the pinned wheel versions.
 pub fn compile(name: &str) -> PathBuf {
-    let src = workspace_root().join("tests/programs").join(name);
+    let src = if name.contains('/') {
+        workspace_root().join(name)
+    } else {
+        workspace_root().join("tests/programs").join(name)
+    };
     let source = std::fs::read(&src).unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
     let cuda = cuda_dir();
     let (compiler, flags): (PathBuf, Vec<String>) = match src.extension().and_then(|e| e.to_str()) {
-        Some("cu") => (
-            cuda.join("bin/nvcc"),
-            ["-cudart", "shared", "-arch=sm_90", "-O2"].map(String::from).to_vec(),
-        ),
-        Some("c") => (
-            PathBuf::from("cc"),
-            vec!["-O2".into(), "-Wall".into(), format!("-I{}", cuda.join("include").display())],
-        ),
+        Some("cu") => (cuda.join("bin/nvcc"), ["-cudart", "shared", "-arch=sm_90", "-O2"].map(String::from).to_vec()),
+        Some("c") => {
+            (PathBuf::from("cc"), vec!["-O2".into(), "-Wall".into(), format!("-I{}", cuda.join("include").display())])
+        }
         _ => panic!("{name}: test programs are .cu or .c files"),
     };
     let libs = vec![format!("-L{}", cuda.join("lib").display()), "-lcudart".to_string()];
@@ -254,15 +255,10 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
     };
     // A leftover grandchild could keep a pipe open: wait a bounded time for the readers.
     let collect = |rx: std::sync::mpsc::Receiver<String>| {
-        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| "<output not closed: a child process lingers>".into())
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| "<output not closed: a child process lingers>".into())
     };
-    Output {
-        code: status.code(),
-        signal: status.signal(),
-        timed_out,
-        stdout: collect(stdout),
-        stderr: collect(stderr),
-    }
+    Output { code: status.code(), signal: status.signal(), timed_out, stdout: collect(stdout), stderr: collect(stderr) }
 }
 
 /// A defined dynamic symbol.

@@ -65,9 +65,31 @@ fn read_types() -> Result<Types> {
 }
 
 const SCALARS: &[&str] = &[
-    "c_char", "c_schar", "c_uchar", "c_short", "c_ushort", "c_int", "c_uint", "c_long", "c_ulong", "c_longlong",
-    "c_ulonglong", "c_float", "c_double", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "isize", "usize",
-    "f32", "f64",
+    "c_char",
+    "c_schar",
+    "c_uchar",
+    "c_short",
+    "c_ushort",
+    "c_int",
+    "c_uint",
+    "c_long",
+    "c_ulong",
+    "c_longlong",
+    "c_ulonglong",
+    "c_float",
+    "c_double",
+    "i8",
+    "u8",
+    "i16",
+    "u16",
+    "i32",
+    "u32",
+    "i64",
+    "u64",
+    "isize",
+    "usize",
+    "f32",
+    "f64",
 ];
 
 fn classify(ty: &syn::Type, types: &Types, depth: usize) -> Result<Kind> {

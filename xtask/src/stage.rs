@@ -79,7 +79,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     // Which build the copies came from: the tests warn when that build is newer than the staged copy.
     let marker = dir.join(".phantom-stage");
-    std::fs::write(&marker, format!("profile={profile}\n")).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    std::fs::write(&marker, format!("profile={profile}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
     println!("{}", dir.display());
     Ok(())
 }

@@ -16,9 +16,8 @@ fn cudart_exports_match_golden_list() {
     for (name, version) in &golden {
         match ours.get(name) {
             None => missing.push(name.as_str()),
-            Some((v, default)) if v != version || !default => {
-                wrong_version.push(format!("{name}: ours {}{v}, NVIDIA's @@{version}", if *default { "@@" } else { "@" }))
-            }
+            Some((v, default)) if v != version || !default => wrong_version
+                .push(format!("{name}: ours {}{v}, NVIDIA's @@{version}", if *default { "@@" } else { "@" })),
             Some(_) => {}
         }
     }
@@ -42,10 +41,8 @@ fn cudart_soname() {
 /// without regenerating the list fails here.
 #[test]
 fn golden_list_is_nvidias_export_table() {
-    let nvidia: Vec<(String, String)> = dynamic_symbols(&phantom_tests::nvidia_cudart())
-        .into_iter()
-        .map(|s| (s.name, s.version))
-        .collect();
+    let nvidia: Vec<(String, String)> =
+        dynamic_symbols(&phantom_tests::nvidia_cudart()).into_iter().map(|s| (s.name, s.version)).collect();
     let mut golden = golden_cudart();
     golden.sort();
     assert_eq!(golden, nvidia, "cuda-sys/abi/libcudart.so.13.symbols is stale: run `cargo xtask golden`");

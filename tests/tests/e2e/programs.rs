@@ -60,3 +60,16 @@ fn vector_add_kernel_launch() {
     assert_eq!(out.value("blocks"), "4096");
     assert_eq!(out.value("threads"), "256");
 }
+
+/// The README's example: device listing and event timing of repeated kernel launches.
+#[test]
+fn saxpy_example() {
+    let out = run_program(&compile("examples/saxpy.cu"), &[]);
+    out.assert_clean_success();
+    let devices: Vec<_> = out.stdout.lines().filter(|l| l.starts_with("device ")).collect();
+    assert_eq!(devices.len(), 8, "{}", out.describe());
+    for (i, line) in devices.iter().enumerate() {
+        assert_eq!(*line, format!("device {i}: NVIDIA H100 80GB HBM3, 132 SMs, 79.2 GiB"));
+    }
+    assert!(out.stdout.lines().any(|l| l.starts_with("10 x saxpy(67108864): ")), "{}", out.describe());
+}
