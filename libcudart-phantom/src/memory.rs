@@ -2,7 +2,7 @@
 //! never alias host memory; capacity is accounted per simulated GPU. Pinned, registered and managed host
 //! memory are real host memory, tracked so that copies and pointer attributes know what they are.
 //!
-//! Accounting rules (docs/memory.md): a device allocation is charged its size rounded up to
+//! Accounting rules (docs/gpu-model.md): a device allocation is charged its size rounded up to
 //! [`ALLOC_GRANULE`]; allocations fail with `cudaErrorMemoryAllocation` once the charged total would exceed
 //! `memory_bytes - context_reserve_bytes` of the GPU model.
 

@@ -83,7 +83,12 @@ fn init() -> Result<Runtime, cudaError> {
     let mut kernels = KernelTable::default();
     for path in &config.kernels.tables {
         match KernelTable::load(path) {
-            Ok(t) => kernels.merge(t),
+            Ok(t) => {
+                for w in t.warnings() {
+                    tracing::warn!("phantom: kernel-time table {}: {w}", path.display());
+                }
+                kernels.merge(t)
+            }
             Err(e) => {
                 tracing::error!("phantom: cannot load kernel-time table {}: {e}", path.display());
                 return Err(cudaError::cudaErrorInitializationError);

@@ -12,8 +12,8 @@ fn call_every_export(mode: &str) {
     phantom_env(&mut cmd);
     let out = run_with_timeout(cmd, PROGRAM_TIMEOUT);
 
-    let last_call = out.stdout.lines().filter_map(|l| l.strip_prefix("CALL ")).last();
-    let last_ret = out.stdout.lines().filter_map(|l| l.strip_prefix("RET ")).last();
+    let last_call = out.stdout.lines().rev().find_map(|l| l.strip_prefix("CALL "));
+    let last_ret = out.stdout.lines().rev().find_map(|l| l.strip_prefix("RET "));
     let unfinished = match (last_call, last_ret) {
         (Some(c), Some(r)) if r.split(' ').next() == Some(c) => None,
         (Some(c), _) => Some(c),

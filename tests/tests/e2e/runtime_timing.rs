@@ -99,3 +99,18 @@ fn a_captured_graph_replays_in_the_captured_time() {
     assert_ms("direct_100_ms", 100.0 * 10_000.0 + LAUNCH_NS);
     assert_ms("graph_100_ms", 100.0 * 10_000.0 + LAUNCH_NS);
 }
+
+#[test]
+fn a_bad_cluster_file_fails_every_call_with_one_clear_error() {
+    let exe = compile("runtime_timing.cu");
+    let mut cmd = Command::new(exe);
+    phantom_env(&mut cmd);
+    cmd.env("PHANTOM_CLUSTER", workspace_root().join("tests/programs/bad_cluster.toml"));
+    let out = run_with_timeout(cmd, PROGRAM_TIMEOUT);
+    // The program's first call reports the error and the program exits 1 on its own: no crash.
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(out.stdout.contains("cudaErrorInitializationError"), "{}", out.describe());
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one log line: {}", out.describe());
+    assert!(lines[0].contains("gpus_per_nod"), "the line names the field: {}", out.describe());
+}
