@@ -177,6 +177,10 @@ impl CudartApi for Phantom {
         call(|rt, _| device::reset(rt))
     }
     unsafe fn cudaSetDeviceFlags(flags: c_uint) -> cudaError_t {
+        // Valid bits: schedule mode (0x7), map host (0x8), resize local memory (0x10), sync memops (0x80).
+        if flags & !0x9F != 0 {
+            return cudaError::cudaErrorInvalidValue;
+        }
         call(|rt, _| {
             rt.current()?.flags.store(flags, std::sync::atomic::Ordering::Relaxed);
             Ok(())
@@ -255,7 +259,10 @@ impl CudartApi for Phantom {
     unsafe fn cudaDeviceSetLimit(limit: cudaLimit, _value: usize) -> cudaError_t {
         status(device::limit(limit).map(|_| ()))
     }
-    unsafe fn cudaDeviceSetCacheConfig(_c: cudaFuncCache) -> cudaError_t {
+    unsafe fn cudaDeviceSetCacheConfig(c: cudaFuncCache) -> cudaError_t {
+        if c.0 > cudaFuncCache::cudaFuncCachePreferEqual.0 {
+            return cudaError::cudaErrorInvalidValue;
+        }
         call(|rt, _| rt.current().map(|_| ()))
     }
     unsafe fn cudaDeviceGetCacheConfig(c: *mut cudaFuncCache) -> cudaError_t {
@@ -315,13 +322,16 @@ impl CudartApi for Phantom {
     unsafe fn cudaDeviceGetMemPool(pool: *mut cudaMemPool_t, d: c_int) -> cudaError_t {
         unsafe { Self::cudaDeviceGetDefaultMemPool(pool, d) }
     }
-    unsafe fn cudaMemPoolSetAttribute(_pool: cudaMemPool_t, _attr: cudaMemPoolAttr, value: *mut c_void) -> cudaError_t {
-        if value.is_null() {
+    unsafe fn cudaMemPoolSetAttribute(pool: cudaMemPool_t, _attr: cudaMemPoolAttr, value: *mut c_void) -> cudaError_t {
+        if value.is_null() || pool.is_null() {
             return cudaError::cudaErrorInvalidValue;
         }
         cudaError::cudaSuccess
     }
-    unsafe fn cudaMemPoolTrimTo(_pool: cudaMemPool_t, _keep: usize) -> cudaError_t {
+    unsafe fn cudaMemPoolTrimTo(pool: cudaMemPool_t, _keep: usize) -> cudaError_t {
+        if pool.is_null() {
+            return cudaError::cudaErrorInvalidValue;
+        }
         cudaError::cudaSuccess
     }
     unsafe fn cudaMallocPitch(p: *mut *mut c_void, pitch: *mut usize, width: usize, height: usize) -> cudaError_t {
@@ -586,7 +596,10 @@ impl CudartApi for Phantom {
             )
         })
     }
-    unsafe fn cudaStreamBeginCapture(s: cudaStream_t, _mode: cudaStreamCaptureMode) -> cudaError_t {
+    unsafe fn cudaStreamBeginCapture(s: cudaStream_t, mode: cudaStreamCaptureMode) -> cudaError_t {
+        if mode.0 > cudaStreamCaptureMode::cudaStreamCaptureModeRelaxed.0 {
+            return cudaError::cudaErrorInvalidValue;
+        }
         call(|_, _| graph::begin_capture(&*stream::resolve(s)?))
     }
     unsafe fn cudaStreamEndCapture(s: cudaStream_t, g: *mut cudaGraph_t) -> cudaError_t {

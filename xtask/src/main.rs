@@ -35,7 +35,7 @@ usage: cargo xtask <command>
   golden    refresh the golden export lists in cuda-sys/abi/ from NVIDIA's real libraries
   codegen   regenerate libcudart-phantom/src/generated/ from the bindings and the golden list
   fuzzgen   regenerate tests/src/generated/call_all.rs (call every export with zero/garbage arguments)
-  regen     deps + bindgen + golden + codegen
+  regen     deps + bindgen + golden + codegen + fuzzgen
   stage     build the libraries (release) and stage them under their real names in target/phantom/lib
 ";
 
@@ -46,7 +46,11 @@ fn main() -> ExitCode {
         Some("bindgen") => bindgen_cmd(),
         Some("golden") => golden::run(),
         Some("codegen") => codegen::run(),
-        Some("regen") => deps().and_then(|_| bindgen_cmd()).and_then(|_| golden::run()).and_then(|_| codegen::run()),
+        Some("regen") => deps()
+            .and_then(|_| bindgen_cmd())
+            .and_then(|_| golden::run())
+            .and_then(|_| codegen::run())
+            .and_then(|_| fuzzgen::run()),
         Some("stage") => stage::run(&args[1..]),
         Some("fuzzgen") => fuzzgen::run(),
         _ => {

@@ -4,3 +4,4 @@
 mod abi;
 mod call_all;
 mod programs;
+mod runtime_timing;
