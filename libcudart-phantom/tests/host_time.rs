@@ -5,15 +5,28 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The cdylib cargo built next to this test binary (target/<profile>/libcudart_phantom.so).
+/// The library under test: the staged `libcudart.so.13` (`cargo xtask stage`, which the test command runs
+/// first), or else the cdylib cargo built next to this test binary (`cargo build -p libcudart-phantom`).
 fn cdylib() -> PathBuf {
+    let staged = std::env::var_os("PHANTOM_LIB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/phantom/lib"))
+        .join("libcudart.so.13");
+    if staged.exists() {
+        return staged;
+    }
     let exe = std::env::current_exe().unwrap();
     let lib = exe
         .parent()
         .and_then(Path::parent)
         .unwrap()
         .join("libcudart_phantom.so");
-    assert!(lib.exists(), "{} not built", lib.display());
+    assert!(
+        lib.exists(),
+        "neither {} nor {} exists: run `cargo xtask stage` first",
+        staged.display(),
+        lib.display()
+    );
     lib
 }
 
