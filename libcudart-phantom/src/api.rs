@@ -114,6 +114,15 @@ fn symbol_address(symbol: *const c_void) -> CudaResult<(u64, u64)> {
     Ok(entry)
 }
 
+/// Device address `offset` bytes into a registered variable, if `count` bytes fit there.
+fn symbol_at(symbol: *const c_void, offset: usize, count: usize) -> CudaResult<*mut c_void> {
+    let (addr, size) = symbol_address(symbol)?;
+    match offset.checked_add(count) {
+        Some(end) if end <= size as usize => Ok((addr as usize + offset) as *mut c_void),
+        _ => Err(cudaError::cudaErrorInvalidValue),
+    }
+}
+
 fn launch_kernel(func: *const c_void, grid: dim3, block: dim3, shared: usize, s: cudaStream_t) -> cudaError_t {
     status(api(Cost::Launch, |rt, submit| launch::launch(rt, submit, func as usize, grid, block, shared, s)))
 }
@@ -492,30 +501,18 @@ impl CudartApi for Phantom {
         unsafe { write(size, symbol_address(symbol).map(|(_, s)| s as usize)) }
     }
     unsafe fn cudaMemcpyToSymbol(symbol: *const c_void, src: *const c_void, count: usize, offset: usize, kind: cudaMemcpyKind) -> cudaError_t {
-        unsafe { Self::cudaMemcpyToSymbolAsync(symbol, src, count, offset, kind, std::ptr::null_mut()) }
+        symbol_at(symbol, offset, count)
+            .map_or_else(|e| e, |dst| memcpy(dst, count, src, count, count, 1, kind, std::ptr::null_mut(), true))
     }
     unsafe fn cudaMemcpyToSymbolAsync(symbol: *const c_void, src: *const c_void, count: usize, offset: usize, kind: cudaMemcpyKind, s: cudaStream_t) -> cudaError_t {
-        match symbol_address(symbol) {
-            Ok((addr, size)) if offset + count <= size as usize => {
-                let blocking = s.is_null();
-                memcpy((addr as usize + offset) as *mut c_void, count, src, count, count, 1, kind, s, blocking)
-            }
-            Ok(_) => cudaError::cudaErrorInvalidValue,
-            Err(e) => e,
-        }
+        symbol_at(symbol, offset, count).map_or_else(|e| e, |dst| memcpy(dst, count, src, count, count, 1, kind, s, false))
     }
     unsafe fn cudaMemcpyFromSymbol(dst: *mut c_void, symbol: *const c_void, count: usize, offset: usize, kind: cudaMemcpyKind) -> cudaError_t {
-        unsafe { Self::cudaMemcpyFromSymbolAsync(dst, symbol, count, offset, kind, std::ptr::null_mut()) }
+        symbol_at(symbol, offset, count)
+            .map_or_else(|e| e, |src| memcpy(dst, count, src, count, count, 1, kind, std::ptr::null_mut(), true))
     }
     unsafe fn cudaMemcpyFromSymbolAsync(dst: *mut c_void, symbol: *const c_void, count: usize, offset: usize, kind: cudaMemcpyKind, s: cudaStream_t) -> cudaError_t {
-        match symbol_address(symbol) {
-            Ok((addr, size)) if offset + count <= size as usize => {
-                let blocking = s.is_null();
-                memcpy(dst, count, (addr as usize + offset) as *const c_void, count, count, 1, kind, s, blocking)
-            }
-            Ok(_) => cudaError::cudaErrorInvalidValue,
-            Err(e) => e,
-        }
+        symbol_at(symbol, offset, count).map_or_else(|e| e, |src| memcpy(dst, count, src, count, count, 1, kind, s, false))
     }
     unsafe fn cudaMemPrefetchAsync(p: *const c_void, _count: usize, _loc: cudaMemLocation, _flags: c_uint, s: cudaStream_t) -> cudaError_t {
         if p.is_null() {

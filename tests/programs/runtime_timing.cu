@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cuda_runtime.h>
 
+__device__ float coefficients[16];
+
 __global__ void spin(float* x) { if (x) x[threadIdx.x] += 1.0f; }
 __global__ void half_gpu(float* x) { if (x) x[blockIdx.x] += 1.0f; }
 __global__ void full_gpu(float* x) { if (x) x[blockIdx.x] += 1.0f; }
@@ -114,6 +116,15 @@ int main() {
   printf("graph_100_ms=%.4f\n", ms);
   CHECK(cudaGraphExecDestroy(ge));
   CHECK(cudaGraphDestroy(g));
+  // 7. __device__ variables: copies to and from a symbol; the device side holds no data.
+  float host_coef[16] = {1, 2, 3};
+  CHECK(cudaMemcpyToSymbol(coefficients, host_coef, sizeof(host_coef)));
+  CHECK(cudaMemcpyFromSymbolAsync(host_coef, coefficients, 2 * sizeof(float), sizeof(float), cudaMemcpyDeviceToHost, s));
+  CHECK(cudaStreamSynchronize(s));
+  size_t sym_size = 0;
+  CHECK(cudaGetSymbolSize(&sym_size, coefficients));
+  printf("symbol_size=%zu\nsymbol_readback=%g,%g,%g\n", sym_size, host_coef[0], host_coef[1], host_coef[2]);
+  printf("symbol_overflow=%d\n", (int)cudaMemcpyToSymbol(coefficients, host_coef, sizeof(host_coef), 4));
   printf("done=1\n");
   return 0;
 }

@@ -101,6 +101,17 @@ fn a_captured_graph_replays_in_the_captured_time() {
 }
 
 #[test]
+fn device_variables_are_copied_through_their_symbols() {
+    let out = output();
+    assert_eq!(out.value("symbol_size"), "64");
+    // Two floats read from offset 4 of the variable land in host elements 0 and 1 as zeros; element 2
+    // keeps its host value.
+    assert_eq!(out.value("symbol_readback"), "0,0,3");
+    // 64 bytes at offset 4 run past the 64-byte variable.
+    assert_eq!(out.value("symbol_overflow"), "1", "cudaErrorInvalidValue");
+}
+
+#[test]
 fn a_bad_cluster_file_fails_every_call_with_one_clear_error() {
     let exe = compile("runtime_timing.cu");
     let mut cmd = Command::new(exe);
