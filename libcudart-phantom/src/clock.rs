@@ -130,20 +130,7 @@ fn is_main_thread() -> bool {
 
 /// The calling thread's CPU time, read with the raw system call (never through the interposed symbol).
 fn thread_cpu_ns() -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer for the duration of the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clock_gettime,
-            libc::CLOCK_THREAD_CPUTIME_ID,
-            &mut ts as *mut libc::timespec,
-        )
-    };
-    (rc == 0 && ts.tv_sec >= 0)
-        .then(|| (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64)
+    crate::interpose::real_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// Sets the host-time model from the cluster configuration (called once at runtime initialisation).
