@@ -136,6 +136,18 @@ impl CudartApi for Phantom {
     unsafe fn cudaPeekAtLastError() -> cudaError_t {
         peek_last_error()
     }
+    unsafe fn cudaGetExportTable(table: *mut *const c_void, id: *const cudaUUID_t) -> cudaError_t {
+        if table.is_null() || id.is_null() {
+            return cudaError::cudaErrorInvalidValue;
+        }
+        let bytes = unsafe { (*id).bytes }.map(|b| b as u8);
+        if bytes != sim_core::shim_abi::RUNTIME_TABLE_ID {
+            // NVIDIA's private tables (used by its own libraries) do not exist here.
+            return cudaError::cudaErrorInvalidValue;
+        }
+        unsafe { table.write(&crate::shim_table::TABLE as *const _ as *const c_void) };
+        cudaError::cudaSuccess
+    }
     unsafe fn cudaGetErrorName(error: cudaError_t) -> *const c_char {
         errors::name(error.0).map(CStr::as_ptr).unwrap_or(c"cudaErrorUnknown".as_ptr())
     }

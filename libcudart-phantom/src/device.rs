@@ -23,8 +23,13 @@ pub fn get_device(rt: &Runtime) -> CudaResult<i32> {
 /// Blocks the host until all work queued on `ordinal`'s streams has completed.
 pub fn synchronize(rt: &Runtime, ordinal: u32) -> CudaResult<SimTime> {
     let dev = rt.device(ordinal as i32)?;
-    let end = dev.sched().max_end;
+    let (end, mut pending) = {
+        let mut sched = dev.sched();
+        (sched.max_end, std::mem::take(&mut sched.net_pending))
+    };
+    let end = end.max(crate::net::settle(&mut pending));
     crate::clock::advance_to(end);
+    crate::net::report_progress(crate::clock::now());
     Ok(end)
 }
 

@@ -26,6 +26,8 @@ pub struct DeviceSched {
     pub blocking_end: SimTime,
     /// Completion of the last command on the legacy default stream (what blocking streams wait for).
     pub legacy_end: SimTime,
+    /// Communication operations queued on this device whose completion is not known yet.
+    pub net_pending: crate::net::Pending,
 }
 
 /// One simulated GPU visible to this process.
@@ -112,6 +114,7 @@ fn init() -> Result<Runtime, cudaError> {
                     max_end: SimTime::ZERO,
                     blocking_end: SimTime::ZERO,
                     legacy_end: SimTime::ZERO,
+                    net_pending: Vec::new(),
                 }),
                 legacy_stream: Stream::legacy(ordinal),
                 flags: AtomicU32::new(0),

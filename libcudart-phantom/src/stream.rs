@@ -26,8 +26,10 @@ pub enum StreamKind {
 
 #[derive(Debug, Default)]
 pub struct StreamState {
-    /// Completion time of the last command queued on this stream.
+    /// Completion time of the last command queued on this stream (apart from `pending`).
     pub tail: SimTime,
+    /// Communication operations whose completion the stream also waits for (crate::net).
+    pub pending: crate::net::Pending,
     /// Set while the stream is being captured into a graph.
     pub capture: Option<Capture>,
 }
@@ -101,6 +103,7 @@ impl Stream {
             cap.add(as_node);
             return (SimTime::ZERO, SimTime::ZERO);
         }
+        settle(&mut st);
         let mut sched = dev.sched();
         let mut earliest = (submit + dev.launch_latency()).max(st.tail).max(extra_dep);
         match (self.kind, self.is_blocking()) {
@@ -124,10 +127,63 @@ impl Stream {
         self.state().capture.is_some()
     }
 
-    /// When everything queued so far on this stream has completed.
+    /// When everything queued so far on this stream has completed (settling pending communication).
     pub fn tail(&self) -> SimTime {
-        self.state().tail
+        let mut st = self.state();
+        settle(&mut st);
+        st.tail
     }
+
+    /// Where a communication operation queued now would start, at the earliest: the stream's known tail
+    /// and its pending operations (never blocks).
+    pub fn ready(&self, dev: &Device, submit: SimTime) -> CudaResult<sim_core::engine::proto::Ready> {
+        let st = self.state();
+        if st.capture.is_some() {
+            return Err(cudaError::cudaErrorStreamCaptureUnsupported);
+        }
+        let mut floor = (submit + dev.launch_latency()).max(st.tail);
+        let sched = dev.sched();
+        match (self.kind, self.is_blocking()) {
+            (StreamKind::Legacy, _) => floor = floor.max(sched.blocking_end),
+            (_, true) => floor = floor.max(sched.legacy_end),
+            _ => {}
+        }
+        Ok(sim_core::engine::proto::Ready { floor, after: st.pending.clone() })
+    }
+
+    /// From now on the stream also waits for `ops` (communication operations just queued on it).
+    pub fn wait_for_ops(&self, ops: &[sim_core::engine::proto::OpId]) {
+        let mut st = self.state();
+        st.pending = ops.iter().map(|op| (*op, SimDuration::ZERO)).collect();
+    }
+}
+
+/// Folds the stream's pending communication into its tail, blocking until the simulator knows it.
+fn settle(st: &mut StreamState) {
+    if !st.pending.is_empty() {
+        let t = crate::net::settle(&mut st.pending);
+        st.tail = st.tail.max(t);
+    }
+}
+
+thread_local! {
+    /// The stream or event (by address) whose last query on this thread said "not ready".
+    static LAST_NOT_READY: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A query of an object that completes at `done`, at host time `now`. A thread that asks twice in a row
+/// about the same unfinished object is polling: its clock moves to the completion, which it would have
+/// reached by polling (docs/time.md), instead of spinning once per simulated 100 ns.
+fn poll(key: usize, done: SimTime, now: SimTime) -> CudaResult<()> {
+    if done <= now {
+        return Ok(());
+    }
+    if LAST_NOT_READY.with(|c| c.replace(key)) == key {
+        LAST_NOT_READY.with(|c| c.set(0));
+        crate::clock::advance_to(done);
+        return Ok(());
+    }
+    Err(cudaError::cudaErrorNotReady)
 }
 
 thread_local! {
@@ -177,6 +233,8 @@ pub const EVENT_DISABLE_TIMING: u32 = 2;
 pub struct EventState {
     /// Completion time of the last record, and the device it was recorded on.
     pub recorded: Option<(SimTime, u32)>,
+    /// Communication operations the last record also waits for (recorded on a stream with pending work).
+    pub pending: crate::net::Pending,
     /// When recorded during stream capture: the capture nodes the event stands for.
     pub captured: Option<crate::graph::CaptureRef>,
 }
@@ -204,6 +262,7 @@ pub fn synchronize(stream: &Stream) -> CudaResult<()> {
         return Err(cudaError::cudaErrorStreamCaptureUnsupported);
     }
     crate::clock::advance_to(stream.tail());
+    crate::net::report_progress(crate::clock::now());
     Ok(())
 }
 
@@ -212,11 +271,7 @@ pub fn query(stream: &Stream, now: SimTime) -> CudaResult<()> {
     if stream.is_capturing() {
         return Err(cudaError::cudaErrorStreamCaptureUnsupported);
     }
-    if stream.tail() <= now {
-        Ok(())
-    } else {
-        Err(cudaError::cudaErrorNotReady)
-    }
+    poll(stream as *const Stream as usize, stream.tail(), now)
 }
 
 /// `cudaEventRecord`: the event completes when the stream reaches it.
@@ -233,19 +288,44 @@ pub fn record(rt: &crate::runtime::Runtime, submit: SimTime, event: &Event, stre
         }
     }
     let dev = rt.device(stream.device as i32)?;
+    {
+        // On a stream with pending communication the event carries the pending operations along.
+        let st = stream.state();
+        if !st.pending.is_empty() {
+            let floor = (submit + dev.launch_latency()).max(st.tail);
+            let mut es = event.state();
+            es.recorded = Some((floor, stream.device));
+            es.pending = st.pending.clone();
+            es.captured = None;
+            return Ok(());
+        }
+    }
     let (_, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Marker);
     let mut es = event.state();
     es.recorded = Some((end, stream.device));
+    es.pending.clear();
     es.captured = None;
     Ok(())
+}
+
+/// The event's completion time, settling pending communication (blocks until the simulator knows it).
+fn settled(event: &Event) -> Option<(SimTime, u32)> {
+    let mut es = event.state();
+    if !es.pending.is_empty() {
+        let t = crate::net::settle(&mut es.pending);
+        if let Some((r, _)) = es.recorded.as_mut() {
+            *r = (*r).max(t);
+        }
+    }
+    es.recorded
 }
 
 /// `cudaStreamWaitEvent`: later work on `stream` waits for the event's last record. Inside a capture, the
 /// waiting stream joins the capture after the event's nodes.
 pub fn wait_event(rt: &crate::runtime::Runtime, submit: SimTime, stream: &Arc<Stream>, event: &Event) -> CudaResult<()> {
-    let (recorded, captured) = {
+    let (recorded, captured, pending) = {
         let es = event.state();
-        (es.recorded, es.captured.clone())
+        (es.recorded, es.captured.clone(), es.pending.clone())
     };
     if let Some(cref) = captured {
         let mut st = stream.state();
@@ -267,6 +347,13 @@ pub fn wait_event(rt: &crate::runtime::Runtime, submit: SimTime, stream: &Arc<St
     }
     // An event never recorded is complete: nothing to wait for.
     let Some((t, _)) = recorded else { return Ok(()) };
+    if !pending.is_empty() && !stream.is_capturing() {
+        // Waiting for pending communication: the stream takes the pending operations over (no blocking).
+        let mut st = stream.state();
+        st.pending.extend(pending);
+        st.tail = st.tail.max(t);
+        return Ok(());
+    }
     let dev = rt.device(stream.device as i32)?;
     stream.enqueue(dev, submit, t, Work::Marker);
     Ok(())
@@ -274,16 +361,17 @@ pub fn wait_event(rt: &crate::runtime::Runtime, submit: SimTime, stream: &Arc<St
 
 /// `cudaEventQuery` at host time `now`.
 pub fn event_query(event: &Event, now: SimTime) -> CudaResult<()> {
-    match event.state().recorded {
-        Some((t, _)) if t > now => Err(cudaError::cudaErrorNotReady),
-        _ => Ok(()),
+    match settled(event) {
+        Some((t, _)) => poll(event as *const Event as usize, t, now),
+        None => Ok(()),
     }
 }
 
 /// `cudaEventSynchronize`.
 pub fn event_synchronize(event: &Event) -> CudaResult<()> {
-    if let Some((t, _)) = event.state().recorded {
+    if let Some((t, _)) = settled(event) {
         crate::clock::advance_to(t);
+        crate::net::report_progress(crate::clock::now());
     }
     Ok(())
 }
@@ -294,7 +382,7 @@ pub fn elapsed_ms(start: &Event, end: &Event, now: SimTime) -> CudaResult<f32> {
     if start.flags & EVENT_DISABLE_TIMING != 0 || end.flags & EVENT_DISABLE_TIMING != 0 {
         return Err(cudaError::cudaErrorInvalidResourceHandle);
     }
-    let (Some((a, _)), Some((b, _))) = (start.state().recorded, end.state().recorded) else {
+    let (Some((a, _)), Some((b, _))) = (settled(start), settled(end)) else {
         return Err(cudaError::cudaErrorInvalidResourceHandle);
     };
     if a > now || b > now {

@@ -18,13 +18,16 @@
 //! [kernels]
 //! tables = ["kernels.table"]   # relative paths resolve against the TOML file's directory
 //! fallback = { base_ns = 2000, per_wave_ns = 1000 }
+//! [network]                    # any `NetworkConfig` field; the rest keep the preset's values
+//! nic_bytes_per_s = 25e9
+//! oversubscription = 2.0
 //! ```
 //!
 //! Every error is one line that names the file (or variable), the key and, where known, the line.
 
 use crate::gpu::{gpu_preset, GpuSpec, GPU_PRESETS};
 use crate::ktable::FallbackModel;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// How host threads' virtual clocks advance (DESIGN.md decision 4).
@@ -76,6 +79,187 @@ pub struct KernelConfig {
     pub fallback: FallbackModel,
 }
 
+/// How the nodes' NICs are wired to the leaf switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fabric {
+    /// NIC `k` of every node connects to a leaf switch of rail `k` (NVIDIA's rail-optimised DGX SuperPOD
+    /// design): traffic between same-rail NICs under one leaf never reaches a spine.
+    RailOptimized,
+    /// Every NIC of a node connects to the same leaf; consecutive nodes share a leaf (a two-level fat tree).
+    /// `fat-tree` is accepted as another name for it.
+    #[serde(alias = "fat-tree")]
+    LeafSpine,
+}
+
+/// How a leaf spreads traffic over its uplinks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Equal-cost multi-path: each connection is hashed onto one uplink, so connections can collide.
+    Ecmp,
+    /// Adaptive routing (or packet spraying): every connection is spread evenly over all uplinks.
+    Adaptive,
+}
+
+/// The host CPU's vendor; NCCL's tuning model charges different network overheads for each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuVendor {
+    Intel,
+    Amd,
+}
+
+/// The network of the cluster: links inside a node, NICs and the switch fabric (DESIGN.md decision 8;
+/// `docs/network.md` describes the model, `docs/config.md` the defaults and where they come from).
+/// Bandwidths are per direction and physical (line rate); the `*_efficiency` factors turn them into what
+/// NCCL can use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// NVLink bandwidth of one GPU to the NVSwitch, per direction (bytes/s); 0 = no NVLink, GPUs of a node
+    /// talk over PCIe.
+    pub nvlink_bytes_per_s: f64,
+    /// Fraction of `nvlink_bytes_per_s` that NCCL's copies reach (NCCL's tuning: per-link bandwidth it
+    /// assumes divided by the line rate, e.g. 20.6 / 25 GB/s on Hopper).
+    pub nvlink_efficiency: f64,
+    /// One NVLink hop of an LL-protocol pipeline step, flag to flag (ns).
+    pub nvlink_latency_ns: u64,
+    /// The NVSwitches can multicast and reduce (NVLS / NVLink SHARP); NCCL's NVLS algorithms need it.
+    pub nvls: bool,
+    /// Fraction of NVLink bandwidth NVLS transfers reach (NCCL's `nvlsEfficiency`).
+    pub nvls_efficiency: f64,
+    /// PCIe bandwidth between a GPU and its PCIe switch (the NIC's side), per direction (bytes/s).
+    pub pcie_bytes_per_s: f64,
+    /// Fraction of `pcie_bytes_per_s` a large transfer reaches (protocol headers).
+    pub pcie_efficiency: f64,
+    /// One PCIe hop of an LL-protocol pipeline step (ns).
+    pub pcie_latency_ns: u64,
+    /// NICs in each node, 1 to `gpus_per_node`; GPU `i` uses NIC `i * nics_per_node / gpus_per_node`
+    /// (fewer NICs than GPUs: neighbouring GPUs share one).
+    pub nics_per_node: u32,
+    /// Line rate of one NIC port, per direction (bytes/s): 400 Gb/s = 50e9.
+    pub nic_bytes_per_s: f64,
+    /// Fraction of `nic_bytes_per_s` NCCL reaches through one NIC (packet headers, proxy overhead).
+    pub nic_efficiency: f64,
+    /// One network hop of an LL-protocol pipeline step without the switches: sending NIC, proxy threads and
+    /// receiving NIC (ns).
+    pub nic_latency_ns: u64,
+    /// How NICs connect to leaf switches: `rail-optimized` or `leaf-spine`.
+    pub fabric: Fabric,
+    /// NIC ports (downlinks) of one leaf switch.
+    pub nics_per_leaf: u32,
+    /// A leaf's downlink bandwidth divided by its uplink bandwidth (1 = non-blocking). A leaf has
+    /// `nics_per_leaf / oversubscription` uplinks (rounded, at least one), one to each spine switch.
+    pub oversubscription: f64,
+    /// How leaves spread traffic over their uplinks: `ecmp` or `adaptive`.
+    pub routing: Routing,
+    /// One switch traversal (ns); a path crosses 1 switch under one leaf, 3 through a spine.
+    pub switch_latency_ns: u64,
+    /// Host CPU vendor (`intel` or `amd`), for NCCL's per-step network overhead and LL limits.
+    pub cpu_vendor: CpuVendor,
+}
+
+impl NetworkConfig {
+    /// The DGX network for `gpu`: 8 rail NICs, NVSwitch, rail-optimised non-blocking leaf-spine fabric.
+    /// The generation follows the GPU's compute capability (8.x: DGX A100, 9.x: DGX H100/H200,
+    /// 10.x and later: DGX B200); `docs/config.md` lists the values and their sources.
+    pub fn dgx(gpu: &GpuSpec) -> NetworkConfig {
+        let h100 = NetworkConfig {
+            // NVLink 4: 18 links x 25 GB/s per direction; NCCL models each link as 20.6 GB/s.
+            nvlink_bytes_per_s: 450.0e9,
+            nvlink_efficiency: 20.6 / 25.0,
+            nvlink_latency_ns: 600,
+            nvls: true,
+            nvls_efficiency: 0.85,
+            // PCIe Gen5 x16: 32 GT/s x 16 lanes x 128/130 / 8; a large pinned copy reaches 53 GB/s.
+            pcie_bytes_per_s: 63.0e9,
+            pcie_efficiency: 53.0 / 63.0,
+            pcie_latency_ns: 1_000,
+            // 8 ConnectX-7 400 Gb/s InfiniBand NICs, one per GPU; NCCL reaches 46-49 GB/s per NIC.
+            nics_per_node: 8,
+            nic_bytes_per_s: 50.0e9,
+            nic_efficiency: 0.96,
+            nic_latency_ns: 2_400,
+            // 64-port leaf switches: 32 ports down, 32 up (one to each of 32 spines).
+            fabric: Fabric::RailOptimized,
+            nics_per_leaf: 32,
+            oversubscription: 1.0,
+            routing: Routing::Ecmp,
+            switch_latency_ns: 300,
+            cpu_vendor: CpuVendor::Intel,
+        };
+        match gpu.compute_capability[0] {
+            0..=8 => NetworkConfig {
+                // NVLink 3: 12 links x 25 GB/s; NCCL models each link as 20 GB/s. No NVLS.
+                nvlink_bytes_per_s: 300.0e9,
+                nvlink_efficiency: 20.0 / 25.0,
+                nvls: false,
+                // PCIe Gen4 x16; a large pinned copy reaches 25 GB/s.
+                pcie_bytes_per_s: 31.5e9,
+                pcie_efficiency: 25.0 / 31.5,
+                // 8 ConnectX-6 200 Gb/s HDR NICs; 40-port leaf switches (20 down, 20 up); AMD EPYC hosts.
+                nic_bytes_per_s: 25.0e9,
+                nics_per_leaf: 20,
+                cpu_vendor: CpuVendor::Amd,
+                ..h100
+            },
+            9 => h100,
+            _ => NetworkConfig {
+                // NVLink 5: 18 links x 50 GB/s; NCCL models each link as 40.1 GB/s and NVLS at 0.74.
+                // DGX B200 keeps 8 ConnectX-7 400 Gb/s NICs.
+                nvlink_bytes_per_s: 900.0e9,
+                nvlink_efficiency: 40.1 / 50.0,
+                nvls_efficiency: 0.74,
+                ..h100
+            },
+        }
+    }
+
+    /// Checks value ranges; the message names the field, e.g. `network.nic_efficiency must be ...`.
+    pub fn validate(&self, gpus_per_node: u32) -> Result<(), ConfigError> {
+        let fail = |m: String| Err(ConfigError(m));
+        let rates = [
+            ("pcie_bytes_per_s", self.pcie_bytes_per_s),
+            ("nic_bytes_per_s", self.nic_bytes_per_s),
+            ("oversubscription", self.oversubscription),
+        ];
+        for (field, v) in rates {
+            if !(v.is_finite() && v > 0.0) {
+                return fail(format!("network.{field} must be a finite number greater than 0 (got {v})"));
+            }
+        }
+        let v = self.nvlink_bytes_per_s;
+        if !(v.is_finite() && v >= 0.0) {
+            return fail(format!("network.nvlink_bytes_per_s must be a finite number, 0 or more (got {v})"));
+        }
+        let fractions = [
+            ("nvlink_efficiency", self.nvlink_efficiency),
+            ("nvls_efficiency", self.nvls_efficiency),
+            ("pcie_efficiency", self.pcie_efficiency),
+            ("nic_efficiency", self.nic_efficiency),
+        ];
+        for (field, v) in fractions {
+            if !(v > 0.0 && v <= 1.0) {
+                return fail(format!("network.{field} must be greater than 0 and at most 1 (got {v})"));
+            }
+        }
+        if !(1..=gpus_per_node).contains(&self.nics_per_node) {
+            return fail(format!(
+                "network.nics_per_node must be between 1 and gpus_per_node ({gpus_per_node}) (got {})",
+                self.nics_per_node
+            ));
+        }
+        if self.nics_per_leaf < 1 {
+            return fail(format!("network.nics_per_leaf must be at least 1 (got {})", self.nics_per_leaf));
+        }
+        if self.nvls && self.nvlink_bytes_per_s == 0.0 {
+            return fail("network.nvls needs NVLink: network.nvlink_bytes_per_s is 0".into());
+        }
+        Ok(())
+    }
+}
+
 /// The simulated cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterConfig {
@@ -91,6 +275,8 @@ pub struct ClusterConfig {
     pub host: HostConfig,
     /// Kernel-time sources.
     pub kernels: KernelConfig,
+    /// Links, NICs and switch fabric.
+    pub network: NetworkConfig,
 }
 
 /// A cluster file or preset that cannot be used; the message names the offending field.
@@ -148,6 +334,9 @@ struct ClusterFile {
     host: Option<HostFile>,
     /// Kernel-time sources.
     kernels: Option<KernelsFile>,
+    /// Overrides of any `NetworkConfig` field. Kept as a raw table so that the accepted keys are exactly
+    /// `NetworkConfig`'s fields.
+    network: Option<toml::Table>,
 }
 
 /// `[host]`.
@@ -203,6 +392,7 @@ impl ClusterConfig {
             name: name.into(),
             nodes,
             gpus_per_node,
+            network: NetworkConfig::dgx(&gpu),
             gpu,
             host: HostConfig::default(),
             kernels: KernelConfig::default(),
@@ -289,7 +479,7 @@ impl ClusterConfig {
                 g.context_reserve_bytes, g.memory_bytes
             ));
         }
-        Ok(())
+        self.network.validate(self.gpus_per_node)
     }
 
     /// Total number of GPUs in the cluster.
@@ -334,6 +524,7 @@ fn build(file: ClusterFile, base_dir: &Path, default_name: &str) -> Result<Clust
             name: default_name.to_string(),
             nodes: 1,
             gpus_per_node: 8,
+            network: NetworkConfig::dgx(&gpu),
             gpu,
             host: HostConfig::default(),
             kernels: KernelConfig::default(),
@@ -347,6 +538,8 @@ fn build(file: ClusterFile, base_dir: &Path, default_name: &str) -> Result<Clust
     }
     if let Some(n) = file.gpus_per_node {
         cfg.gpus_per_node = n;
+        // The preset's NICs, at most one per GPU (an explicit `network.nics_per_node` still wins).
+        cfg.network.nics_per_node = cfg.network.nics_per_node.min(n.max(1));
     }
     if let Some(h) = file.host {
         let host = &mut cfg.host;
@@ -365,6 +558,9 @@ fn build(file: ClusterFile, base_dir: &Path, default_name: &str) -> Result<Clust
             fb.per_wave_ns = f.per_wave_ns.unwrap_or(fb.per_wave_ns);
         }
     }
+    if let Some(n) = file.network {
+        cfg.network = override_table(&cfg.network, n, "network")?;
+    }
     Ok(cfg)
 }
 
@@ -378,13 +574,26 @@ fn override_gpu(base: GpuSpec, overrides: toml::Table) -> Result<GpuSpec, Config
     if overrides.contains_key("key") {
         return Err(ConfigError("gpu.key cannot be overridden; choose the base model with gpu.model".into()));
     }
-    let mut merged = match toml::Value::try_from(&base) {
+    override_table(&base, overrides, "gpu")
+}
+
+/// `base` as a TOML table with `overrides` laid over it, read back as a `T`: every field of `T`, and only
+/// those, can be overridden, and errors name the field as `{path}.field`.
+fn override_table<T: Clone + Serialize + serde::de::DeserializeOwned>(
+    base: &T,
+    overrides: toml::Table,
+    path: &str,
+) -> Result<T, ConfigError> {
+    if overrides.is_empty() {
+        return Ok(base.clone());
+    }
+    let mut merged = match toml::Value::try_from(base) {
         Ok(toml::Value::Table(t)) => t,
-        other => return Err(ConfigError(format!("gpu: cannot represent GPU model `{}` as TOML: {other:?}", base.key))),
+        other => return Err(ConfigError(format!("{path}: cannot represent the base values as TOML: {other:?}"))),
     };
-    overlay(&mut merged, overrides, "gpu")?;
-    serde_path_to_error::deserialize::<_, GpuSpec>(toml::Value::Table(merged))
-        .map_err(|e| ConfigError(format!("gpu.{}: {}", e.path(), e.inner().message())))
+    overlay(&mut merged, overrides, path)?;
+    serde_path_to_error::deserialize::<_, T>(toml::Value::Table(merged))
+        .map_err(|e| ConfigError(format!("{path}.{}: {}", e.path(), e.inner().message())))
 }
 
 fn overlay(dst: &mut toml::Table, src: toml::Table, path: &str) -> Result<(), ConfigError> {
@@ -543,7 +752,7 @@ mod tests {
         assert_eq!(
             err("preset = \"dgx-h100\"\ngpus_per_nod = 4\n"),
             "cluster TOML: unknown field `gpus_per_nod` in [root], expected one of `preset`, `name`, `nodes`, \
-             `gpus_per_node`, `gpu`, `host`, `kernels` (line 2)"
+             `gpus_per_node`, `gpu`, `host`, `kernels`, `network` (line 2)"
         );
         assert_eq!(
             err("preset = \"dgx-h100\"\n[host]\nmdoe = \"measured\"\n"),
@@ -554,8 +763,9 @@ mod tests {
             err("preset = \"dgx-h100\"\n[kernels]\nfallback = { base = 1 }\n"),
             "cluster TOML: unknown field `base` in [kernels.fallback], expected `base_ns` or `per_wave_ns` (line 3)"
         );
-        assert!(err("preset = \"dgx-h100\"\n[network]\nx = 1\n")
-            .starts_with("cluster TOML: unknown field `network` in [root], expected one of `preset`,"));
+        let net = err("preset = \"dgx-h100\"\n[network]\nnic_bandwidth = 1\n");
+        assert!(net.starts_with("cluster TOML: unknown field `nic_bandwidth` in [network], expected one of `"), "{net}");
+        assert!(net.contains("`nic_bytes_per_s`"), "{net}");
         let gpu = err("preset = \"dgx-h100\"\n[gpu]\nmemory_byts = 1\n");
         assert!(gpu.starts_with("cluster TOML: unknown field `memory_byts` in [gpu], expected one of `model`, "), "{gpu}");
         assert!(gpu.contains("`memory_bytes`"), "{gpu}");
@@ -617,6 +827,82 @@ mod tests {
         assert_eq!(
             err(&format!("{p}[gpu]\nmemory_bytes = 1000")),
             "cluster TOML: gpu.context_reserve_bytes (536870912) must not exceed gpu.memory_bytes (1000)"
+        );
+    }
+
+    #[test]
+    fn dgx_networks() {
+        let h100 = ClusterConfig::preset("dgx-h100").unwrap().network;
+        assert_eq!(h100, ClusterConfig::preset("dgx-h200").unwrap().network);
+        assert_eq!((h100.nvlink_bytes_per_s, h100.nvls, h100.nics_per_node, h100.nic_bytes_per_s), (450e9, true, 8, 50e9));
+        assert_eq!((h100.fabric, h100.oversubscription, h100.cpu_vendor), (Fabric::RailOptimized, 1.0, CpuVendor::Intel));
+        let a100 = ClusterConfig::preset("dgx-a100").unwrap().network;
+        assert_eq!((a100.nvlink_bytes_per_s, a100.nvls, a100.nic_bytes_per_s), (300e9, false, 25e9));
+        assert_eq!((a100.pcie_bytes_per_s, a100.cpu_vendor), (31.5e9, CpuVendor::Amd));
+        let b200 = ClusterConfig::preset("dgx-b200").unwrap().network;
+        assert_eq!((b200.nvlink_bytes_per_s, b200.nvls, b200.nvls_efficiency, b200.nic_bytes_per_s), (900e9, true, 0.74, 50e9));
+        for name in CLUSTER_PRESETS {
+            assert!(ClusterConfig::preset(name).unwrap().validate().is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn network_overrides() {
+        let c = parse_str(
+            "preset = \"dgx-h100\"\nnodes = 64\n[network]\nnics_per_node = 4\nnic_bytes_per_s = 25000000000\n\
+             fabric = \"fat-tree\"\noversubscription = 2\nnvls = false\n",
+        )
+        .unwrap();
+        let mut want = ClusterConfig::preset("dgx-h100").unwrap().network;
+        want.nics_per_node = 4;
+        want.nic_bytes_per_s = 25e9;
+        want.fabric = Fabric::LeafSpine;
+        want.oversubscription = 2.0;
+        want.nvls = false;
+        assert_eq!(c.network, want);
+        // Without a preset the network is the DGX one of the chosen GPU.
+        let d = parse_str("[gpu]\nmodel = \"a100-sxm-80gb\"\n").unwrap();
+        assert_eq!(d.network, ClusterConfig::preset("dgx-a100").unwrap().network);
+        assert_eq!(
+            err("preset = \"dgx-h100\"\n[network]\nfabric = \"torus\"\n"),
+            "cluster TOML: network.fabric: unknown variant `torus`, expected one of `rail-optimized`, `fat-tree`, `leaf-spine`"
+        );
+        assert_eq!(
+            err("preset = \"dgx-h100\"\n[network]\nnics_per_leaf = \"many\"\n"),
+            "cluster TOML: network.nics_per_leaf: invalid type: string \"many\", expected u32"
+        );
+    }
+
+    #[test]
+    fn network_range_checks() {
+        let p = "preset = \"dgx-h100\"\n[network]\n";
+        assert_eq!(
+            err(&format!("{p}nic_efficiency = 1.5")),
+            "cluster TOML: network.nic_efficiency must be greater than 0 and at most 1 (got 1.5)"
+        );
+        assert_eq!(
+            err(&format!("{p}nic_bytes_per_s = 0")),
+            "cluster TOML: network.nic_bytes_per_s must be a finite number greater than 0 (got 0)"
+        );
+        assert_eq!(
+            err(&format!("{p}nvlink_bytes_per_s = -1.0")),
+            "cluster TOML: network.nvlink_bytes_per_s must be a finite number, 0 or more (got -1)"
+        );
+        assert_eq!(
+            err(&format!("{p}nics_per_node = 9")),
+            "cluster TOML: network.nics_per_node must be between 1 and gpus_per_node (8) (got 9)"
+        );
+        assert_eq!(err(&format!("{p}nics_per_leaf = 0")), "cluster TOML: network.nics_per_leaf must be at least 1 (got 0)");
+        assert_eq!(
+            err(&format!("{p}nvlink_bytes_per_s = 0")),
+            "cluster TOML: network.nvls needs NVLink: network.nvlink_bytes_per_s is 0"
+        );
+        assert!(parse_str(&format!("{p}nvlink_bytes_per_s = 0\nnvls = false")).is_ok());
+        // Fewer GPUs per node than the preset has NICs: one NIC per GPU unless the file says otherwise.
+        assert_eq!(parse_str("preset = \"dgx-h100\"\ngpus_per_node = 4\n").unwrap().network.nics_per_node, 4);
+        assert_eq!(
+            err("preset = \"dgx-h100\"\ngpus_per_node = 4\n[network]\nnics_per_node = 8"),
+            "cluster TOML: network.nics_per_node must be between 1 and gpus_per_node (4) (got 8)"
         );
     }
 

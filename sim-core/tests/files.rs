@@ -37,7 +37,7 @@ mod cluster_file {
             e,
             format!(
                 "cluster file {}: unknown field `gpus_per_nod` in [root], expected one of `preset`, `name`, `nodes`, \
-                 `gpus_per_node`, `gpu`, `host`, `kernels` (line 2)",
+                 `gpus_per_node`, `gpu`, `host`, `kernels`, `network` (line 2)",
                 path.display()
             )
         );

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 pub const PROGRAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The staged libraries, with the build file each is a copy of (the staleness check reads this table).
-pub const STAGED: &[(&str, &str)] = &[("libcudart.so.13", "libcudart_phantom.so")];
+pub const STAGED: &[(&str, &str)] =
+    &[("libcudart.so.13", "libcudart_phantom.so"), ("libnccl.so.2", "libnccl_phantom.so")];
 
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -93,10 +94,28 @@ pub fn nvidia_cudart() -> PathBuf {
     cuda_dir().join("lib/libcudart.so.13")
 }
 
+/// NVIDIA's NCCL wheel (`include/nccl.h`, the real `lib/libnccl.so.2`). Panics with the command to run when
+/// absent.
+pub fn nccl_dir() -> PathBuf {
+    let dir = workspace_root().join(".deps/cuda/nvidia/nccl");
+    for needed in ["include/nccl.h", "lib/libnccl.so.2"] {
+        if !dir.join(needed).exists() {
+            panic!("{} is missing: run `bash scripts/install-deps.sh` first", dir.join(needed).display());
+        }
+    }
+    dir
+}
+
+/// Path of NVIDIA's real `libnccl.so.2` (from the wheel).
+pub fn nvidia_nccl() -> PathBuf {
+    nccl_dir().join("lib/libnccl.so.2")
+}
+
 /// Compiles `tests/programs/<name>` (or `<name>` relative to the workspace root when it contains a `/`; `.cu`
 /// with nvcc, `.c` with `cc`) against NVIDIA's headers, linked against
-/// `libcudart.so` by name, and returns the executable. Results are cached in `target/phantom/test-bin` by a hash
-/// of the source, the compiler command and the pinned wheel versions.
+/// `libcudart.so` (and `libnccl.so` when the source includes `nccl.h`) by name, and returns the executable.
+/// Results are cached in `target/phantom/test-bin` by a hash of the source, the compiler command and the pinned
+/// wheel versions.
 pub fn compile(name: &str) -> PathBuf {
     let src = if name.contains('/') {
         workspace_root().join(name)
@@ -105,14 +124,20 @@ pub fn compile(name: &str) -> PathBuf {
     };
     let source = std::fs::read(&src).unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
     let cuda = cuda_dir();
-    let (compiler, flags): (PathBuf, Vec<String>) = match src.extension().and_then(|e| e.to_str()) {
+    let (compiler, mut flags): (PathBuf, Vec<String>) = match src.extension().and_then(|e| e.to_str()) {
         Some("cu") => (cuda.join("bin/nvcc"), ["-cudart", "shared", "-arch=sm_90", "-O2"].map(String::from).to_vec()),
         Some("c") => {
             (PathBuf::from("cc"), vec!["-O2".into(), "-Wall".into(), format!("-I{}", cuda.join("include").display())])
         }
         _ => panic!("{name}: test programs are .cu or .c files"),
     };
-    let libs = vec![format!("-L{}", cuda.join("lib").display()), "-lcudart".to_string()];
+    let mut libs = vec![format!("-L{}", cuda.join("lib").display()), "-lcudart".to_string()];
+    // A program that includes nccl.h is also compiled against NVIDIA's NCCL headers and linked with -lnccl.
+    if String::from_utf8_lossy(&source).contains("nccl.h>") {
+        let nccl = nccl_dir();
+        flags.push(format!("-I{}", nccl.join("include").display()));
+        libs.extend([format!("-L{}", nccl.join("lib").display()), "-lnccl".to_string()]);
+    }
 
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     source.hash(&mut hasher);
@@ -318,7 +343,18 @@ pub fn soname(lib: &Path) -> Option<String> {
 
 /// The committed golden export list of NVIDIA's `libcudart.so.13`: (name, version) in file order.
 pub fn golden_cudart() -> Vec<(String, String)> {
-    let path = workspace_root().join("cuda-sys/abi/libcudart.so.13.symbols");
+    golden("libcudart.so.13")
+}
+
+/// The committed golden export list of NVIDIA's `libnccl.so.2`: (name, "") in file order (NCCL is unversioned).
+pub fn golden_nccl() -> Vec<(String, String)> {
+    golden("libnccl.so.2")
+}
+
+/// The committed golden export list `cuda-sys/abi/<soname>.symbols`: (name, version) in file order; the version
+/// is empty for unversioned exports.
+pub fn golden(soname: &str) -> Vec<(String, String)> {
+    let path = workspace_root().join(format!("cuda-sys/abi/{soname}.symbols"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

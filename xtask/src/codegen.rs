@@ -1,6 +1,6 @@
-//! Generates the export glue of libcudart-phantom from the bindgen output and the golden export list.
+//! Generates the export glue of the shim libraries from the bindgen output and the golden export lists.
 //!
-//! For every export of NVIDIA's library it emits:
+//! `libcudart-phantom`: for every export of NVIDIA's library it emits:
 //! - a method of the trait `CudartApi` whose *default* body is the "not supported" stub (or, for a `_ptsz` /
 //!   `_ptds` variant, a call of the base function with the per-thread default stream selected);
 //! - a `#[no_mangle] extern "C"` function that calls the method on `crate::Phantom` inside `export::guard`
@@ -8,8 +8,12 @@
 //! - a `.symver NAME, NAME@@libcudart.so.13` directive, so our version table matches NVIDIA's exactly.
 //!
 //! Implementations override trait methods in `libcudart-phantom/src/api.rs`; nothing lists symbols by hand.
+//!
+//! `libnccl-phantom` (see [`nccl`]): one method of the trait `NcclApi` per function (`ncclX`; the profiling alias
+//! `pncclX` shares it), whose default body is the "not supported" stub, and `#[no_mangle] extern "C"` functions
+//! for both `ncclX` and `pncclX` calling it inside `export::guard`. NCCL is unversioned: no `.symver`.
 
-use crate::golden::read_golden;
+use crate::golden::{read_golden, CUDART, NCCL};
 use crate::{workspace_root, Result};
 use quote::{format_ident, quote, ToTokens};
 use std::collections::BTreeMap;
@@ -19,8 +23,12 @@ pub(crate) struct Decl {
     pub(crate) output: Option<syn::Type>,
 }
 
-pub(crate) fn read_decls() -> Result<BTreeMap<String, Decl>> {
-    let path = workspace_root().join("cuda-sys/src/cudart.rs");
+pub(crate) const CUDART_BINDINGS: &str = "cuda-sys/src/cudart.rs";
+pub(crate) const NCCL_BINDINGS: &str = "cuda-sys/src/nccl.rs";
+
+/// The `extern "C"` declarations of a bindings file (relative to the workspace root), by name.
+pub(crate) fn read_decls(bindings: &str) -> Result<BTreeMap<String, Decl>> {
+    let path = workspace_root().join(bindings);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file = syn::parse_file(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
     let mut decls = BTreeMap::new();
@@ -48,8 +56,14 @@ pub(crate) fn read_decls() -> Result<BTreeMap<String, Decl>> {
 }
 
 pub fn run() -> Result<()> {
-    let decls = read_decls()?;
-    let golden = read_golden()?;
+    cudart()?;
+    write_error_names()?;
+    nccl()
+}
+
+fn cudart() -> Result<()> {
+    let decls = read_decls(CUDART_BINDINGS)?;
+    let golden = read_golden(&CUDART)?;
     let version = golden.first().map(|e| e.version.clone()).unwrap_or_default();
 
     let mut trait_items = Vec::new();
@@ -123,12 +137,102 @@ pub fn run() -> Result<()> {
     let out = workspace_root().join("libcudart-phantom/src/generated/cudart_exports.rs");
     std::fs::write(&out, header + &prettyplease::unparse(&file)).map_err(|e| format!("cannot write: {e}"))?;
     eprintln!("wrote {} ({} exports; undeclared: {})", out.display(), golden.len(), undeclared.join(" "));
-    write_error_names()
+    Ok(())
+}
+
+/// The function an NCCL export implements: `pncclX` (NCCL's profiling-interface alias) is `ncclX`.
+pub(crate) fn nccl_base(name: &str) -> &str {
+    match name.strip_prefix('p') {
+        Some(base) if base.starts_with("nccl") => base,
+        _ => name,
+    }
+}
+
+/// `libnccl-phantom/src/generated/nccl_exports.rs`.
+fn nccl() -> Result<()> {
+    let decls = read_decls(NCCL_BINDINGS)?;
+    let golden = read_golden(&NCCL)?;
+
+    // One trait method per function, named after `ncclX` even where only `pncclX` is exported.
+    let mut methods: BTreeMap<&str, (Vec<proc_macro2::TokenStream>, Vec<syn::Ident>, proc_macro2::TokenStream)> =
+        BTreeMap::new();
+    let mut exports = Vec::new();
+    let mut undeclared = Vec::new();
+    for export in &golden {
+        let name = export.name.as_str();
+        if !export.version.is_empty() {
+            return Err(format!(
+                "{name}: NVIDIA's libnccl.so.2 is unversioned, the golden list says {}",
+                export.version
+            ));
+        }
+        let base = nccl_base(name);
+        let decl = decls.get(base).or_else(|| decls.get(name));
+        let (params, args, ret) = match decl {
+            Some(d) => (
+                d.inputs.iter().map(|(i, t)| quote!(#i: #t)).collect::<Vec<_>>(),
+                d.inputs.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(),
+                d.output.clone().map(|t| t.into_token_stream()).unwrap_or(quote!(())),
+            ),
+            None => {
+                undeclared.push(name.to_string());
+                (vec![], vec![], quote!(ncclResult_t))
+            }
+        };
+        methods.entry(base).or_insert_with(|| (params.clone(), args.clone(), ret.clone()));
+        let ident = format_ident!("{}", name);
+        let method = format_ident!("{}", base);
+        exports.push(quote! {
+            #[no_mangle]
+            pub unsafe extern "C" fn #ident(#(#params),*) -> #ret {
+                crate::export::guard(#name, || unsafe { <crate::Phantom as NcclApi>::#method(#(#args),*) })
+            }
+        });
+    }
+    let trait_items = methods.iter().map(|(name, (params, _, ret))| {
+        let ident = format_ident!("{}", name);
+        quote! {
+            unsafe fn #ident(#(#params),*) -> #ret { <#ret as crate::export::FfiReturn>::unsupported(#name) }
+        }
+    });
+
+    let file: syn::File = syn::parse2(quote! {
+        use phantom_cuda_sys::nccl::*;
+
+        /// Every function NVIDIA's `libnccl.so.2` exports (as `ncclX`, and as `pncclX` where NCCL has that alias).
+        /// Default bodies are the "not supported" stub; the implemented ones are overridden in `api.rs`.
+        #[allow(non_snake_case, clippy::too_many_arguments, clippy::missing_safety_doc, unused_variables)]
+        pub trait NcclApi {
+            #(#trait_items)*
+        }
+
+        #[cfg(not(test))]
+        #[allow(non_snake_case, clippy::too_many_arguments, clippy::missing_safety_doc)]
+        mod exports {
+            use super::*;
+            #(#exports)*
+        }
+    })
+    .map_err(|e| format!("generated code does not parse: {e}"))?;
+
+    let header = format!(
+        "// @generated by `cargo xtask codegen` from {NCCL_BINDINGS} and cuda-sys/abi/libnccl.so.2.symbols.\n\
+         // Do not edit: regenerate instead (docs/abi.md). {} exports ({} functions), {} without a C declaration.\n\n",
+        golden.len(),
+        methods.len(),
+        undeclared.len()
+    );
+    let dir = workspace_root().join("libnccl-phantom/src/generated");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let out = dir.join("nccl_exports.rs");
+    std::fs::write(&out, header + &prettyplease::unparse(&file)).map_err(|e| format!("cannot write: {e}"))?;
+    eprintln!("wrote {} ({} exports; undeclared: {})", out.display(), golden.len(), undeclared.join(" "));
+    Ok(())
 }
 
 /// `cudaError` constant names by value, for `cudaGetErrorName` / `cudaGetErrorString`.
 fn write_error_names() -> Result<()> {
-    let path = workspace_root().join("cuda-sys/src/cudart.rs");
+    let path = workspace_root().join(CUDART_BINDINGS);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file = syn::parse_file(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
     let mut arms = Vec::new();
@@ -159,7 +263,8 @@ fn write_error_names() -> Result<()> {
     .map_err(|e| format!("generated code does not parse: {e}"))?;
     let out = workspace_root().join("libcudart-phantom/src/generated/cudart_errors.rs");
     let header = "// @generated by `cargo xtask codegen` from cuda-sys/src/cudart.rs. Do not edit.\n\n";
-    std::fs::write(&out, format!("{header}{}", prettyplease::unparse(&file))).map_err(|e| format!("cannot write: {e}"))?;
+    std::fs::write(&out, format!("{header}{}", prettyplease::unparse(&file)))
+        .map_err(|e| format!("cannot write: {e}"))?;
     eprintln!("wrote {} ({} error codes)", out.display(), arms.len());
     Ok(())
 }

@@ -3,12 +3,13 @@
 //! Every generated file in the repository is produced here, from inputs that are themselves either NVIDIA's
 //! pinned pip wheels (installed by `scripts/install-deps.sh`) or committed files:
 //!
-//! | command   | reads                                                   | writes                                   |
-//! |-----------|---------------------------------------------------------|------------------------------------------|
-//! | `bindgen` | CUDA headers + `cuda-sys/abi/cudart_wrapper.h`           | `cuda-sys/src/cudart.rs`                 |
-//! | `golden`  | NVIDIA's `libcudart.so.13` (dynamic symbol table)       | `cuda-sys/abi/libcudart.so.13.symbols`   |
-//! | `codegen` | the two files above                                     | `libcudart-phantom/src/generated/*.rs`   |
-//! | `stage`   | a release build of the workspace                        | `target/phantom/lib/` (real file names)  |
+//! | command   | reads                                                     | writes                                          |
+//! |-----------|-----------------------------------------------------------|-------------------------------------------------|
+//! | `bindgen` | CUDA + NCCL headers through `cuda-sys/abi/*_wrapper.h`     | `cuda-sys/src/{cudart,nccl}.rs`                 |
+//! | `golden`  | NVIDIA's `libcudart.so.13`, `libnccl.so.2` (`nm -D`)      | `cuda-sys/abi/{libcudart.so.13,libnccl.so.2}.symbols` |
+//! | `codegen` | the files above                                           | `lib{cudart,nccl}-phantom/src/generated/*.rs`   |
+//! | `fuzzgen` | the files above                                           | `tests/src/generated/call_all{,_nccl}.rs`       |
+//! | `stage`   | a release build of the workspace                          | `target/phantom/{lib,bin}/`                     |
 
 mod codegen;
 mod fuzzgen;
@@ -27,16 +28,23 @@ pub fn cuda_dir() -> PathBuf {
     workspace_root().join(".deps/cuda/nvidia/cu13")
 }
 
+/// Where `scripts/install-deps.sh` puts NVIDIA's NCCL wheel (`include/nccl.h`, `lib/libnccl.so.2`).
+pub fn nccl_dir() -> PathBuf {
+    workspace_root().join(".deps/cuda/nvidia/nccl")
+}
+
 const HELP: &str = "\
 usage: cargo xtask <command>
 
-  deps      install NVIDIA's pinned CUDA 13 wheels into .deps/cuda (scripts/install-deps.sh)
-  bindgen   regenerate cuda-sys/src/cudart.rs from the CUDA headers (needs libclang; build with --features bindgen)
+  deps      install NVIDIA's pinned CUDA 13 and NCCL wheels into .deps/cuda (scripts/install-deps.sh)
+  bindgen   regenerate cuda-sys/src/{cudart,nccl}.rs from NVIDIA's headers (needs libclang; build with
+            --features bindgen)
   golden    refresh the golden export lists in cuda-sys/abi/ from NVIDIA's real libraries
-  codegen   regenerate libcudart-phantom/src/generated/ from the bindings and the golden list
-  fuzzgen   regenerate tests/src/generated/call_all.rs (call every export with zero/garbage arguments)
+  codegen   regenerate lib{cudart,nccl}-phantom/src/generated/ from the bindings and the golden lists
+  fuzzgen   regenerate tests/src/generated/call_all*.rs (call every export with zero/garbage arguments)
   regen     deps + bindgen + golden + codegen + fuzzgen
-  stage     build the libraries (release) and stage them under their real names in target/phantom/lib
+  stage     build the libraries (release) and stage them under their real names in target/phantom/lib, and
+            the launcher as target/phantom/bin/phantom
 ";
 
 fn main() -> ExitCode {
@@ -86,32 +94,117 @@ fn bindgen_cmd() -> Result<()> {
     Err("rebuild with `cargo run -p xtask --features bindgen -- bindgen` (needs libclang)".into())
 }
 
+/// An include directory (a function of the install location) and a header it must contain.
+#[cfg(feature = "bindgen")]
+type IncludeDir = (fn() -> PathBuf, &'static str);
+
+/// One set of generated bindings: a wrapper header in `cuda-sys/abi/` and what bindgen keeps from it.
+#[cfg(feature = "bindgen")]
+struct Bindings {
+    /// Wrapper header, relative to the workspace root.
+    wrapper: &'static str,
+    /// Output file, relative to the workspace root.
+    out: &'static str,
+    /// Include directories and a header each must contain (checked first, to point at `cargo xtask deps`).
+    includes: &'static [IncludeDir],
+    functions: &'static str,
+    types: &'static str,
+    vars: &'static str,
+    /// Bindings generated earlier whose types this set uses instead of generating its own (every type that file
+    /// defines is block-listed here, and `raw_lines` imports them), so both sets share one Rust type per C type.
+    shares_types_of: Option<&'static str>,
+    /// Lines at the top of the output after the generated-file header.
+    raw_lines: &'static [&'static str],
+}
+
+#[cfg(feature = "bindgen")]
+const BINDINGS: &[Bindings] = &[
+    Bindings {
+        wrapper: "cuda-sys/abi/cudart_wrapper.h",
+        out: "cuda-sys/src/cudart.rs",
+        includes: &[(|| cuda_dir().join("include"), "cuda_runtime_api.h")],
+        functions: "cuda.*|__cuda.*",
+        types: "cuda.*|CU.*|dim3|uint3",
+        vars: "cuda.*|CUDA.*",
+        shares_types_of: None,
+        raw_lines: &[
+            "// @generated by `cargo xtask bindgen` from NVIDIA's CUDA 13 headers (scripts/cuda-wheels.txt).",
+            "// Do not edit: regenerate instead (docs/abi.md).",
+        ],
+    },
+    Bindings {
+        wrapper: "cuda-sys/abi/nccl_wrapper.h",
+        out: "cuda-sys/src/nccl.rs",
+        includes: &[(|| nccl_dir().join("include"), "nccl.h"), (|| cuda_dir().join("include"), "cuda_runtime.h")],
+        functions: "p?nccl.*",
+        types: "nccl.*",
+        vars: "NCCL.*|nccl.*",
+        // A stream handed to NCCL is the runtime bindings' `cudaStream_t`, not a second, incompatible type.
+        shares_types_of: Some("cuda-sys/src/cudart.rs"),
+        raw_lines: &[
+            "// @generated by `cargo xtask bindgen` from NVIDIA's NCCL headers (nvidia-nccl-cu13, scripts/cuda-wheels.txt).",
+            "// Do not edit: regenerate instead (docs/abi.md).",
+            "",
+            "// CUDA runtime types come from the runtime bindings (block-listed here), so they are the same Rust types.",
+            "pub use super::cudart::*;",
+        ],
+    },
+];
+
+/// Names of the types (structs, unions, aliases) a generated bindings file defines.
+#[cfg(feature = "bindgen")]
+fn defined_types(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file = syn::parse_file(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
+    Ok(file
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Struct(s) => Some(s.ident.to_string()),
+            syn::Item::Union(u) => Some(u.ident.to_string()),
+            syn::Item::Type(t) => Some(t.ident.to_string()),
+            syn::Item::Enum(e) => Some(e.ident.to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
 #[cfg(feature = "bindgen")]
 fn bindgen_cmd() -> Result<()> {
-    let include = cuda_dir().join("include");
-    if !include.join("cuda_runtime_api.h").exists() {
-        return Err(format!("{} has no CUDA headers: run `cargo xtask deps` first", include.display()));
-    }
     let root = workspace_root();
-    let out = root.join("cuda-sys/src/cudart.rs");
-    let bindings = bindgen::Builder::default()
-        .header(root.join("cuda-sys/abi/cudart_wrapper.h").to_string_lossy())
-        .clang_arg(format!("-I{}", include.display()))
-        .clang_arg("-xc")
-        .allowlist_function("cuda.*|__cuda.*")
-        .allowlist_type("cuda.*|CU.*|dim3|uint3")
-        .allowlist_var("cuda.*|CUDA.*")
-        .default_enum_style(bindgen::EnumVariation::NewType { is_bitfield: false, is_global: false })
-        .derive_default(true)
-        .derive_eq(true)
-        .derive_hash(true)
-        .layout_tests(false)
-        .generate_comments(false)
-        .raw_line("// @generated by `cargo xtask bindgen` from NVIDIA's CUDA 13 headers (scripts/cuda-wheels.txt).")
-        .raw_line("// Do not edit: regenerate instead (docs/abi.md).")
-        .generate()
-        .map_err(|e| format!("bindgen failed: {e}"))?;
-    bindings.write_to_file(&out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    eprintln!("wrote {}", out.display());
+    for spec in BINDINGS {
+        let mut builder = bindgen::Builder::default().header(root.join(spec.wrapper).to_string_lossy());
+        for (dir, needed) in spec.includes {
+            let dir = dir();
+            if !dir.join(needed).exists() {
+                return Err(format!("{} has no {needed}: run `cargo xtask deps` first", dir.display()));
+            }
+            builder = builder.clang_arg(format!("-I{}", dir.display()));
+        }
+        if let Some(shared) = spec.shares_types_of {
+            for ty in defined_types(&root.join(shared))? {
+                builder = builder.blocklist_type(format!("^{ty}$"));
+            }
+        }
+        for line in spec.raw_lines {
+            builder = builder.raw_line(*line);
+        }
+        let out = root.join(spec.out);
+        let bindings = builder
+            .clang_arg("-xc")
+            .allowlist_function(spec.functions)
+            .allowlist_type(spec.types)
+            .allowlist_var(spec.vars)
+            .default_enum_style(bindgen::EnumVariation::NewType { is_bitfield: false, is_global: false })
+            .derive_default(true)
+            .derive_eq(true)
+            .derive_hash(true)
+            .layout_tests(false)
+            .generate_comments(false)
+            .generate()
+            .map_err(|e| format!("bindgen {} failed: {e}", spec.wrapper))?;
+        bindings.write_to_file(&out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
     Ok(())
 }

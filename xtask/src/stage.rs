@@ -1,7 +1,9 @@
 //! `cargo xtask stage [--debug]`: builds the shim libraries and puts them under NVIDIA's real file names in one
-//! directory (`target/phantom/lib/`), the directory that tests and users point `LD_LIBRARY_PATH` at.
+//! directory (`target/phantom/lib/`), the directory that tests and users point `LD_LIBRARY_PATH` at; and the
+//! launcher `phantom` in `target/phantom/bin/`.
 //!
-//! Adding a library (`libnccl.so.2`, `libcuda.so.1`, …) is one more row of [`LIBRARIES`].
+//! Adding a library (`libcuda.so.1`, …) is one more row of [`LIBRARIES`]; a program, one more row of
+//! [`BINARIES`].
 
 use crate::{workspace_root, Result};
 use std::path::{Path, PathBuf};
@@ -19,12 +21,27 @@ struct Library {
     links: &'static [&'static str],
 }
 
-const LIBRARIES: &[Library] = &[Library {
-    package: "libcudart-phantom",
-    built: "libcudart_phantom.so",
-    soname: "libcudart.so.13",
-    links: &["libcudart.so"],
-}];
+const LIBRARIES: &[Library] = &[
+    Library {
+        package: "libcudart-phantom",
+        built: "libcudart_phantom.so",
+        soname: "libcudart.so.13",
+        links: &["libcudart.so"],
+    },
+    Library { package: "libnccl-phantom", built: "libnccl_phantom.so", soname: "libnccl.so.2", links: &["libnccl.so"] },
+];
+
+/// One staged program.
+struct Binary {
+    /// Cargo package that builds it; staged only when `<package>/Cargo.toml` exists in the workspace.
+    package: &'static str,
+    /// Executable cargo writes into `target/<profile>/` (the `[[bin]] name`).
+    built: &'static str,
+    /// Path under `target/phantom/`.
+    staged: &'static str,
+}
+
+const BINARIES: &[Binary] = &[Binary { package: "phantom-cli", built: "phantom", staged: "bin/phantom" }];
 
 /// `CARGO_TARGET_DIR` if set, else the workspace's `target/` (the tests' helpers use the same rule).
 pub fn target_dir() -> PathBuf {
@@ -56,24 +73,11 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let profile = if debug { "debug" } else { "release" };
+    let built_dir = target_dir().join(profile);
 
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.current_dir(workspace_root()).arg("build");
-    if !debug {
-        build.arg("--release");
-    }
-    for lib in LIBRARIES {
-        build.args(["-p", lib.package]);
-    }
-    let status = build.status().map_err(|e| format!("cannot run cargo build: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build ({profile}) failed ({status})"));
-    }
-
+    build(profile, LIBRARIES.iter().map(|l| l.package))?;
     let dir = stage_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let built_dir = target_dir().join(profile);
     for lib in LIBRARIES {
         stage_one(lib, &built_dir, &dir)?;
     }
@@ -81,21 +85,58 @@ pub fn run(args: &[String]) -> Result<()> {
     let marker = dir.join(".phantom-stage");
     std::fs::write(&marker, format!("profile={profile}\n"))
         .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+
+    // Programs after the libraries, in a build of their own: a program that does not build yet leaves the
+    // libraries staged (and the command failing).
+    let binaries: Vec<&Binary> =
+        BINARIES.iter().filter(|b| workspace_root().join(b.package).join("Cargo.toml").is_file()).collect();
+    if !binaries.is_empty() {
+        build(profile, binaries.iter().map(|b| b.package))?;
+        for bin in binaries {
+            let dest = target_dir().join("phantom").join(bin.staged);
+            copy_atomically(&built_dir.join(bin.built), &dest, bin.package)?;
+        }
+    }
     println!("{}", dir.display());
     Ok(())
 }
 
-fn stage_one(lib: &Library, built_dir: &Path, dir: &Path) -> Result<()> {
-    let src = built_dir.join(lib.built);
-    if !src.is_file() {
-        return Err(format!("{} was not built (package {})", src.display(), lib.package));
+/// `cargo build [--release] -p <package>...`.
+fn build<'a>(profile: &str, packages: impl Iterator<Item = &'a str>) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.current_dir(workspace_root()).arg("build");
+    if profile == "release" {
+        build.arg("--release");
     }
-    // Copy to a temporary name and rename over the old file, so a program that has the old copy mapped keeps
-    // a consistent file (never overwrite a loaded shared object in place).
-    let dest = dir.join(lib.soname);
-    let tmp = dir.join(format!(".{}.tmp", lib.soname));
-    std::fs::copy(&src, &tmp).map_err(|e| format!("cannot copy {} to {}: {e}", src.display(), tmp.display()))?;
-    std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), dest.display()))?;
+    let packages: Vec<&str> = packages.collect();
+    for package in &packages {
+        build.args(["-p", package]);
+    }
+    let status = build.status().map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build ({profile}) of {} failed ({status})", packages.join(", ")));
+    }
+    Ok(())
+}
+
+/// Copies `src` to `dest` through a temporary name and a rename, so a program that has the old file mapped (or
+/// is running it) keeps a consistent file: never overwrite a loaded shared object or executable in place.
+fn copy_atomically(src: &Path, dest: &Path, package: &str) -> Result<()> {
+    if !src.is_file() {
+        return Err(format!("{} was not built (package {package})", src.display()));
+    }
+    let dir = dest.parent().expect("staged paths have a directory");
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", dest.file_name().unwrap().to_string_lossy()));
+    std::fs::copy(src, &tmp).map_err(|e| format!("cannot copy {} to {}: {e}", src.display(), tmp.display()))?;
+    std::fs::rename(&tmp, dest).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), dest.display()))?;
+    eprintln!("staged {} as {}", src.display(), dest.display());
+    Ok(())
+}
+
+fn stage_one(lib: &Library, built_dir: &Path, dir: &Path) -> Result<()> {
+    copy_atomically(&built_dir.join(lib.built), &dir.join(lib.soname), lib.package)?;
     for link in lib.links {
         let path = dir.join(link);
         if std::fs::read_link(&path).is_ok_and(|t| t == Path::new(lib.soname)) {
@@ -109,6 +150,5 @@ fn stage_one(lib: &Library, built_dir: &Path, dir: &Path) -> Result<()> {
         std::os::unix::fs::symlink(lib.soname, &path)
             .map_err(|e| format!("cannot link {} -> {}: {e}", path.display(), lib.soname))?;
     }
-    eprintln!("staged {} as {}", src.display(), dest.display());
     Ok(())
 }

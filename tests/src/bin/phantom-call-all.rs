@@ -1,24 +1,31 @@
-//! Child process of the "call every export" test: `phantom-call-all zero|garbage <path of libcudart.so.13>`.
+//! Child process of the "call every export" test: `phantom-call-all cudart|nccl zero|garbage <path of library>`.
 //!
-//! Loads the library, then for every export of the generated table prints `CALL <name>` (flushed) before the
-//! call and `RET <name> <cudaError_t or ->` after it, and finally `DONE <calls made>`. If the process dies, the
-//! last `CALL` line names the culprit. Exit status 1 if an export is missing from the library.
+//! Loads the library, then for every export of the table prints `CALL <name>` (flushed) before the call and
+//! `RET <name> <what it returned>` after it (`status <n>`, `ptr <0x…>`, `void` or `-`), and finally
+//! `DONE <calls made>`. If the process dies, the last `CALL` line names the culprit. Exit status 1 if an export is
+//! missing from the library.
 
-use phantom_tests::call_all::{Args, EXCLUDED, EXPORTS};
+use phantom_tests::call_all::{Args, TABLES};
 use std::ffi::CString;
 use std::io::Write;
 use std::process::ExitCode;
 
+const USAGE: &str = "usage: phantom-call-all cudart|nccl zero|garbage <library>";
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(mode), Some(lib)) = (argv.first(), argv.get(1)) else {
-        eprintln!("usage: phantom-call-all zero|garbage <libcudart.so.13>");
+    let (Some(table), Some(mode), Some(lib)) = (argv.first(), argv.get(1), argv.get(2)) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let Some(table) = TABLES.iter().find(|t| t.name == table) else {
+        eprintln!("unknown table `{table}`; {USAGE}");
         return ExitCode::from(2);
     };
     let args: Args = match mode.parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{e}; {USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -33,8 +40,8 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     let mut called = 0usize;
     let mut missing = 0usize;
-    for export in EXPORTS.iter() {
-        if let Some((_, why)) = EXCLUDED.iter().find(|(n, _)| *n == export.name) {
+    for export in table.exports {
+        if let Some((_, why)) = table.excluded.iter().find(|(n, _)| *n == export.name) {
             let _ = writeln!(out, "SKIP {} ({why})", export.name);
             continue;
         }
@@ -48,10 +55,7 @@ fn main() -> ExitCode {
         let _ = writeln!(out, "CALL {}", export.name);
         let _ = out.flush();
         let ret = unsafe { (export.call)(sym, args) };
-        let _ = match ret {
-            Some(code) => writeln!(out, "RET {} {code}", export.name),
-            None => writeln!(out, "RET {} -", export.name),
-        };
+        let _ = writeln!(out, "RET {} {ret}", export.name);
         called += 1;
     }
     let _ = writeln!(out, "DONE {called}");

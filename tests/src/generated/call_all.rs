@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/testing.md). 458 exports, 33 called as `fn() -> i32` (no C declaration).
 #![allow(non_snake_case, clippy::all, unused_unsafe)]
 
-use super::{ones, Args, Export};
+use super::{ones, Args, Export, Returned};
 use phantom_cuda_sys::*;
 use std::ffi::c_void;
 use std::mem::{transmute, zeroed};
@@ -1841,7 +1841,7 @@ pub static EXPORTS: [Export; 458usize] = [
         call: call_cudaWaitExternalSemaphoresAsync_ptsz,
     },
 ];
-unsafe fn call___cudaGetKernel(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaGetKernel(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -1854,14 +1854,14 @@ unsafe fn call___cudaGetKernel(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call___cudaGetProcAddress(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaGetProcAddress(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call___cudaInitModule(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaInitModule(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut *mut ::std::os::raw::c_void) -> ::std::os::raw::c_char,
@@ -1871,9 +1871,9 @@ unsafe fn call___cudaInitModule(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    None
+    Returned::Other
 }
-unsafe fn call___cudaLaunchKernel(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaLaunchKernel(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -1890,9 +1890,9 @@ unsafe fn call___cudaLaunchKernel(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call___cudaLaunchKernel_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaLaunchKernel_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -1909,9 +1909,9 @@ unsafe fn call___cudaLaunchKernel_ptsz(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call___cudaPopCallConfiguration(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaPopCallConfiguration(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -1926,9 +1926,9 @@ unsafe fn call___cudaPopCallConfiguration(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call___cudaPushCallConfiguration(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaPushCallConfiguration(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(dim3, dim3, usize, cudaStream_t) -> ::std::os::raw::c_uint,
@@ -1938,9 +1938,9 @@ unsafe fn call___cudaPushCallConfiguration(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed()),
     };
-    None
+    Returned::Other
 }
-unsafe fn call___cudaRegisterFatBinary(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaRegisterFatBinary(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -1952,9 +1952,9 @@ unsafe fn call___cudaRegisterFatBinary(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    None
+    Returned::Pointer(r as usize)
 }
-unsafe fn call___cudaRegisterFatBinaryEnd(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaRegisterFatBinaryEnd(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut *mut ::std::os::raw::c_void) -> (),
@@ -1964,9 +1964,9 @@ unsafe fn call___cudaRegisterFatBinaryEnd(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    None
+    Returned::Nothing
 }
-unsafe fn call___cudaRegisterFunction(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaRegisterFunction(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2013,14 +2013,14 @@ unsafe fn call___cudaRegisterFunction(sym: *mut c_void, args: Args) -> Option<u3
             )
         }
     };
-    None
+    Returned::Nothing
 }
-unsafe fn call___cudaRegisterHostVar(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaRegisterHostVar(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call___cudaRegisterManagedVar(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaRegisterManagedVar(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2052,14 +2052,14 @@ unsafe fn call___cudaRegisterManagedVar(sym: *mut c_void, args: Args) -> Option<
             f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), ones(), ones(), ones())
         }
     };
-    None
+    Returned::Nothing
 }
-unsafe fn call___cudaRegisterUnifiedTable(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaRegisterUnifiedTable(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call___cudaRegisterVar(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaRegisterVar(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2091,9 +2091,9 @@ unsafe fn call___cudaRegisterVar(sym: *mut c_void, args: Args) -> Option<u32> {
             f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), ones(), ones(), ones())
         }
     };
-    None
+    Returned::Nothing
 }
-unsafe fn call___cudaUnregisterFatBinary(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call___cudaUnregisterFatBinary(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut *mut ::std::os::raw::c_void) -> (),
@@ -2103,9 +2103,9 @@ unsafe fn call___cudaUnregisterFatBinary(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    None
+    Returned::Nothing
 }
-unsafe fn call_cudaArrayGetInfo(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaArrayGetInfo(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2120,12 +2120,9 @@ unsafe fn call_cudaArrayGetInfo(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaArrayGetMemoryRequirements(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaArrayGetMemoryRequirements(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2139,9 +2136,9 @@ unsafe fn call_cudaArrayGetMemoryRequirements(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaArrayGetPlane(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaArrayGetPlane(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2155,12 +2152,9 @@ unsafe fn call_cudaArrayGetPlane(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaArrayGetSparseProperties(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaArrayGetSparseProperties(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaArraySparseProperties, cudaArray_t) -> cudaError_t,
@@ -2170,9 +2164,9 @@ unsafe fn call_cudaArrayGetSparseProperties(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaChooseDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaChooseDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2185,9 +2179,9 @@ unsafe fn call_cudaChooseDevice(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaCreateChannelDesc(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaCreateChannelDesc(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2203,9 +2197,9 @@ unsafe fn call_cudaCreateChannelDesc(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), ones(), ones(), ones(), ones()),
     };
-    None
+    Returned::Other
 }
-unsafe fn call_cudaCreateSurfaceObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaCreateSurfaceObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2218,9 +2212,9 @@ unsafe fn call_cudaCreateSurfaceObject(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaCreateTextureObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaCreateTextureObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2235,21 +2229,18 @@ unsafe fn call_cudaCreateTextureObject(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaCtxResetPersistingL2Cache(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaCtxResetPersistingL2Cache(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> cudaError_t>(sym);
     #[allow(unused_variables)]
     let r = match args {
         Args::Zero => f(),
         Args::Garbage => f(),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDestroyExternalMemory(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDestroyExternalMemory(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaExternalMemory_t) -> cudaError_t,
@@ -2259,12 +2250,9 @@ unsafe fn call_cudaDestroyExternalMemory(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDestroyExternalSemaphore(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaDestroyExternalSemaphore(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaExternalSemaphore_t) -> cudaError_t,
@@ -2274,9 +2262,9 @@ unsafe fn call_cudaDestroyExternalSemaphore(
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDestroySurfaceObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDestroySurfaceObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaSurfaceObject_t) -> cudaError_t,
@@ -2286,9 +2274,9 @@ unsafe fn call_cudaDestroySurfaceObject(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDestroyTextureObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDestroyTextureObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaTextureObject_t) -> cudaError_t,
@@ -2298,9 +2286,9 @@ unsafe fn call_cudaDestroyTextureObject(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDevResourceGenerateDesc(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDevResourceGenerateDesc(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2314,9 +2302,9 @@ unsafe fn call_cudaDevResourceGenerateDesc(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDevSmResourceSplit(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDevSmResourceSplit(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2333,12 +2321,9 @@ unsafe fn call_cudaDevSmResourceSplit(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDevSmResourceSplitByCount(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaDevSmResourceSplitByCount(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2355,9 +2340,9 @@ unsafe fn call_cudaDevSmResourceSplitByCount(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceCanAccessPeer(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceCanAccessPeer(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2371,9 +2356,9 @@ unsafe fn call_cudaDeviceCanAccessPeer(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceDisablePeerAccess(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceDisablePeerAccess(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(::std::os::raw::c_int) -> cudaError_t,
@@ -2383,9 +2368,9 @@ unsafe fn call_cudaDeviceDisablePeerAccess(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceEnablePeerAccess(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceEnablePeerAccess(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2398,12 +2383,12 @@ unsafe fn call_cudaDeviceEnablePeerAccess(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaDeviceFlushGPUDirectRDMAWrites(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2416,9 +2401,9 @@ unsafe fn call_cudaDeviceFlushGPUDirectRDMAWrites(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetAttribute(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2432,9 +2417,9 @@ unsafe fn call_cudaDeviceGetAttribute(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetByPCIBusId(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetByPCIBusId(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2447,9 +2432,9 @@ unsafe fn call_cudaDeviceGetByPCIBusId(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetCacheConfig(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetCacheConfig(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaFuncCache) -> cudaError_t,
@@ -2459,9 +2444,9 @@ unsafe fn call_cudaDeviceGetCacheConfig(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetDefaultMemPool(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetDefaultMemPool(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaMemPool_t, ::std::os::raw::c_int) -> cudaError_t,
@@ -2471,9 +2456,9 @@ unsafe fn call_cudaDeviceGetDefaultMemPool(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetDevResource(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetDevResource(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2487,9 +2472,9 @@ unsafe fn call_cudaDeviceGetDevResource(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetExecutionCtx(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetExecutionCtx(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2502,12 +2487,9 @@ unsafe fn call_cudaDeviceGetExecutionCtx(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetGraphMemAttribute(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaDeviceGetGraphMemAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2521,12 +2503,12 @@ unsafe fn call_cudaDeviceGetGraphMemAttribute(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaDeviceGetHostAtomicCapabilities(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2541,9 +2523,9 @@ unsafe fn call_cudaDeviceGetHostAtomicCapabilities(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetLimit(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetLimit(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut usize, cudaLimit) -> cudaError_t,
@@ -2553,9 +2535,9 @@ unsafe fn call_cudaDeviceGetLimit(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetMemPool(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetMemPool(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaMemPool_t, ::std::os::raw::c_int) -> cudaError_t,
@@ -2565,12 +2547,12 @@ unsafe fn call_cudaDeviceGetMemPool(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaDeviceGetNvSciSyncAttributes(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2584,12 +2566,12 @@ unsafe fn call_cudaDeviceGetNvSciSyncAttributes(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaDeviceGetP2PAtomicCapabilities(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2605,9 +2587,9 @@ unsafe fn call_cudaDeviceGetP2PAtomicCapabilities(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetP2PAttribute(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetP2PAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2622,9 +2604,9 @@ unsafe fn call_cudaDeviceGetP2PAttribute(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetPCIBusId(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGetPCIBusId(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2638,12 +2620,9 @@ unsafe fn call_cudaDeviceGetPCIBusId(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGetSharedMemConfig(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaDeviceGetSharedMemConfig(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaSharedMemConfig) -> cudaError_t,
@@ -2653,12 +2632,12 @@ unsafe fn call_cudaDeviceGetSharedMemConfig(
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaDeviceGetStreamPriorityRange(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2671,12 +2650,12 @@ unsafe fn call_cudaDeviceGetStreamPriorityRange(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaDeviceGetTexture1DLinearMaxWidth(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2690,9 +2669,9 @@ unsafe fn call_cudaDeviceGetTexture1DLinearMaxWidth(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceGraphMemTrim(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceGraphMemTrim(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(::std::os::raw::c_int) -> cudaError_t,
@@ -2702,12 +2681,12 @@ unsafe fn call_cudaDeviceGraphMemTrim(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaDeviceRegisterAsyncNotification(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2722,18 +2701,18 @@ unsafe fn call_cudaDeviceRegisterAsyncNotification(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceReset(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceReset(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> cudaError_t>(sym);
     #[allow(unused_variables)]
     let r = match args {
         Args::Zero => f(),
         Args::Garbage => f(),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceSetCacheConfig(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceSetCacheConfig(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaFuncCache) -> cudaError_t,
@@ -2743,12 +2722,9 @@ unsafe fn call_cudaDeviceSetCacheConfig(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceSetGraphMemAttribute(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaDeviceSetGraphMemAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2762,9 +2738,9 @@ unsafe fn call_cudaDeviceSetGraphMemAttribute(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceSetLimit(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceSetLimit(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaLimit, usize) -> cudaError_t,
@@ -2774,9 +2750,9 @@ unsafe fn call_cudaDeviceSetLimit(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceSetMemPool(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceSetMemPool(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(::std::os::raw::c_int, cudaMemPool_t) -> cudaError_t,
@@ -2786,12 +2762,9 @@ unsafe fn call_cudaDeviceSetMemPool(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceSetSharedMemConfig(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaDeviceSetSharedMemConfig(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaSharedMemConfig) -> cudaError_t,
@@ -2801,21 +2774,21 @@ unsafe fn call_cudaDeviceSetSharedMemConfig(
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDeviceSynchronize(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDeviceSynchronize(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> cudaError_t>(sym);
     #[allow(unused_variables)]
     let r = match args {
         Args::Zero => f(),
         Args::Garbage => f(),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaDeviceUnregisterAsyncNotification(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -2828,9 +2801,9 @@ unsafe fn call_cudaDeviceUnregisterAsyncNotification(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaDriverGetVersion(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaDriverGetVersion(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_int) -> cudaError_t,
@@ -2840,81 +2813,75 @@ unsafe fn call_cudaDriverGetVersion(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaEGLStreamConsumerAcquireFrame(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaEGLStreamConsumerConnect(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaEGLStreamConsumerConnect(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaEGLStreamConsumerConnectWithFlags(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaEGLStreamConsumerDisconnect(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaEGLStreamConsumerReleaseFrame(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaEGLStreamProducerConnect(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaEGLStreamProducerConnect(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaEGLStreamProducerDisconnect(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaEGLStreamProducerPresentFrame(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaEGLStreamProducerReturnFrame(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaEventCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaEvent_t) -> cudaError_t,
@@ -2924,14 +2891,14 @@ unsafe fn call_cudaEventCreate(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventCreateFromEGLSync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventCreateFromEGLSync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaEventCreateWithFlags(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventCreateWithFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaEvent_t, ::std::os::raw::c_uint) -> cudaError_t,
@@ -2941,9 +2908,9 @@ unsafe fn call_cudaEventCreateWithFlags(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventDestroy(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaEvent_t) -> cudaError_t,
@@ -2953,9 +2920,9 @@ unsafe fn call_cudaEventDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventElapsedTime(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventElapsedTime(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut f32, cudaEvent_t, cudaEvent_t) -> cudaError_t,
@@ -2965,9 +2932,9 @@ unsafe fn call_cudaEventElapsedTime(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventQuery(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventQuery(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaEvent_t) -> cudaError_t,
@@ -2977,9 +2944,9 @@ unsafe fn call_cudaEventQuery(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventRecord(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventRecord(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaEvent_t, cudaStream_t) -> cudaError_t,
@@ -2989,9 +2956,9 @@ unsafe fn call_cudaEventRecord(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventRecordWithFlags(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventRecordWithFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3005,12 +2972,9 @@ unsafe fn call_cudaEventRecordWithFlags(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventRecordWithFlags_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaEventRecordWithFlags_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3024,9 +2988,9 @@ unsafe fn call_cudaEventRecordWithFlags_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventRecord_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventRecord_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaEvent_t, cudaStream_t) -> cudaError_t,
@@ -3036,9 +3000,9 @@ unsafe fn call_cudaEventRecord_ptsz(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaEventSynchronize(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaEventSynchronize(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaEvent_t) -> cudaError_t,
@@ -3048,9 +3012,9 @@ unsafe fn call_cudaEventSynchronize(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaExecutionCtxDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaExecutionCtxDestroy(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaExecutionContext_t) -> cudaError_t,
@@ -3060,12 +3024,9 @@ unsafe fn call_cudaExecutionCtxDestroy(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaExecutionCtxGetDevResource(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaExecutionCtxGetDevResource(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3079,9 +3040,9 @@ unsafe fn call_cudaExecutionCtxGetDevResource(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaExecutionCtxGetDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaExecutionCtxGetDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3094,9 +3055,9 @@ unsafe fn call_cudaExecutionCtxGetDevice(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaExecutionCtxGetId(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaExecutionCtxGetId(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3109,9 +3070,9 @@ unsafe fn call_cudaExecutionCtxGetId(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaExecutionCtxRecordEvent(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaExecutionCtxRecordEvent(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaExecutionContext_t, cudaEvent_t) -> cudaError_t,
@@ -3121,12 +3082,9 @@ unsafe fn call_cudaExecutionCtxRecordEvent(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaExecutionCtxStreamCreate(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaExecutionCtxStreamCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3141,9 +3099,9 @@ unsafe fn call_cudaExecutionCtxStreamCreate(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaExecutionCtxSynchronize(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaExecutionCtxSynchronize(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaExecutionContext_t) -> cudaError_t,
@@ -3153,9 +3111,9 @@ unsafe fn call_cudaExecutionCtxSynchronize(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaExecutionCtxWaitEvent(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaExecutionCtxWaitEvent(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaExecutionContext_t, cudaEvent_t) -> cudaError_t,
@@ -3165,12 +3123,12 @@ unsafe fn call_cudaExecutionCtxWaitEvent(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaExternalMemoryGetMappedBuffer(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3184,12 +3142,12 @@ unsafe fn call_cudaExternalMemoryGetMappedBuffer(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaExternalMemoryGetMappedMipmappedArray(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3203,9 +3161,9 @@ unsafe fn call_cudaExternalMemoryGetMappedMipmappedArray(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFree(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFree(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_void) -> cudaError_t,
@@ -3215,9 +3173,9 @@ unsafe fn call_cudaFree(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFreeArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFreeArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaArray_t) -> cudaError_t,
@@ -3227,9 +3185,9 @@ unsafe fn call_cudaFreeArray(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFreeAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFreeAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_void, cudaStream_t) -> cudaError_t,
@@ -3239,9 +3197,9 @@ unsafe fn call_cudaFreeAsync(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFreeAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFreeAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_void, cudaStream_t) -> cudaError_t,
@@ -3251,9 +3209,9 @@ unsafe fn call_cudaFreeAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFreeHost(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFreeHost(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_void) -> cudaError_t,
@@ -3263,9 +3221,9 @@ unsafe fn call_cudaFreeHost(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFreeMipmappedArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFreeMipmappedArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaMipmappedArray_t) -> cudaError_t,
@@ -3275,9 +3233,9 @@ unsafe fn call_cudaFreeMipmappedArray(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFuncGetAttributes(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFuncGetAttributes(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3290,9 +3248,9 @@ unsafe fn call_cudaFuncGetAttributes(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFuncGetName(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFuncGetName(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3305,9 +3263,9 @@ unsafe fn call_cudaFuncGetName(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFuncGetParamCount(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFuncGetParamCount(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const ::std::os::raw::c_void, *mut usize) -> cudaError_t,
@@ -3317,9 +3275,9 @@ unsafe fn call_cudaFuncGetParamCount(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFuncGetParamInfo(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFuncGetParamInfo(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3334,9 +3292,9 @@ unsafe fn call_cudaFuncGetParamInfo(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFuncSetAttribute(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFuncSetAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3350,9 +3308,9 @@ unsafe fn call_cudaFuncSetAttribute(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFuncSetCacheConfig(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFuncSetCacheConfig(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const ::std::os::raw::c_void, cudaFuncCache) -> cudaError_t,
@@ -3362,9 +3320,9 @@ unsafe fn call_cudaFuncSetCacheConfig(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaFuncSetSharedMemConfig(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaFuncSetSharedMemConfig(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3377,63 +3335,54 @@ unsafe fn call_cudaFuncSetSharedMemConfig(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGLGetDevices(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGLGetDevices(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGLMapBufferObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGLMapBufferObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGLMapBufferObjectAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGLMapBufferObjectAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGLRegisterBufferObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGLRegisterBufferObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGLSetBufferObjectMapFlags(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGLSetBufferObjectMapFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGLSetGLDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGLSetGLDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGLUnmapBufferObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGLUnmapBufferObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGLUnmapBufferObjectAsync(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGLUnmapBufferObjectAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGLUnregisterBufferObject(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGLUnregisterBufferObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGetChannelDesc(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetChannelDesc(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3446,9 +3395,9 @@ unsafe fn call_cudaGetChannelDesc(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_int) -> cudaError_t,
@@ -3458,9 +3407,9 @@ unsafe fn call_cudaGetDevice(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetDeviceCount(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetDeviceCount(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_int) -> cudaError_t,
@@ -3470,9 +3419,9 @@ unsafe fn call_cudaGetDeviceCount(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetDeviceFlags(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetDeviceFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_uint) -> cudaError_t,
@@ -3482,9 +3431,9 @@ unsafe fn call_cudaGetDeviceFlags(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetDeviceProperties(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetDeviceProperties(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaDeviceProp, ::std::os::raw::c_int) -> cudaError_t,
@@ -3494,9 +3443,9 @@ unsafe fn call_cudaGetDeviceProperties(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetDriverEntryPoint(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetDriverEntryPoint(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3511,12 +3460,12 @@ unsafe fn call_cudaGetDriverEntryPoint(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGetDriverEntryPointByVersion(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3532,12 +3481,12 @@ unsafe fn call_cudaGetDriverEntryPointByVersion(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGetDriverEntryPointByVersion_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3553,12 +3502,9 @@ unsafe fn call_cudaGetDriverEntryPointByVersion_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetDriverEntryPoint_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGetDriverEntryPoint_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3573,9 +3519,9 @@ unsafe fn call_cudaGetDriverEntryPoint_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetErrorName(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetErrorName(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaError_t) -> *const ::std::os::raw::c_char,
@@ -3585,9 +3531,9 @@ unsafe fn call_cudaGetErrorName(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    None
+    Returned::Pointer(r as usize)
 }
-unsafe fn call_cudaGetErrorString(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetErrorString(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaError_t) -> *const ::std::os::raw::c_char,
@@ -3597,9 +3543,9 @@ unsafe fn call_cudaGetErrorString(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    None
+    Returned::Pointer(r as usize)
 }
-unsafe fn call_cudaGetExportTable(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetExportTable(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3612,9 +3558,9 @@ unsafe fn call_cudaGetExportTable(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetFuncBySymbol(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetFuncBySymbol(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3627,9 +3573,9 @@ unsafe fn call_cudaGetFuncBySymbol(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetKernel(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetKernel(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3642,18 +3588,18 @@ unsafe fn call_cudaGetKernel(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetLastError(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetLastError(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> cudaError_t>(sym);
     #[allow(unused_variables)]
     let r = match args {
         Args::Zero => f(),
         Args::Garbage => f(),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetMipmappedArrayLevel(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetMipmappedArrayLevel(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3667,12 +3613,12 @@ unsafe fn call_cudaGetMipmappedArrayLevel(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGetSurfaceObjectResourceDesc(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaResourceDesc, cudaSurfaceObject_t) -> cudaError_t,
@@ -3682,9 +3628,9 @@ unsafe fn call_cudaGetSurfaceObjectResourceDesc(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetSymbolAddress(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetSymbolAddress(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3697,9 +3643,9 @@ unsafe fn call_cudaGetSymbolAddress(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGetSymbolSize(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGetSymbolSize(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut usize, *const ::std::os::raw::c_void) -> cudaError_t,
@@ -3709,12 +3655,12 @@ unsafe fn call_cudaGetSymbolSize(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGetTextureObjectResourceDesc(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaResourceDesc, cudaTextureObject_t) -> cudaError_t,
@@ -3724,12 +3670,12 @@ unsafe fn call_cudaGetTextureObjectResourceDesc(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGetTextureObjectResourceViewDesc(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3742,12 +3688,12 @@ unsafe fn call_cudaGetTextureObjectResourceViewDesc(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGetTextureObjectTextureDesc(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaTextureDesc, cudaTextureObject_t) -> cudaError_t,
@@ -3757,9 +3703,9 @@ unsafe fn call_cudaGetTextureObjectTextureDesc(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddChildGraphNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddChildGraphNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3775,9 +3721,9 @@ unsafe fn call_cudaGraphAddChildGraphNode(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddDependencies(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddDependencies(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3793,9 +3739,9 @@ unsafe fn call_cudaGraphAddDependencies(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddEmptyNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddEmptyNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3810,9 +3756,9 @@ unsafe fn call_cudaGraphAddEmptyNode(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddEventRecordNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddEventRecordNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3828,9 +3774,9 @@ unsafe fn call_cudaGraphAddEventRecordNode(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddEventWaitNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddEventWaitNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3846,12 +3792,12 @@ unsafe fn call_cudaGraphAddEventWaitNode(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphAddExternalSemaphoresSignalNode(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3867,12 +3813,12 @@ unsafe fn call_cudaGraphAddExternalSemaphoresSignalNode(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphAddExternalSemaphoresWaitNode(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3888,9 +3834,9 @@ unsafe fn call_cudaGraphAddExternalSemaphoresWaitNode(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddHostNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddHostNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3906,9 +3852,9 @@ unsafe fn call_cudaGraphAddHostNode(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddKernelNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddKernelNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3924,9 +3870,9 @@ unsafe fn call_cudaGraphAddKernelNode(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddMemAllocNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddMemAllocNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3942,9 +3888,9 @@ unsafe fn call_cudaGraphAddMemAllocNode(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddMemFreeNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddMemFreeNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3960,9 +3906,9 @@ unsafe fn call_cudaGraphAddMemFreeNode(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddMemcpyNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddMemcpyNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -3978,9 +3924,9 @@ unsafe fn call_cudaGraphAddMemcpyNode(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddMemcpyNode1D(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddMemcpyNode1D(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4012,12 +3958,12 @@ unsafe fn call_cudaGraphAddMemcpyNode1D(sym: *mut c_void, args: Args) -> Option<
             f(zeroed(), zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphAddMemcpyNodeFromSymbol(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4061,12 +4007,9 @@ unsafe fn call_cudaGraphAddMemcpyNodeFromSymbol(
             )
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddMemcpyNodeToSymbol(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphAddMemcpyNodeToSymbol(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4110,9 +4053,9 @@ unsafe fn call_cudaGraphAddMemcpyNodeToSymbol(
             )
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddMemsetNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddMemsetNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4128,9 +4071,9 @@ unsafe fn call_cudaGraphAddMemsetNode(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphAddNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphAddNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4147,12 +4090,12 @@ unsafe fn call_cudaGraphAddNode(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphChildGraphNodeGetGraph(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaGraph_t) -> cudaError_t,
@@ -4162,9 +4105,9 @@ unsafe fn call_cudaGraphChildGraphNodeGetGraph(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphClone(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphClone(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaGraph_t, cudaGraph_t) -> cudaError_t,
@@ -4174,12 +4117,12 @@ unsafe fn call_cudaGraphClone(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphConditionalHandleCreate(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4194,12 +4137,12 @@ unsafe fn call_cudaGraphConditionalHandleCreate(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphConditionalHandleCreate_v2(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4215,9 +4158,9 @@ unsafe fn call_cudaGraphConditionalHandleCreate_v2(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaGraph_t, ::std::os::raw::c_uint) -> cudaError_t,
@@ -4227,9 +4170,9 @@ unsafe fn call_cudaGraphCreate(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphDebugDotPrint(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphDebugDotPrint(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4243,9 +4186,9 @@ unsafe fn call_cudaGraphDebugDotPrint(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphDestroy(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraph_t) -> cudaError_t,
@@ -4255,9 +4198,9 @@ unsafe fn call_cudaGraphDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphDestroyNode(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphDestroyNode(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t) -> cudaError_t,
@@ -4267,12 +4210,12 @@ unsafe fn call_cudaGraphDestroyNode(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphEventRecordNodeGetEvent(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaEvent_t) -> cudaError_t,
@@ -4282,12 +4225,12 @@ unsafe fn call_cudaGraphEventRecordNodeGetEvent(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphEventRecordNodeSetEvent(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, cudaEvent_t) -> cudaError_t,
@@ -4297,12 +4240,9 @@ unsafe fn call_cudaGraphEventRecordNodeSetEvent(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphEventWaitNodeGetEvent(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphEventWaitNodeGetEvent(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaEvent_t) -> cudaError_t,
@@ -4312,12 +4252,9 @@ unsafe fn call_cudaGraphEventWaitNodeGetEvent(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphEventWaitNodeSetEvent(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphEventWaitNodeSetEvent(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, cudaEvent_t) -> cudaError_t,
@@ -4327,12 +4264,12 @@ unsafe fn call_cudaGraphEventWaitNodeSetEvent(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecChildGraphNodeSetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4346,9 +4283,9 @@ unsafe fn call_cudaGraphExecChildGraphNodeSetParams(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphExecDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphExecDestroy(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphExec_t) -> cudaError_t,
@@ -4358,12 +4295,12 @@ unsafe fn call_cudaGraphExecDestroy(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecEventRecordNodeSetEvent(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4377,12 +4314,12 @@ unsafe fn call_cudaGraphExecEventRecordNodeSetEvent(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecEventWaitNodeSetEvent(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4396,12 +4333,12 @@ unsafe fn call_cudaGraphExecEventWaitNodeSetEvent(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecExternalSemaphoresSignalNodeSetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4415,12 +4352,12 @@ unsafe fn call_cudaGraphExecExternalSemaphoresSignalNodeSetParams(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecExternalSemaphoresWaitNodeSetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4434,9 +4371,9 @@ unsafe fn call_cudaGraphExecExternalSemaphoresWaitNodeSetParams(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphExecGetFlags(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphExecGetFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4449,9 +4386,9 @@ unsafe fn call_cudaGraphExecGetFlags(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphExecGetId(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphExecGetId(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphExec_t, *mut ::std::os::raw::c_uint) -> cudaError_t,
@@ -4461,12 +4398,9 @@ unsafe fn call_cudaGraphExecGetId(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphExecHostNodeSetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphExecHostNodeSetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4480,12 +4414,12 @@ unsafe fn call_cudaGraphExecHostNodeSetParams(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecKernelNodeSetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4499,12 +4433,12 @@ unsafe fn call_cudaGraphExecKernelNodeSetParams(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecMemcpyNodeSetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4518,12 +4452,12 @@ unsafe fn call_cudaGraphExecMemcpyNodeSetParams(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecMemcpyNodeSetParams1D(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4540,12 +4474,12 @@ unsafe fn call_cudaGraphExecMemcpyNodeSetParams1D(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecMemcpyNodeSetParamsFromSymbol(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4567,12 +4501,12 @@ unsafe fn call_cudaGraphExecMemcpyNodeSetParamsFromSymbol(
             f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecMemcpyNodeSetParamsToSymbol(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4594,12 +4528,12 @@ unsafe fn call_cudaGraphExecMemcpyNodeSetParamsToSymbol(
             f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExecMemsetNodeSetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4613,9 +4547,9 @@ unsafe fn call_cudaGraphExecMemsetNodeSetParams(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphExecNodeSetParams(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphExecNodeSetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4629,9 +4563,9 @@ unsafe fn call_cudaGraphExecNodeSetParams(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphExecUpdate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphExecUpdate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4645,12 +4579,12 @@ unsafe fn call_cudaGraphExecUpdate(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExternalSemaphoresSignalNodeGetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4663,12 +4597,12 @@ unsafe fn call_cudaGraphExternalSemaphoresSignalNodeGetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExternalSemaphoresSignalNodeSetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4681,12 +4615,12 @@ unsafe fn call_cudaGraphExternalSemaphoresSignalNodeSetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExternalSemaphoresWaitNodeGetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4699,12 +4633,12 @@ unsafe fn call_cudaGraphExternalSemaphoresWaitNodeGetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphExternalSemaphoresWaitNodeSetParams(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4717,9 +4651,9 @@ unsafe fn call_cudaGraphExternalSemaphoresWaitNodeSetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphGetEdges(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphGetEdges(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4735,9 +4669,9 @@ unsafe fn call_cudaGraphGetEdges(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphGetId(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphGetId(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraph_t, *mut ::std::os::raw::c_uint) -> cudaError_t,
@@ -4747,9 +4681,9 @@ unsafe fn call_cudaGraphGetId(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphGetNodes(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphGetNodes(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4763,9 +4697,9 @@ unsafe fn call_cudaGraphGetNodes(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphGetRootNodes(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphGetRootNodes(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4779,9 +4713,9 @@ unsafe fn call_cudaGraphGetRootNodes(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphHostNodeGetParams(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphHostNodeGetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaHostNodeParams) -> cudaError_t,
@@ -4791,9 +4725,9 @@ unsafe fn call_cudaGraphHostNodeGetParams(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphHostNodeSetParams(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphHostNodeSetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *const cudaHostNodeParams) -> cudaError_t,
@@ -4803,9 +4737,9 @@ unsafe fn call_cudaGraphHostNodeSetParams(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphInstantiate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphInstantiate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4819,12 +4753,9 @@ unsafe fn call_cudaGraphInstantiate(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphInstantiateWithFlags(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphInstantiateWithFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4838,12 +4769,9 @@ unsafe fn call_cudaGraphInstantiateWithFlags(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphInstantiateWithParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphInstantiateWithParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4857,12 +4785,12 @@ unsafe fn call_cudaGraphInstantiateWithParams(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphInstantiateWithParams_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4876,12 +4804,12 @@ unsafe fn call_cudaGraphInstantiateWithParams_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphKernelNodeCopyAttributes(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, cudaGraphNode_t) -> cudaError_t,
@@ -4891,12 +4819,12 @@ unsafe fn call_cudaGraphKernelNodeCopyAttributes(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphKernelNodeGetAttribute(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4910,12 +4838,9 @@ unsafe fn call_cudaGraphKernelNodeGetAttribute(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphKernelNodeGetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphKernelNodeGetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaKernelNodeParams) -> cudaError_t,
@@ -4925,12 +4850,12 @@ unsafe fn call_cudaGraphKernelNodeGetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphKernelNodeSetAttribute(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -4944,12 +4869,9 @@ unsafe fn call_cudaGraphKernelNodeSetAttribute(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphKernelNodeSetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphKernelNodeSetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *const cudaKernelNodeParams) -> cudaError_t,
@@ -4959,9 +4881,9 @@ unsafe fn call_cudaGraphKernelNodeSetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphLaunch(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphLaunch(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphExec_t, cudaStream_t) -> cudaError_t,
@@ -4971,9 +4893,9 @@ unsafe fn call_cudaGraphLaunch(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphLaunch_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphLaunch_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphExec_t, cudaStream_t) -> cudaError_t,
@@ -4983,12 +4905,9 @@ unsafe fn call_cudaGraphLaunch_ptsz(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphMemAllocNodeGetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphMemAllocNodeGetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaMemAllocNodeParams) -> cudaError_t,
@@ -4998,12 +4917,9 @@ unsafe fn call_cudaGraphMemAllocNodeGetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphMemFreeNodeGetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphMemFreeNodeGetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut ::std::os::raw::c_void) -> cudaError_t,
@@ -5013,12 +4929,9 @@ unsafe fn call_cudaGraphMemFreeNodeGetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphMemcpyNodeGetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphMemcpyNodeGetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaMemcpy3DParms) -> cudaError_t,
@@ -5028,12 +4941,9 @@ unsafe fn call_cudaGraphMemcpyNodeGetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphMemcpyNodeSetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphMemcpyNodeSetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *const cudaMemcpy3DParms) -> cudaError_t,
@@ -5043,12 +4953,9 @@ unsafe fn call_cudaGraphMemcpyNodeSetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphMemcpyNodeSetParams1D(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphMemcpyNodeSetParams1D(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5064,12 +4971,12 @@ unsafe fn call_cudaGraphMemcpyNodeSetParams1D(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphMemcpyNodeSetParamsFromSymbol(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5086,12 +4993,12 @@ unsafe fn call_cudaGraphMemcpyNodeSetParamsFromSymbol(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphMemcpyNodeSetParamsToSymbol(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5108,12 +5015,9 @@ unsafe fn call_cudaGraphMemcpyNodeSetParamsToSymbol(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphMemsetNodeGetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphMemsetNodeGetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaMemsetParams) -> cudaError_t,
@@ -5123,12 +5027,9 @@ unsafe fn call_cudaGraphMemsetNodeGetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphMemsetNodeSetParams(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphMemsetNodeSetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *const cudaMemsetParams) -> cudaError_t,
@@ -5138,9 +5039,9 @@ unsafe fn call_cudaGraphMemsetNodeSetParams(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeFindInClone(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphNodeFindInClone(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5154,12 +5055,12 @@ unsafe fn call_cudaGraphNodeFindInClone(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphNodeGetContainingGraph(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaGraph_t) -> cudaError_t,
@@ -5169,12 +5070,9 @@ unsafe fn call_cudaGraphNodeGetContainingGraph(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeGetDependencies(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphNodeGetDependencies(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5189,12 +5087,9 @@ unsafe fn call_cudaGraphNodeGetDependencies(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeGetDependentNodes(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphNodeGetDependentNodes(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5209,9 +5104,9 @@ unsafe fn call_cudaGraphNodeGetDependentNodes(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeGetEnabled(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphNodeGetEnabled(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5225,9 +5120,9 @@ unsafe fn call_cudaGraphNodeGetEnabled(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeGetLocalId(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphNodeGetLocalId(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut ::std::os::raw::c_uint) -> cudaError_t,
@@ -5237,9 +5132,9 @@ unsafe fn call_cudaGraphNodeGetLocalId(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeGetParams(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphNodeGetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaGraphNodeParams) -> cudaError_t,
@@ -5249,9 +5144,9 @@ unsafe fn call_cudaGraphNodeGetParams(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeGetToolsId(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphNodeGetToolsId(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5264,9 +5159,9 @@ unsafe fn call_cudaGraphNodeGetToolsId(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeGetType(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphNodeGetType(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaGraphNodeType) -> cudaError_t,
@@ -5276,9 +5171,9 @@ unsafe fn call_cudaGraphNodeGetType(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeSetEnabled(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphNodeSetEnabled(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5292,9 +5187,9 @@ unsafe fn call_cudaGraphNodeSetEnabled(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphNodeSetParams(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphNodeSetParams(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphNode_t, *mut cudaGraphNodeParams) -> cudaError_t,
@@ -5304,9 +5199,9 @@ unsafe fn call_cudaGraphNodeSetParams(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphReleaseUserObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphReleaseUserObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5320,9 +5215,9 @@ unsafe fn call_cudaGraphReleaseUserObject(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphRemoveDependencies(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphRemoveDependencies(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5338,9 +5233,9 @@ unsafe fn call_cudaGraphRemoveDependencies(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphRetainUserObject(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphRetainUserObject(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5355,9 +5250,9 @@ unsafe fn call_cudaGraphRetainUserObject(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphUpload(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphUpload(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphExec_t, cudaStream_t) -> cudaError_t,
@@ -5367,9 +5262,9 @@ unsafe fn call_cudaGraphUpload(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphUpload_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphUpload_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphExec_t, cudaStream_t) -> cudaError_t,
@@ -5379,30 +5274,24 @@ unsafe fn call_cudaGraphUpload_ptsz(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphicsEGLRegisterImage(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphicsEGLRegisterImage(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGraphicsGLRegisterBuffer(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphicsGLRegisterBuffer(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGraphicsGLRegisterImage(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphicsGLRegisterImage(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGraphicsMapResources(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphicsMapResources(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5416,20 +5305,20 @@ unsafe fn call_cudaGraphicsMapResources(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphicsResourceGetMappedEglFrame(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaGraphicsResourceGetMappedMipmappedArray(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5442,12 +5331,12 @@ unsafe fn call_cudaGraphicsResourceGetMappedMipmappedArray(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphicsResourceGetMappedPointer(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5461,12 +5350,12 @@ unsafe fn call_cudaGraphicsResourceGetMappedPointer(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphicsResourceSetMapFlags(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5479,12 +5368,12 @@ unsafe fn call_cudaGraphicsResourceSetMapFlags(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphicsSubResourceGetMappedArray(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5499,9 +5388,9 @@ unsafe fn call_cudaGraphicsSubResourceGetMappedArray(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphicsUnmapResources(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGraphicsUnmapResources(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5515,12 +5404,9 @@ unsafe fn call_cudaGraphicsUnmapResources(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaGraphicsUnregisterResource(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaGraphicsUnregisterResource(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaGraphicsResource_t) -> cudaError_t,
@@ -5530,25 +5416,25 @@ unsafe fn call_cudaGraphicsUnregisterResource(
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaGraphicsVDPAURegisterOutputSurface(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaGraphicsVDPAURegisterVideoSurface(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaGreenCtxCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaGreenCtxCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5563,9 +5449,9 @@ unsafe fn call_cudaGreenCtxCreate(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaHostAlloc(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaHostAlloc(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5579,9 +5465,9 @@ unsafe fn call_cudaHostAlloc(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaHostGetDevicePointer(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaHostGetDevicePointer(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5595,9 +5481,9 @@ unsafe fn call_cudaHostGetDevicePointer(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaHostGetFlags(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaHostGetFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5610,9 +5496,9 @@ unsafe fn call_cudaHostGetFlags(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaHostRegister(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaHostRegister(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5626,9 +5512,9 @@ unsafe fn call_cudaHostRegister(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaHostUnregister(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaHostUnregister(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_void) -> cudaError_t,
@@ -5638,9 +5524,9 @@ unsafe fn call_cudaHostUnregister(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaImportExternalMemory(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaImportExternalMemory(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5653,9 +5539,9 @@ unsafe fn call_cudaImportExternalMemory(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaImportExternalSemaphore(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaImportExternalSemaphore(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5668,9 +5554,9 @@ unsafe fn call_cudaImportExternalSemaphore(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaInitDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaInitDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5684,9 +5570,9 @@ unsafe fn call_cudaInitDevice(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaIpcCloseMemHandle(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaIpcCloseMemHandle(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_void) -> cudaError_t,
@@ -5696,9 +5582,9 @@ unsafe fn call_cudaIpcCloseMemHandle(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaIpcGetEventHandle(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaIpcGetEventHandle(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaIpcEventHandle_t, cudaEvent_t) -> cudaError_t,
@@ -5708,9 +5594,9 @@ unsafe fn call_cudaIpcGetEventHandle(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaIpcGetMemHandle(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaIpcGetMemHandle(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5723,9 +5609,9 @@ unsafe fn call_cudaIpcGetMemHandle(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaIpcOpenEventHandle(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaIpcOpenEventHandle(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaEvent_t, cudaIpcEventHandle_t) -> cudaError_t,
@@ -5735,9 +5621,9 @@ unsafe fn call_cudaIpcOpenEventHandle(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaIpcOpenMemHandle(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaIpcOpenMemHandle(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5751,12 +5637,12 @@ unsafe fn call_cudaIpcOpenMemHandle(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaKernelSetAttributeForDevice(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5771,9 +5657,9 @@ unsafe fn call_cudaKernelSetAttributeForDevice(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchCooperativeKernel(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchCooperativeKernel(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5790,12 +5676,12 @@ unsafe fn call_cudaLaunchCooperativeKernel(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaLaunchCooperativeKernel_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5812,9 +5698,9 @@ unsafe fn call_cudaLaunchCooperativeKernel_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchHostFunc(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchHostFunc(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5828,9 +5714,9 @@ unsafe fn call_cudaLaunchHostFunc(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchHostFunc_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchHostFunc_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5844,9 +5730,9 @@ unsafe fn call_cudaLaunchHostFunc_ptsz(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchHostFunc_v2(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchHostFunc_v2(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5861,9 +5747,9 @@ unsafe fn call_cudaLaunchHostFunc_v2(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchHostFunc_v2_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchHostFunc_v2_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5878,9 +5764,9 @@ unsafe fn call_cudaLaunchHostFunc_v2_ptsz(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchKernel(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchKernel(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5897,9 +5783,9 @@ unsafe fn call_cudaLaunchKernel(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchKernelExC(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchKernelExC(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5913,9 +5799,9 @@ unsafe fn call_cudaLaunchKernelExC(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchKernelExC_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchKernelExC_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5929,9 +5815,9 @@ unsafe fn call_cudaLaunchKernelExC_ptsz(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLaunchKernel_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLaunchKernel_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5948,9 +5834,9 @@ unsafe fn call_cudaLaunchKernel_ptsz(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryEnumerateKernels(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLibraryEnumerateKernels(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5964,9 +5850,9 @@ unsafe fn call_cudaLibraryEnumerateKernels(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryGetGlobal(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLibraryGetGlobal(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5981,9 +5867,9 @@ unsafe fn call_cudaLibraryGetGlobal(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryGetKernel(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLibraryGetKernel(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -5997,9 +5883,9 @@ unsafe fn call_cudaLibraryGetKernel(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryGetKernelCount(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLibraryGetKernelCount(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_uint, cudaLibrary_t) -> cudaError_t,
@@ -6009,9 +5895,9 @@ unsafe fn call_cudaLibraryGetKernelCount(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryGetManaged(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLibraryGetManaged(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6026,12 +5912,9 @@ unsafe fn call_cudaLibraryGetManaged(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryGetUnifiedFunction(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaLibraryGetUnifiedFunction(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6045,9 +5928,9 @@ unsafe fn call_cudaLibraryGetUnifiedFunction(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryLoadData(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLibraryLoadData(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6079,9 +5962,9 @@ unsafe fn call_cudaLibraryLoadData(sym: *mut c_void, args: Args) -> Option<u32> 
             f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryLoadFromFile(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLibraryLoadFromFile(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6113,9 +5996,9 @@ unsafe fn call_cudaLibraryLoadFromFile(sym: *mut c_void, args: Args) -> Option<u
             f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLibraryUnload(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLibraryUnload(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaLibrary_t) -> cudaError_t,
@@ -6125,9 +6008,9 @@ unsafe fn call_cudaLibraryUnload(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLogsCurrent(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLogsCurrent(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaLogIterator, ::std::os::raw::c_uint) -> cudaError_t,
@@ -6137,9 +6020,9 @@ unsafe fn call_cudaLogsCurrent(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLogsDumpToFile(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLogsDumpToFile(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6153,9 +6036,9 @@ unsafe fn call_cudaLogsDumpToFile(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLogsDumpToMemory(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLogsDumpToMemory(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6170,9 +6053,9 @@ unsafe fn call_cudaLogsDumpToMemory(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLogsRegisterCallback(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLogsRegisterCallback(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6186,9 +6069,9 @@ unsafe fn call_cudaLogsRegisterCallback(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaLogsUnregisterCallback(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaLogsUnregisterCallback(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaLogsCallbackHandle) -> cudaError_t,
@@ -6198,9 +6081,9 @@ unsafe fn call_cudaLogsUnregisterCallback(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMalloc(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMalloc(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut *mut ::std::os::raw::c_void, usize) -> cudaError_t,
@@ -6210,9 +6093,9 @@ unsafe fn call_cudaMalloc(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMalloc3D(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMalloc3D(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaPitchedPtr, cudaExtent) -> cudaError_t,
@@ -6222,9 +6105,9 @@ unsafe fn call_cudaMalloc3D(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMalloc3DArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMalloc3DArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6239,9 +6122,9 @@ unsafe fn call_cudaMalloc3DArray(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMallocArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6257,9 +6140,9 @@ unsafe fn call_cudaMallocArray(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMallocAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6273,9 +6156,9 @@ unsafe fn call_cudaMallocAsync(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMallocAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6289,9 +6172,9 @@ unsafe fn call_cudaMallocAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocFromPoolAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMallocFromPoolAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6306,12 +6189,9 @@ unsafe fn call_cudaMallocFromPoolAsync(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocFromPoolAsync_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMallocFromPoolAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6326,9 +6206,9 @@ unsafe fn call_cudaMallocFromPoolAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocHost(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMallocHost(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut *mut ::std::os::raw::c_void, usize) -> cudaError_t,
@@ -6338,9 +6218,9 @@ unsafe fn call_cudaMallocHost(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocManaged(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMallocManaged(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6354,9 +6234,9 @@ unsafe fn call_cudaMallocManaged(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocMipmappedArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMallocMipmappedArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6372,9 +6252,9 @@ unsafe fn call_cudaMallocMipmappedArray(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMallocPitch(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMallocPitch(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6389,9 +6269,9 @@ unsafe fn call_cudaMallocPitch(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemAdvise(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemAdvise(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6406,12 +6286,12 @@ unsafe fn call_cudaMemAdvise(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMemDiscardAndPrefetchBatchAsync(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6443,12 +6323,12 @@ unsafe fn call_cudaMemDiscardAndPrefetchBatchAsync(
             f(zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones(), ones(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMemDiscardAndPrefetchBatchAsync_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6480,9 +6360,9 @@ unsafe fn call_cudaMemDiscardAndPrefetchBatchAsync_ptsz(
             f(zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones(), ones(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemDiscardBatchAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemDiscardBatchAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6498,12 +6378,9 @@ unsafe fn call_cudaMemDiscardBatchAsync(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemDiscardBatchAsync_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMemDiscardBatchAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6519,9 +6396,9 @@ unsafe fn call_cudaMemDiscardBatchAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemGetDefaultMemPool(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemGetDefaultMemPool(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6535,9 +6412,9 @@ unsafe fn call_cudaMemGetDefaultMemPool(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemGetInfo(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemGetInfo(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut usize, *mut usize) -> cudaError_t,
@@ -6547,9 +6424,9 @@ unsafe fn call_cudaMemGetInfo(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemGetLocationInfo(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemGetLocationInfo(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6565,9 +6442,9 @@ unsafe fn call_cudaMemGetLocationInfo(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemGetMemPool(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemGetMemPool(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6581,9 +6458,9 @@ unsafe fn call_cudaMemGetMemPool(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaMemPool_t, *const cudaMemPoolProps) -> cudaError_t,
@@ -6593,9 +6470,9 @@ unsafe fn call_cudaMemPoolCreate(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolDestroy(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaMemPool_t) -> cudaError_t,
@@ -6605,9 +6482,9 @@ unsafe fn call_cudaMemPoolDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolExportPointer(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolExportPointer(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6620,12 +6497,12 @@ unsafe fn call_cudaMemPoolExportPointer(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMemPoolExportToShareableHandle(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6640,9 +6517,9 @@ unsafe fn call_cudaMemPoolExportToShareableHandle(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolGetAccess(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolGetAccess(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6656,9 +6533,9 @@ unsafe fn call_cudaMemPoolGetAccess(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolGetAttribute(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolGetAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6672,12 +6549,12 @@ unsafe fn call_cudaMemPoolGetAttribute(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMemPoolImportFromShareableHandle(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6692,9 +6569,9 @@ unsafe fn call_cudaMemPoolImportFromShareableHandle(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolImportPointer(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolImportPointer(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6708,9 +6585,9 @@ unsafe fn call_cudaMemPoolImportPointer(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolSetAccess(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolSetAccess(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6724,9 +6601,9 @@ unsafe fn call_cudaMemPoolSetAccess(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolSetAttribute(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolSetAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6740,9 +6617,9 @@ unsafe fn call_cudaMemPoolSetAttribute(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPoolTrimTo(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPoolTrimTo(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaMemPool_t, usize) -> cudaError_t,
@@ -6752,9 +6629,9 @@ unsafe fn call_cudaMemPoolTrimTo(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPrefetchAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPrefetchAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6770,9 +6647,9 @@ unsafe fn call_cudaMemPrefetchAsync(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPrefetchAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPrefetchAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6788,9 +6665,9 @@ unsafe fn call_cudaMemPrefetchAsync_ptsz(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPrefetchBatchAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemPrefetchBatchAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6822,12 +6699,9 @@ unsafe fn call_cudaMemPrefetchBatchAsync(sym: *mut c_void, args: Args) -> Option
             f(zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones(), ones(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemPrefetchBatchAsync_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMemPrefetchBatchAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6859,9 +6733,9 @@ unsafe fn call_cudaMemPrefetchBatchAsync_ptsz(
             f(zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones(), ones(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemRangeGetAttribute(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemRangeGetAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6877,9 +6751,9 @@ unsafe fn call_cudaMemRangeGetAttribute(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemRangeGetAttributes(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemRangeGetAttributes(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6896,9 +6770,9 @@ unsafe fn call_cudaMemRangeGetAttributes(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemSetMemPool(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemSetMemPool(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6912,9 +6786,9 @@ unsafe fn call_cudaMemSetMemPool(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6929,9 +6803,9 @@ unsafe fn call_cudaMemcpy(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2D(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2D(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6951,9 +6825,9 @@ unsafe fn call_cudaMemcpy2D(sym: *mut c_void, args: Args) -> Option<u32> {
         }
         Args::Garbage => f(zeroed(), ones(), zeroed(), ones(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DArrayToArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DArrayToArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -6987,12 +6861,9 @@ unsafe fn call_cudaMemcpy2DArrayToArray(sym: *mut c_void, args: Args) -> Option<
             f(zeroed(), ones(), ones(), zeroed(), ones(), ones(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DArrayToArray_ptds(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DArrayToArray_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7026,9 +6897,9 @@ unsafe fn call_cudaMemcpy2DArrayToArray_ptds(
             f(zeroed(), ones(), ones(), zeroed(), ones(), ones(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7060,9 +6931,9 @@ unsafe fn call_cudaMemcpy2DAsync(sym: *mut c_void, args: Args) -> Option<u32> {
             f(zeroed(), ones(), zeroed(), ones(), ones(), ones(), ones(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7094,9 +6965,9 @@ unsafe fn call_cudaMemcpy2DAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u3
             f(zeroed(), ones(), zeroed(), ones(), ones(), ones(), ones(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DFromArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DFromArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7128,9 +6999,9 @@ unsafe fn call_cudaMemcpy2DFromArray(sym: *mut c_void, args: Args) -> Option<u32
             f(zeroed(), ones(), zeroed(), ones(), ones(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DFromArrayAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DFromArrayAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7174,12 +7045,12 @@ unsafe fn call_cudaMemcpy2DFromArrayAsync(sym: *mut c_void, args: Args) -> Optio
             )
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMemcpy2DFromArrayAsync_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7223,9 +7094,9 @@ unsafe fn call_cudaMemcpy2DFromArrayAsync_ptsz(
             )
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DFromArray_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DFromArray_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7257,9 +7128,9 @@ unsafe fn call_cudaMemcpy2DFromArray_ptds(sym: *mut c_void, args: Args) -> Optio
             f(zeroed(), ones(), zeroed(), ones(), ones(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DToArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DToArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7291,9 +7162,9 @@ unsafe fn call_cudaMemcpy2DToArray(sym: *mut c_void, args: Args) -> Option<u32> 
             f(zeroed(), ones(), ones(), zeroed(), ones(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DToArrayAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DToArrayAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7337,12 +7208,9 @@ unsafe fn call_cudaMemcpy2DToArrayAsync(sym: *mut c_void, args: Args) -> Option<
             )
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DToArrayAsync_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DToArrayAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7386,9 +7254,9 @@ unsafe fn call_cudaMemcpy2DToArrayAsync_ptsz(
             )
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2DToArray_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2DToArray_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7420,9 +7288,9 @@ unsafe fn call_cudaMemcpy2DToArray_ptds(sym: *mut c_void, args: Args) -> Option<
             f(zeroed(), ones(), ones(), zeroed(), ones(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy2D_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy2D_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7442,9 +7310,9 @@ unsafe fn call_cudaMemcpy2D_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
         }
         Args::Garbage => f(zeroed(), ones(), zeroed(), ones(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3D(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3D(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const cudaMemcpy3DParms) -> cudaError_t,
@@ -7454,9 +7322,9 @@ unsafe fn call_cudaMemcpy3D(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3DAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3DAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const cudaMemcpy3DParms, cudaStream_t) -> cudaError_t,
@@ -7466,9 +7334,9 @@ unsafe fn call_cudaMemcpy3DAsync(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3DAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3DAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const cudaMemcpy3DParms, cudaStream_t) -> cudaError_t,
@@ -7478,9 +7346,9 @@ unsafe fn call_cudaMemcpy3DAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3DBatchAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3DBatchAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7495,9 +7363,9 @@ unsafe fn call_cudaMemcpy3DBatchAsync(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3DBatchAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3DBatchAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7512,9 +7380,9 @@ unsafe fn call_cudaMemcpy3DBatchAsync_ptsz(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(ones(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3DPeer(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3DPeer(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const cudaMemcpy3DPeerParms) -> cudaError_t,
@@ -7524,9 +7392,9 @@ unsafe fn call_cudaMemcpy3DPeer(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3DPeerAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3DPeerAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const cudaMemcpy3DPeerParms, cudaStream_t) -> cudaError_t,
@@ -7536,9 +7404,9 @@ unsafe fn call_cudaMemcpy3DPeerAsync(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3DPeerAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3DPeerAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const cudaMemcpy3DPeerParms, cudaStream_t) -> cudaError_t,
@@ -7548,9 +7416,9 @@ unsafe fn call_cudaMemcpy3DPeerAsync_ptsz(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3DPeer_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3DPeer_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const cudaMemcpy3DPeerParms) -> cudaError_t,
@@ -7560,12 +7428,12 @@ unsafe fn call_cudaMemcpy3DPeer_ptds(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMemcpy3DWithAttributesAsync(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7579,12 +7447,12 @@ unsafe fn call_cudaMemcpy3DWithAttributesAsync(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMemcpy3DWithAttributesAsync_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7598,9 +7466,9 @@ unsafe fn call_cudaMemcpy3DWithAttributesAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy3D_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy3D_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*const cudaMemcpy3DParms) -> cudaError_t,
@@ -7610,9 +7478,9 @@ unsafe fn call_cudaMemcpy3D_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyArrayToArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyArrayToArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7644,9 +7512,9 @@ unsafe fn call_cudaMemcpyArrayToArray(sym: *mut c_void, args: Args) -> Option<u3
             f(zeroed(), ones(), ones(), zeroed(), ones(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyArrayToArray_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyArrayToArray_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7678,9 +7546,9 @@ unsafe fn call_cudaMemcpyArrayToArray_ptds(sym: *mut c_void, args: Args) -> Opti
             f(zeroed(), ones(), ones(), zeroed(), ones(), ones(), ones(), ones())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7696,9 +7564,9 @@ unsafe fn call_cudaMemcpyAsync(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7714,9 +7582,9 @@ unsafe fn call_cudaMemcpyAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyBatchAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyBatchAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7748,9 +7616,9 @@ unsafe fn call_cudaMemcpyBatchAsync(sym: *mut c_void, args: Args) -> Option<u32>
             f(zeroed(), zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyBatchAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyBatchAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7782,9 +7650,9 @@ unsafe fn call_cudaMemcpyBatchAsync_ptsz(sym: *mut c_void, args: Args) -> Option
             f(zeroed(), zeroed(), zeroed(), ones(), zeroed(), zeroed(), ones(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyFromArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyFromArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7801,9 +7669,9 @@ unsafe fn call_cudaMemcpyFromArray(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyFromArrayAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyFromArrayAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7823,12 +7691,9 @@ unsafe fn call_cudaMemcpyFromArrayAsync(sym: *mut c_void, args: Args) -> Option<
         }
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyFromArrayAsync_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMemcpyFromArrayAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7848,9 +7713,9 @@ unsafe fn call_cudaMemcpyFromArrayAsync_ptsz(
         }
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyFromArray_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyFromArray_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7867,9 +7732,9 @@ unsafe fn call_cudaMemcpyFromArray_ptds(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyFromSymbol(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyFromSymbol(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7885,9 +7750,9 @@ unsafe fn call_cudaMemcpyFromSymbol(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyFromSymbolAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyFromSymbolAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7904,12 +7769,9 @@ unsafe fn call_cudaMemcpyFromSymbolAsync(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyFromSymbolAsync_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMemcpyFromSymbolAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7926,9 +7788,9 @@ unsafe fn call_cudaMemcpyFromSymbolAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyFromSymbol_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyFromSymbol_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7944,9 +7806,9 @@ unsafe fn call_cudaMemcpyFromSymbol_ptds(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyPeer(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyPeer(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7962,9 +7824,9 @@ unsafe fn call_cudaMemcpyPeer(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyPeerAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyPeerAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -7981,9 +7843,9 @@ unsafe fn call_cudaMemcpyPeerAsync(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyToArray(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyToArray(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8000,9 +7862,9 @@ unsafe fn call_cudaMemcpyToArray(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyToArrayAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyToArrayAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8022,9 +7884,9 @@ unsafe fn call_cudaMemcpyToArrayAsync(sym: *mut c_void, args: Args) -> Option<u3
         }
         Args::Garbage => f(zeroed(), ones(), ones(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyToArrayAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyToArrayAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8044,9 +7906,9 @@ unsafe fn call_cudaMemcpyToArrayAsync_ptsz(sym: *mut c_void, args: Args) -> Opti
         }
         Args::Garbage => f(zeroed(), ones(), ones(), zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyToArray_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyToArray_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8063,9 +7925,9 @@ unsafe fn call_cudaMemcpyToArray_ptds(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyToSymbol(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyToSymbol(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8081,9 +7943,9 @@ unsafe fn call_cudaMemcpyToSymbol(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyToSymbolAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyToSymbolAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8100,12 +7962,9 @@ unsafe fn call_cudaMemcpyToSymbolAsync(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyToSymbolAsync_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMemcpyToSymbolAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8122,9 +7981,9 @@ unsafe fn call_cudaMemcpyToSymbolAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyToSymbol_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpyToSymbol_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8140,12 +7999,9 @@ unsafe fn call_cudaMemcpyToSymbol_ptds(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpyWithAttributesAsync(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaMemcpyWithAttributesAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8161,12 +8017,12 @@ unsafe fn call_cudaMemcpyWithAttributesAsync(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMemcpyWithAttributesAsync_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8182,9 +8038,9 @@ unsafe fn call_cudaMemcpyWithAttributesAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemcpy_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemcpy_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8199,9 +8055,9 @@ unsafe fn call_cudaMemcpy_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8215,9 +8071,9 @@ unsafe fn call_cudaMemset(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset2D(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset2D(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8233,9 +8089,9 @@ unsafe fn call_cudaMemset2D(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset2DAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset2DAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8252,9 +8108,9 @@ unsafe fn call_cudaMemset2DAsync(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset2DAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset2DAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8271,9 +8127,9 @@ unsafe fn call_cudaMemset2DAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset2D_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset2D_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8289,9 +8145,9 @@ unsafe fn call_cudaMemset2D_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset3D(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset3D(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8305,9 +8161,9 @@ unsafe fn call_cudaMemset3D(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset3DAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset3DAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8322,9 +8178,9 @@ unsafe fn call_cudaMemset3DAsync(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset3DAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset3DAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8339,9 +8195,9 @@ unsafe fn call_cudaMemset3DAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset3D_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset3D_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8355,9 +8211,9 @@ unsafe fn call_cudaMemset3D_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemsetAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemsetAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8372,9 +8228,9 @@ unsafe fn call_cudaMemsetAsync(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemsetAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemsetAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8389,9 +8245,9 @@ unsafe fn call_cudaMemsetAsync_ptsz(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaMemset_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaMemset_ptds(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8405,12 +8261,12 @@ unsafe fn call_cudaMemset_ptds(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMipmappedArrayGetMemoryRequirements(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8424,12 +8280,12 @@ unsafe fn call_cudaMipmappedArrayGetMemoryRequirements(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaMipmappedArrayGetSparseProperties(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8442,12 +8298,12 @@ unsafe fn call_cudaMipmappedArrayGetSparseProperties(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaOccupancyAvailableDynamicSMemPerBlock(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8462,12 +8318,12 @@ unsafe fn call_cudaOccupancyAvailableDynamicSMemPerBlock(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaOccupancyMaxActiveBlocksPerMultiprocessor(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8482,12 +8338,12 @@ unsafe fn call_cudaOccupancyMaxActiveBlocksPerMultiprocessor(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8503,12 +8359,9 @@ unsafe fn call_cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaOccupancyMaxActiveClusters(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaOccupancyMaxActiveClusters(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8522,12 +8375,12 @@ unsafe fn call_cudaOccupancyMaxActiveClusters(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaOccupancyMaxPotentialClusterSize(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8541,18 +8394,18 @@ unsafe fn call_cudaOccupancyMaxPotentialClusterSize(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaPeekAtLastError(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaPeekAtLastError(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> cudaError_t>(sym);
     #[allow(unused_variables)]
     let r = match args {
         Args::Zero => f(),
         Args::Garbage => f(),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaPointerGetAttributes(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaPointerGetAttributes(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8565,27 +8418,27 @@ unsafe fn call_cudaPointerGetAttributes(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaProfilerStart(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaProfilerStart(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> cudaError_t>(sym);
     #[allow(unused_variables)]
     let r = match args {
         Args::Zero => f(),
         Args::Garbage => f(),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaProfilerStop(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaProfilerStop(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> cudaError_t>(sym);
     #[allow(unused_variables)]
     let r = match args {
         Args::Zero => f(),
         Args::Garbage => f(),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaRuntimeGetVersion(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaRuntimeGetVersion(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut ::std::os::raw::c_int) -> cudaError_t,
@@ -8595,9 +8448,9 @@ unsafe fn call_cudaRuntimeGetVersion(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaSetDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaSetDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(::std::os::raw::c_int) -> cudaError_t,
@@ -8607,9 +8460,9 @@ unsafe fn call_cudaSetDevice(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaSetDeviceFlags(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaSetDeviceFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(::std::os::raw::c_uint) -> cudaError_t,
@@ -8619,9 +8472,9 @@ unsafe fn call_cudaSetDeviceFlags(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaSetValidDevices(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaSetValidDevices(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8634,12 +8487,12 @@ unsafe fn call_cudaSetValidDevices(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaSignalExternalSemaphoresAsync(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8654,12 +8507,12 @@ unsafe fn call_cudaSignalExternalSemaphoresAsync(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaSignalExternalSemaphoresAsync_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8674,9 +8527,9 @@ unsafe fn call_cudaSignalExternalSemaphoresAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamAddCallback(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamAddCallback(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8691,9 +8544,9 @@ unsafe fn call_cudaStreamAddCallback(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamAddCallback_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamAddCallback_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8708,9 +8561,9 @@ unsafe fn call_cudaStreamAddCallback_ptsz(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamAttachMemAsync(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamAttachMemAsync(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8725,12 +8578,9 @@ unsafe fn call_cudaStreamAttachMemAsync(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamAttachMemAsync_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaStreamAttachMemAsync_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8745,9 +8595,9 @@ unsafe fn call_cudaStreamAttachMemAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamBeginCapture(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamBeginCapture(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, cudaStreamCaptureMode) -> cudaError_t,
@@ -8757,12 +8607,9 @@ unsafe fn call_cudaStreamBeginCapture(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamBeginCaptureToGraph(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaStreamBeginCaptureToGraph(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8779,12 +8626,12 @@ unsafe fn call_cudaStreamBeginCaptureToGraph(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaStreamBeginCaptureToGraph_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8801,9 +8648,9 @@ unsafe fn call_cudaStreamBeginCaptureToGraph_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamBeginCapture_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamBeginCapture_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, cudaStreamCaptureMode) -> cudaError_t,
@@ -8813,12 +8660,12 @@ unsafe fn call_cudaStreamBeginCapture_ptsz(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaStreamBeginRecaptureToGraph(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8833,12 +8680,12 @@ unsafe fn call_cudaStreamBeginRecaptureToGraph(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaStreamBeginRecaptureToGraph_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8853,9 +8700,9 @@ unsafe fn call_cudaStreamBeginRecaptureToGraph_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamCopyAttributes(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamCopyAttributes(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, cudaStream_t) -> cudaError_t,
@@ -8865,12 +8712,9 @@ unsafe fn call_cudaStreamCopyAttributes(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamCopyAttributes_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaStreamCopyAttributes_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, cudaStream_t) -> cudaError_t,
@@ -8880,9 +8724,9 @@ unsafe fn call_cudaStreamCopyAttributes_ptsz(
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaStream_t) -> cudaError_t,
@@ -8892,9 +8736,9 @@ unsafe fn call_cudaStreamCreate(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamCreateWithFlags(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamCreateWithFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaStream_t, ::std::os::raw::c_uint) -> cudaError_t,
@@ -8904,12 +8748,9 @@ unsafe fn call_cudaStreamCreateWithFlags(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamCreateWithPriority(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaStreamCreateWithPriority(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8923,9 +8764,9 @@ unsafe fn call_cudaStreamCreateWithPriority(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamDestroy(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t) -> cudaError_t,
@@ -8935,9 +8776,9 @@ unsafe fn call_cudaStreamDestroy(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamEndCapture(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamEndCapture(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut cudaGraph_t) -> cudaError_t,
@@ -8947,9 +8788,9 @@ unsafe fn call_cudaStreamEndCapture(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamEndCapture_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamEndCapture_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut cudaGraph_t) -> cudaError_t,
@@ -8959,9 +8800,9 @@ unsafe fn call_cudaStreamEndCapture_ptsz(sym: *mut c_void, args: Args) -> Option
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetAttribute(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8975,9 +8816,9 @@ unsafe fn call_cudaStreamGetAttribute(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetAttribute_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetAttribute_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -8991,9 +8832,9 @@ unsafe fn call_cudaStreamGetAttribute_ptsz(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetCaptureInfo(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetCaptureInfo(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9015,12 +8856,9 @@ unsafe fn call_cudaStreamGetCaptureInfo(sym: *mut c_void, args: Args) -> Option<
             f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetCaptureInfo_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaStreamGetCaptureInfo_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9042,9 +8880,9 @@ unsafe fn call_cudaStreamGetCaptureInfo_ptsz(
             f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed(), zeroed())
         }
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetDevResource(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetDevResource(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9058,12 +8896,9 @@ unsafe fn call_cudaStreamGetDevResource(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetDevResource_ptsz(
-    sym: *mut c_void,
-    args: Args,
-) -> Option<u32> {
+unsafe fn call_cudaStreamGetDevResource_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9077,9 +8912,9 @@ unsafe fn call_cudaStreamGetDevResource_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut ::std::os::raw::c_int) -> cudaError_t,
@@ -9089,9 +8924,9 @@ unsafe fn call_cudaStreamGetDevice(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetDevice_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetDevice_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut ::std::os::raw::c_int) -> cudaError_t,
@@ -9101,9 +8936,9 @@ unsafe fn call_cudaStreamGetDevice_ptsz(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetFlags(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetFlags(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut ::std::os::raw::c_uint) -> cudaError_t,
@@ -9113,9 +8948,9 @@ unsafe fn call_cudaStreamGetFlags(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetFlags_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetFlags_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut ::std::os::raw::c_uint) -> cudaError_t,
@@ -9125,9 +8960,9 @@ unsafe fn call_cudaStreamGetFlags_ptsz(sym: *mut c_void, args: Args) -> Option<u
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetId(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetId(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9140,9 +8975,9 @@ unsafe fn call_cudaStreamGetId(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetId_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetId_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9155,9 +8990,9 @@ unsafe fn call_cudaStreamGetId_ptsz(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetPriority(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetPriority(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut ::std::os::raw::c_int) -> cudaError_t,
@@ -9167,9 +9002,9 @@ unsafe fn call_cudaStreamGetPriority(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamGetPriority_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamGetPriority_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut ::std::os::raw::c_int) -> cudaError_t,
@@ -9179,9 +9014,9 @@ unsafe fn call_cudaStreamGetPriority_ptsz(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamIsCapturing(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamIsCapturing(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut cudaStreamCaptureStatus) -> cudaError_t,
@@ -9191,9 +9026,9 @@ unsafe fn call_cudaStreamIsCapturing(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamIsCapturing_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamIsCapturing_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t, *mut cudaStreamCaptureStatus) -> cudaError_t,
@@ -9203,9 +9038,9 @@ unsafe fn call_cudaStreamIsCapturing_ptsz(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamQuery(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamQuery(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t) -> cudaError_t,
@@ -9215,9 +9050,9 @@ unsafe fn call_cudaStreamQuery(sym: *mut c_void, args: Args) -> Option<u32> {
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamQuery_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamQuery_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t) -> cudaError_t,
@@ -9227,9 +9062,9 @@ unsafe fn call_cudaStreamQuery_ptsz(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamSetAttribute(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamSetAttribute(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9243,9 +9078,9 @@ unsafe fn call_cudaStreamSetAttribute(sym: *mut c_void, args: Args) -> Option<u3
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamSetAttribute_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamSetAttribute_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9259,9 +9094,9 @@ unsafe fn call_cudaStreamSetAttribute_ptsz(sym: *mut c_void, args: Args) -> Opti
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamSynchronize(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamSynchronize(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t) -> cudaError_t,
@@ -9271,9 +9106,9 @@ unsafe fn call_cudaStreamSynchronize(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamSynchronize_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamSynchronize_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaStream_t) -> cudaError_t,
@@ -9283,12 +9118,12 @@ unsafe fn call_cudaStreamSynchronize_ptsz(sym: *mut c_void, args: Args) -> Optio
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaStreamUpdateCaptureDependencies(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9304,12 +9139,12 @@ unsafe fn call_cudaStreamUpdateCaptureDependencies(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaStreamUpdateCaptureDependencies_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9325,9 +9160,9 @@ unsafe fn call_cudaStreamUpdateCaptureDependencies_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamWaitEvent(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamWaitEvent(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9341,9 +9176,9 @@ unsafe fn call_cudaStreamWaitEvent(sym: *mut c_void, args: Args) -> Option<u32> 
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaStreamWaitEvent_ptsz(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaStreamWaitEvent_ptsz(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9357,27 +9192,27 @@ unsafe fn call_cudaStreamWaitEvent_ptsz(sym: *mut c_void, args: Args) -> Option<
         Args::Zero => f(zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaSubgridCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaSubgridCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaSubgridWorkerGridCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaSubgridWorkerGridCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaSubgridWorksetCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaSubgridWorksetCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaThreadExchangeStreamCaptureMode(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(*mut cudaStreamCaptureMode) -> cudaError_t,
@@ -9387,9 +9222,9 @@ unsafe fn call_cudaThreadExchangeStreamCaptureMode(
         Args::Zero => f(zeroed()),
         Args::Garbage => f(zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaUserObjectCreate(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaUserObjectCreate(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9405,9 +9240,9 @@ unsafe fn call_cudaUserObjectCreate(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), zeroed(), ones(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaUserObjectRelease(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaUserObjectRelease(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaUserObject_t, ::std::os::raw::c_uint) -> cudaError_t,
@@ -9417,9 +9252,9 @@ unsafe fn call_cudaUserObjectRelease(sym: *mut c_void, args: Args) -> Option<u32
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaUserObjectRetain(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaUserObjectRetain(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(cudaUserObject_t, ::std::os::raw::c_uint) -> cudaError_t,
@@ -9429,22 +9264,22 @@ unsafe fn call_cudaUserObjectRetain(sym: *mut c_void, args: Args) -> Option<u32>
         Args::Zero => f(zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), ones()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
-unsafe fn call_cudaVDPAUGetDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaVDPAUGetDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
-unsafe fn call_cudaVDPAUSetVDPAUDevice(sym: *mut c_void, args: Args) -> Option<u32> {
+unsafe fn call_cudaVDPAUSetVDPAUDevice(sym: *mut c_void, args: Args) -> Returned {
     let f = transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(sym);
     let _ = args;
-    Some(f() as u32)
+    Returned::Status(f() as u32)
 }
 unsafe fn call_cudaWaitExternalSemaphoresAsync(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9459,12 +9294,12 @@ unsafe fn call_cudaWaitExternalSemaphoresAsync(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }
 unsafe fn call_cudaWaitExternalSemaphoresAsync_ptsz(
     sym: *mut c_void,
     args: Args,
-) -> Option<u32> {
+) -> Returned {
     let f = transmute::<
         *mut c_void,
         unsafe extern "C" fn(
@@ -9479,5 +9314,5 @@ unsafe fn call_cudaWaitExternalSemaphoresAsync_ptsz(
         Args::Zero => f(zeroed(), zeroed(), zeroed(), zeroed()),
         Args::Garbage => f(zeroed(), zeroed(), ones(), zeroed()),
     };
-    Some(r.0)
+    Returned::Status(r.0 as u32)
 }

@@ -73,3 +73,26 @@ fn saxpy_example() {
     }
     assert!(out.stdout.lines().any(|l| l.starts_with("10 x saxpy(67108864): ")), "{}", out.describe());
 }
+
+/// A C program built with NVIDIA's nccl.h and linked with -lnccl runs on the staged `libnccl.so.2`: version of
+/// the headers (2.32.3), status strings, the per-thread last error message, `pncclX` aliases.
+#[test]
+fn nccl_version_and_strings() {
+    let out = run_program(&compile("nccl_version.c"), &[]);
+    out.assert_clean_success();
+    assert_eq!(out.value("ncclGetVersion"), "0");
+    assert_eq!(out.value("version"), "23203");
+    assert_eq!(out.value("header_version"), "23203");
+    assert_eq!(out.value("pncclGetVersion"), "0");
+    assert_eq!(out.value("pversion"), "23203");
+    assert_eq!(out.value("last_error_before"), "");
+    assert_eq!(out.value("ncclGetVersion_null"), "4", "ncclInvalidArgument");
+    assert_eq!(out.value("last_error_after"), "ncclGetVersion: version is NULL");
+    assert_eq!(out.value("plast_error_same"), "1");
+    assert_eq!(out.value("string_0"), "no error");
+    assert!(out.value("string_5").starts_with("invalid usage"), "{}", out.describe());
+    assert_eq!(out.value("string_9"), "unknown result code", "ncclNumResults is no status");
+    let strings: std::collections::BTreeSet<String> = (0..9).map(|i| out.value(&format!("string_{i}"))).collect();
+    assert_eq!(strings.len(), 9, "one string per status: {}", out.describe());
+    assert_eq!(out.value("pstring_same"), "1");
+}

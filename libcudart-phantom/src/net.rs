@@ -1,0 +1,186 @@
+//! This process's side of the network: its link to the simulator, communication operations queued on
+//! streams, and their completion times once the simulator has decided them.
+//!
+//! A communication operation's completion depends on other ranks, so a stream that has one queued has a
+//! *pending* tail: known local work plus "after operation X completes". Further communication operations
+//! and event records/waits carry that expression along without blocking; anything that needs a concrete
+//! time (local work on the stream, a synchronisation, a query) first *settles* it — asks the simulator,
+//! which answers once no rank can change the answer any more (docs/simulator.md).
+
+use crate::export::CudaResult;
+use crate::runtime::Runtime;
+use sim_core::engine::client::{SimClient, SIM_ENV};
+use sim_core::engine::proto::{CommId, FromSim, OpId, ToSim};
+use sim_core::{SimDuration, SimTime};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// Operations a stream or event still waits for: (operation, local work queued after it).
+pub type Pending = Vec<(OpId, SimDuration)>;
+
+static SIM: OnceLock<Result<SimClient, String>> = OnceLock::new();
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Default)]
+struct Book {
+    /// Completion times the simulator has sent.
+    done: HashMap<OpId, SimTime>,
+    /// The communicator of each operation not yet completed.
+    comm_of: HashMap<OpId, CommId>,
+    /// First failure of each communicator.
+    comm_errors: HashMap<u64, String>,
+}
+
+static BOOK: OnceLock<Mutex<Book>> = OnceLock::new();
+
+fn book() -> MutexGuard<'static, Book> {
+    BOOK.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The node this process's GPUs belong to: `PHANTOM_NODE` (set by `phantom run`), else torchrun's
+/// `GROUP_RANK`, else 0.
+pub fn node() -> u32 {
+    ["PHANTOM_NODE", "GROUP_RANK"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The global index of the GPU behind device `ordinal` (node × GPUs per node + index in the node).
+pub fn gpu_of(rt: &Runtime, ordinal: i32) -> CudaResult<u32> {
+    let dev = rt.device(ordinal)?;
+    Ok(node() * rt.config.gpus_per_node + dev.physical)
+}
+
+/// The simulator: the one `phantom run` started (`PHANTOM_SIM`), or one embedded in this process.
+pub fn sim(rt: &Runtime) -> Result<&'static SimClient, String> {
+    SIM.get_or_init(|| {
+        let hello = ToSim::Hello { pid: std::process::id(), node: node(), label: label() };
+        let client = match std::env::var(SIM_ENV) {
+            Ok(addr) if !addr.trim().is_empty() => SimClient::connect(addr.trim(), hello),
+            _ => SimClient::embedded(&rt.config, hello),
+        };
+        if let Err(e) = &client {
+            tracing::error!("phantom: {e}");
+        }
+        client
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// How the simulator names this process in its messages.
+fn label() -> String {
+    let pid = std::process::id();
+    match std::env::var("RANK") {
+        Ok(r) => format!("process {pid} (RANK {r}, node {})", node()),
+        Err(_) => format!("process {pid} (node {})", node()),
+    }
+}
+
+pub fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Records that `op` belongs to `comm` (for failure reports).
+pub fn track(op: OpId, comm: CommId) {
+    book().comm_of.insert(op, comm);
+}
+
+/// The first failure of an operation of `comm`, if any.
+pub fn comm_error(comm: u64) -> Option<String> {
+    book().comm_errors.get(&comm).cloned()
+}
+
+/// The time at which everything in `pending` is complete, asking the simulator (and blocking until it
+/// can answer) for operations whose completion is not known yet. `pending` is emptied.
+pub fn settle(pending: &mut Pending) -> SimTime {
+    if pending.is_empty() {
+        return SimTime::ZERO;
+    }
+    let unknown: Vec<OpId> = {
+        let b = book();
+        let mut v: Vec<OpId> = pending.iter().map(|p| p.0).filter(|op| !b.done.contains_key(op)).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    if !unknown.is_empty() {
+        fetch(&unknown);
+    }
+    let b = book();
+    let t = pending
+        .iter()
+        .map(|(op, off)| b.done.get(op).map_or(SimTime::ZERO, |t| *t + *off))
+        .max()
+        .unwrap_or(SimTime::ZERO);
+    pending.clear();
+    t
+}
+
+/// Whether `pending` is complete by `now`, without blocking: `Some(time)` when every completion is known.
+pub fn known(pending: &Pending) -> Option<SimTime> {
+    let b = book();
+    pending.iter().map(|(op, off)| b.done.get(op).map(|t| *t + *off)).try_fold(SimTime::ZERO, |acc, t| t.map(|t| acc.max(t)))
+}
+
+/// Blocks until the simulator has decided `ops`, and records the answers.
+fn fetch(ops: &[OpId]) {
+    let Some(Ok(sim)) = SIM.get() else {
+        // No simulator was ever reached, so these operations were never submitted.
+        let mut b = book();
+        for op in ops {
+            b.done.insert(*op, SimTime::ZERO);
+        }
+        return;
+    };
+    let reply = sim.request(|req| ToSim::Wait { req, ops: ops.to_vec() });
+    let mut b = book();
+    match reply {
+        Ok(FromSim::Done { times, failures, .. }) => {
+            for (op, t) in ops.iter().zip(times) {
+                b.done.insert(*op, t);
+            }
+            for (op, why) in failures {
+                let comm = b.comm_of.get(&op).map(|c| c.0).unwrap_or(u64::MAX);
+                if !b.comm_errors.contains_key(&comm) {
+                    tracing::error!("phantom: NCCL operation failed on communicator {comm}: {why}");
+                    b.comm_errors.insert(comm, why);
+                }
+            }
+        }
+        other => {
+            let why = match other {
+                Err(e) => e,
+                Ok(m) => format!("unexpected simulator reply {m:?}"),
+            };
+            tracing::error!("phantom: cannot learn when NCCL operations complete: {why}");
+            for op in ops {
+                let comm = b.comm_of.get(op).map(|c| c.0).unwrap_or(u64::MAX);
+                b.comm_errors.entry(comm).or_insert_with(|| why.clone());
+                b.done.insert(*op, SimTime::ZERO);
+            }
+        }
+    }
+    for op in ops {
+        b.comm_of.remove(op);
+    }
+}
+
+/// Tells the simulator how far this process has got (so ranks waiting for it can be answered), at most
+/// once per `PROGRESS_QUANTUM` of simulated time. Only for multi-process runs.
+pub fn report_progress(now: SimTime) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    const PROGRESS_QUANTUM: u64 = 20_000;
+    let Some(Ok(sim)) = SIM.get() else { return };
+    if sim.is_embedded() {
+        return;
+    }
+    let last = LAST.load(Ordering::Relaxed);
+    if now.as_nanos() < last.saturating_add(PROGRESS_QUANTUM) {
+        return;
+    }
+    LAST.store(now.as_nanos(), Ordering::Relaxed);
+    let _ = sim.send(ToSim::Clock { lbts: now });
+}

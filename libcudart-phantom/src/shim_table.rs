@@ -1,0 +1,236 @@
+//! The runtime table other Phantom shims use (`sim_core::shim_abi`), handed out by `cudaGetExportTable`.
+//!
+//! Each entry converts its C arguments and calls typed code in `net` and `stream`; nothing unwinds.
+
+use crate::export::CudaResult;
+use crate::runtime::{api, rt, Cost};
+use crate::stream::{self, Stream};
+use phantom_cuda_sys::cudaError;
+use sim_core::engine::proto::{CommId, CommInfo, FromSim, Join, Member, OpDesc, OpId, OpKind, Ready, ToSim};
+use sim_core::shim_abi::*;
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::sync::Arc;
+
+pub static TABLE: RuntimeTable = RuntimeTable {
+    size: std::mem::size_of::<RuntimeTable>(),
+    version: RUNTIME_TABLE_VERSION,
+    join: join_c,
+    submit: submit_c,
+    comm_error: comm_error_c,
+    estimate: estimate_c,
+    leave: leave_c,
+    last_message: last_message_c,
+};
+
+thread_local! {
+    static LAST_MESSAGE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Records why a table call failed (the caller logs it) and returns `code`.
+fn fail(code: cudaError, msg: impl Into<String>) -> cudaError {
+    LAST_MESSAGE.with(|m| *m.borrow_mut() = msg.into());
+    code
+}
+
+/// Runs a table entry; a panic becomes a logged `cudaErrorUnknown` (never unwinds into the caller).
+fn guarded(name: &'static str, f: impl FnOnce() -> cudaError) -> i32 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(e) => e.0 as i32,
+        Err(_) => {
+            tracing::error!("phantom: internal error in {name}; returning an error instead of aborting");
+            cudaError::cudaErrorUnknown.0 as i32
+        }
+    }
+}
+
+/// The simulator, or a failure naming why it cannot be reached.
+fn sim(rt: &crate::runtime::Runtime) -> Result<&'static sim_core::engine::client::SimClient, cudaError> {
+    crate::net::sim(rt).map_err(|e| fail(cudaError::cudaErrorInitializationError, e))
+}
+
+unsafe extern "C" fn join_c(joins: *const ShimJoin, n: usize, out: *mut ShimCommInfo) -> i32 {
+    guarded("phantom runtime table: join", || {
+        if n == 0 {
+            return cudaError::cudaSuccess;
+        }
+        if joins.is_null() || out.is_null() {
+            return fail(cudaError::cudaErrorInvalidValue, "null argument");
+        }
+        let joins = unsafe { std::slice::from_raw_parts(joins, n) };
+        match join(joins) {
+            Ok(infos) => {
+                for (i, info) in infos.into_iter().enumerate() {
+                    unsafe { out.add(i).write(info) };
+                }
+                cudaError::cudaSuccess
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// `NCCL_ALGO` / `NCCL_PROTO` of this process.
+fn tuning_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn join(joins: &[ShimJoin]) -> CudaResult<Vec<ShimCommInfo>> {
+    let rt = rt()?;
+    let sim = sim(rt)?;
+    let ids: Vec<u64> = joins.iter().map(|_| crate::net::next_id()).collect();
+    api(Cost::Call, |rt, _| {
+        for (j, id) in joins.iter().zip(&ids) {
+            let member = Member {
+                gpu: crate::net::gpu_of(rt, j.device)?,
+                algo: tuning_env("NCCL_ALGO"),
+                proto: tuning_env("NCCL_PROTO"),
+            };
+            let join = match j.kind {
+                JOIN_INIT => Join::Init { key: u128::from_le_bytes(j.key), nranks: j.nranks, rank: j.rank },
+                JOIN_SPLIT => Join::Split { parent: CommId(j.parent), seq: j.seq, rank: j.rank, color: j.color, key: j.split_key },
+                k => return Err(fail(cudaError::cudaErrorInvalidValue, format!("unknown join kind {k}"))),
+            };
+            sim.send(ToSim::Join { id: *id, join, member, lbts: crate::clock::now() })
+                .map_err(|e| fail(cudaError::cudaErrorUnknown, e))?;
+        }
+        Ok(())
+    })?;
+    let reply = sim.request(|req| ToSim::JoinWait { req, ids: ids.clone() }).map_err(|e| fail(cudaError::cudaErrorUnknown, e))?;
+    let FromSim::Joined { infos, .. } = reply else {
+        return Err(fail(cudaError::cudaErrorUnknown, format!("unexpected simulator reply {reply:?}")));
+    };
+    let mut failure = None;
+    let out = infos
+        .into_iter()
+        .map(|r| match r {
+            Ok(Some(CommInfo { comm, rank, nranks })) => ShimCommInfo { status: JOINED, comm: comm.0, rank, nranks },
+            Ok(None) => ShimCommInfo { status: JOINED_NONE, ..Default::default() },
+            Err(why) => {
+                failure.get_or_insert(why);
+                ShimCommInfo { status: JOIN_FAILED, ..Default::default() }
+            }
+        })
+        .collect();
+    if let Some(why) = failure {
+        fail(cudaError::cudaSuccess, why);
+    }
+    Ok(out)
+}
+
+/// The simulator's description of one rank's part.
+fn desc(op: &ShimOp) -> CudaResult<OpDesc> {
+    let kind = match op.kind {
+        OP_COLL => OpKind::Coll {
+            op: coll_op_from_index(op.coll).ok_or_else(|| fail(cudaError::cudaErrorInvalidValue, format!("unknown collective {}", op.coll)))?,
+            root: op.root,
+            redop: op.redop,
+        },
+        OP_SEND => OpKind::Send { peer: op.peer },
+        OP_RECV => OpKind::Recv { peer: op.peer },
+        k => return Err(fail(cudaError::cudaErrorInvalidValue, format!("unknown operation kind {k}"))),
+    };
+    Ok(OpDesc { kind, bytes: op.bytes, count: op.count, dtype: op.dtype })
+}
+
+unsafe extern "C" fn submit_c(ops: *const ShimOp, n: usize) -> i32 {
+    guarded("phantom runtime table: submit", || {
+        if n == 0 {
+            return cudaError::cudaSuccess;
+        }
+        if ops.is_null() {
+            return fail(cudaError::cudaErrorInvalidValue, "null argument");
+        }
+        let ops = unsafe { std::slice::from_raw_parts(ops, n) };
+        crate::export::status(submit(ops))
+    })
+}
+
+/// Queues one group of operations: operations on the same stream all start from the stream's state before
+/// the group (NCCL runs a group's operations together), and the stream then waits for all of them.
+fn submit(ops: &[ShimOp]) -> CudaResult<()> {
+    let rt = rt()?;
+    let sim = sim(rt)?;
+    api(Cost::Launch, |rt, submit| {
+        let mut streams: Vec<(Arc<Stream>, Ready, Vec<OpId>)> = Vec::new();
+        let mut batch = Vec::with_capacity(ops.len());
+        for op in ops {
+            let s = stream::resolve(op.stream as phantom_cuda_sys::cudaStream_t)?;
+            let d = desc(op)?;
+            let i = match streams.iter().position(|(t, ..)| Arc::ptr_eq(t, &s)) {
+                Some(i) => i,
+                None => {
+                    let ready = s.ready(rt.device(s.device as i32)?, submit).map_err(|e| {
+                        fail(e, "NCCL operations cannot be captured into CUDA graphs by Phantom yet")
+                    })?;
+                    streams.push((s, ready, Vec::new()));
+                    streams.len() - 1
+                }
+            };
+            let id = OpId(crate::net::next_id());
+            streams[i].2.push(id);
+            batch.push((id, CommId(op.comm), op.rank, d, streams[i].1.clone()));
+        }
+        for (id, comm, ..) in &batch {
+            crate::net::track(*id, *comm);
+        }
+        sim.send(ToSim::Submit { ops: batch, lbts: crate::clock::now() }).map_err(|e| fail(cudaError::cudaErrorUnknown, e))?;
+        for (s, _, ids) in &streams {
+            s.wait_for_ops(ids);
+            rt.device(s.device as i32)?.sched().net_pending.extend(ids.iter().map(|id| (*id, sim_core::SimDuration::ZERO)));
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn comm_error_c(comm: u64, buf: *mut c_char, len: usize) -> i32 {
+    guarded("phantom runtime table: comm_error", || match crate::net::comm_error(comm) {
+        Some(msg) => {
+            unsafe { copy_message(&msg, buf, len) };
+            cudaError(1)
+        }
+        None => cudaError::cudaSuccess,
+    })
+}
+
+unsafe extern "C" fn estimate_c(op: *const ShimOp, out_ns: *mut u64) -> i32 {
+    guarded("phantom runtime table: estimate", || {
+        if op.is_null() || out_ns.is_null() {
+            return fail(cudaError::cudaErrorInvalidValue, "null argument");
+        }
+        let op = unsafe { *op };
+        let r = (|| {
+            let rt = rt()?;
+            let sim = sim(rt)?;
+            let desc = desc(&op)?;
+            match sim.request(|req| ToSim::Estimate { req, comm: CommId(op.comm), desc }) {
+                Ok(FromSim::Estimate { ns, .. }) => Ok(ns),
+                Ok(FromSim::Failed { message, .. }) => Err(fail(cudaError::cudaErrorInvalidValue, message)),
+                Ok(other) => Err(fail(cudaError::cudaErrorUnknown, format!("unexpected simulator reply {other:?}"))),
+                Err(e) => Err(fail(cudaError::cudaErrorUnknown, e)),
+            }
+        })();
+        match r {
+            Ok(ns) => {
+                unsafe { out_ns.write(ns) };
+                cudaError::cudaSuccess
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+unsafe extern "C" fn leave_c(comm: u64, rank: u32) -> i32 {
+    guarded("phantom runtime table: leave", || {
+        let r = (|| {
+            let rt = rt()?;
+            let sim = sim(rt)?;
+            sim.send(ToSim::Leave { comm: CommId(comm), rank }).map_err(|e| fail(cudaError::cudaErrorUnknown, e))
+        })();
+        crate::export::status(r)
+    })
+}
+
+unsafe extern "C" fn last_message_c(buf: *mut c_char, len: usize) -> usize {
+    std::panic::catch_unwind(|| LAST_MESSAGE.with(|m| unsafe { copy_message(&m.borrow(), buf, len) })).unwrap_or(0)
+}

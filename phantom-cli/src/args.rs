@@ -1,0 +1,217 @@
+//! Command-line arguments (docs/launcher.md).
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Runs unmodified CUDA/NCCL programs on a simulated GPU cluster.
+#[derive(Parser, Debug)]
+#[command(name = "phantom", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the simulator and run COMMAND on it: `-n N` copies with torchrun-style rank variables, or (without
+    /// `-n`) one process that starts its own ranks (torchrun, mpirun).
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct RunArgs {
+    /// Spawn N copies of COMMAND as ranks 0..N-1 (RANK, WORLD_SIZE, LOCAL_RANK, ... set). Without it, COMMAND
+    /// runs once with no rank variables and starts its own ranks.
+    #[arg(short = 'n', long = "nproc", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nproc: Option<u32>,
+
+    /// Cluster preset name or cluster TOML file (PHANTOM_CLUSTER; default dgx-h100).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub cluster: Option<String>,
+
+    /// Number of simulated nodes (PHANTOM_NODES; default: the cluster's, or enough for the ranks).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nodes: Option<u32>,
+
+    /// Ranks placed on each node (default: the cluster's GPUs per node).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nproc_per_node: Option<u32>,
+
+    /// Host-time model (PHANTOM_HOST_TIME).
+    #[arg(long, value_name = "MODE", value_parser = ["measured", "deterministic"])]
+    pub host_time: Option<String>,
+
+    /// Kernel-time table; repeat for several (PHANTOM_KERNEL_TABLE, colon-joined).
+    #[arg(long = "kernel-table", value_name = "PATH")]
+    pub kernel_tables: Vec<PathBuf>,
+
+    /// Where the simulator listens: `unix` (a socket in a fresh temporary directory), `unix:PATH`,
+    /// or `tcp:HOST:PORT` (port 0 picks a free one).
+    #[arg(long, value_name = "unix|unix:PATH|tcp:ADDR", default_value = "unix", value_parser = parse_listen)]
+    pub listen: ListenArg,
+
+    /// Directory holding Phantom's libcudart.so.13 and libnccl.so.2, prepended to LD_LIBRARY_PATH
+    /// (default: `<directory of phantom>/../lib`).
+    #[arg(long, value_name = "DIR")]
+    pub lib_dir: Option<PathBuf>,
+
+    /// MASTER_PORT given to the ranks (default: a free port).
+    #[arg(long, value_name = "PORT")]
+    pub master_port: Option<u16>,
+
+    /// After the first rank fails, seconds the others get to exit on their own before they are stopped.
+    #[arg(long = "fail-grace-s", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub fail_grace: Duration,
+
+    /// Seconds between the polite signal (SIGTERM, or the one phantom received) and SIGKILL.
+    #[arg(long = "kill-grace-s", value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub kill_grace: Duration,
+
+    /// Do not print the summary at the end.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The program and its arguments (`--` before it is optional).
+    #[arg(value_name = "COMMAND", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
+          value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
+}
+
+/// The `--listen` value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ListenArg {
+    /// A Unix socket; `None`: in a fresh temporary directory.
+    Unix(Option<PathBuf>),
+    /// A TCP address `HOST:PORT`.
+    Tcp(String),
+}
+
+fn parse_listen(s: &str) -> Result<ListenArg, String> {
+    if s == "unix" {
+        Ok(ListenArg::Unix(None))
+    } else if let Some(p) = s.strip_prefix("unix:").filter(|p| !p.is_empty()) {
+        Ok(ListenArg::Unix(Some(PathBuf::from(p))))
+    } else if let Some(a) = s.strip_prefix("tcp:") {
+        match a.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(ListenArg::Tcp(a.to_string())),
+            _ => Err(format!("`{a}` is not HOST:PORT (e.g. tcp:0.0.0.0:0)")),
+        }
+    } else {
+        Err("expected `unix`, `unix:PATH` or `tcp:HOST:PORT`".into())
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if (0.0..1e9).contains(&v) {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("`{s}` is not a number of seconds between 0 and 1e9"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let argv = ["phantom", "run"].iter().chain(args).copied();
+        Cli::try_parse_from(argv).map(|c| match c.command {
+            Command::Run(r) => r,
+        })
+    }
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let r = run(&["--", "prog"]).unwrap();
+        assert_eq!(r.nproc, None);
+        assert_eq!(r.cluster, None);
+        assert_eq!(r.listen, ListenArg::Unix(None));
+        assert_eq!(r.fail_grace, Duration::from_secs(30));
+        assert_eq!(r.kill_grace, Duration::from_secs(10));
+        assert!(r.kernel_tables.is_empty());
+        assert!(!r.quiet);
+        assert_eq!(r.command, os(&["prog"]));
+    }
+
+    #[test]
+    fn options_and_command() {
+        let r = run(&[
+            "-n",
+            "16",
+            "--cluster",
+            "dgx-h200",
+            "--nodes",
+            "2",
+            "--nproc-per-node",
+            "8",
+            "--host-time",
+            "deterministic",
+            "--kernel-table",
+            "a.table",
+            "--kernel-table",
+            "/b.table",
+            "--listen",
+            "tcp:0.0.0.0:0",
+            "--lib-dir",
+            "/opt/phantom/lib",
+            "--fail-grace-s",
+            "0.5",
+            "--kill-grace-s",
+            "2",
+            "-q",
+            "--",
+            "python",
+            "train.py",
+            "--lr",
+            "3e-4",
+        ])
+        .unwrap();
+        assert_eq!(r.nproc, Some(16));
+        assert_eq!(r.cluster.as_deref(), Some("dgx-h200"));
+        assert_eq!(r.nodes, Some(2));
+        assert_eq!(r.nproc_per_node, Some(8));
+        assert_eq!(r.host_time.as_deref(), Some("deterministic"));
+        assert_eq!(r.kernel_tables, vec![PathBuf::from("a.table"), PathBuf::from("/b.table")]);
+        assert_eq!(r.listen, ListenArg::Tcp("0.0.0.0:0".into()));
+        assert_eq!(r.lib_dir, Some(PathBuf::from("/opt/phantom/lib")));
+        assert_eq!(r.fail_grace, Duration::from_millis(500));
+        assert_eq!(r.kill_grace, Duration::from_secs(2));
+        assert!(r.quiet);
+        assert_eq!(r.command, os(&["python", "train.py", "--lr", "3e-4"]));
+    }
+
+    #[test]
+    fn command_without_double_dash_keeps_its_own_options() {
+        let r = run(&["-n", "2", "sh", "-c", "echo -n $RANK"]).unwrap();
+        assert_eq!(r.command, os(&["sh", "-c", "echo -n $RANK"]));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            &["-n", "0", "--", "x"][..],
+            &["-n", "many", "--", "x"],
+            &["--host-time", "fast", "--", "x"],
+            &["--listen", "udp:1", "--", "x"],
+            &["--listen", "tcp:nohost", "--", "x"],
+            &["--fail-grace-s", "-1", "--", "x"],
+            &["-n", "2"],
+        ] {
+            assert!(run(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("unix:/tmp/s"), Ok(ListenArg::Unix(Some("/tmp/s".into()))));
+        assert_eq!(parse_listen("tcp:127.0.0.1:5000"), Ok(ListenArg::Tcp("127.0.0.1:5000".into())));
+        assert!(parse_listen("unix:").is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! Where ranks go and the environment each process is given: pure functions of the run's settings.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// How `-n` ranks are placed: rank `r` is on node `r / per_node`, local rank `r % per_node`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Number of ranks (WORLD_SIZE).
+    pub world: u32,
+    /// Ranks per node (LOCAL_WORLD_SIZE).
+    pub per_node: u32,
+}
+
+impl Layout {
+    pub fn node_of(&self, rank: u32) -> u32 {
+        rank / self.per_node
+    }
+
+    pub fn local_rank(&self, rank: u32) -> u32 {
+        rank % self.per_node
+    }
+
+    /// Nodes that hold at least one rank.
+    pub fn nodes_needed(&self) -> u32 {
+        self.world.div_ceil(self.per_node)
+    }
+}
+
+/// The number of simulated nodes. `explicit` (from `--nodes` or `PHANTOM_NODES`) must hold every rank;
+/// otherwise the cluster's own node count, raised to what the ranks need.
+pub fn resolve_nodes(layout: Option<Layout>, explicit: Option<u32>, cluster_nodes: u32) -> Result<u32, String> {
+    let needed = layout.map_or(1, |l| l.nodes_needed());
+    match explicit {
+        Some(n) if n < needed => {
+            let l = layout.expect("more than one node needed only with a layout");
+            Err(format!(
+                "{} ranks at {} per node need {needed} nodes, but nodes is {n} (raise --nodes or --nproc-per-node)",
+                l.world, l.per_node
+            ))
+        }
+        Some(n) => Ok(n),
+        None => Ok(cluster_nodes.max(needed)),
+    }
+}
+
+/// What every process of a run is told.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunEnv {
+    /// The simulator's address (`PHANTOM_SIM`).
+    pub sim_address: String,
+    /// `PHANTOM_CLUSTER`, `PHANTOM_NODES`, `PHANTOM_HOST_TIME`, `PHANTOM_KERNEL_TABLE` as the launcher resolved them.
+    pub phantom: Vec<(String, String)>,
+    /// Directory with Phantom's libraries, prepended to `LD_LIBRARY_PATH`; `None` leaves it alone.
+    pub lib_dir: Option<PathBuf>,
+    /// The launcher's own `LD_LIBRARY_PATH`.
+    pub ld_library_path: Option<OsString>,
+    /// Libraries to put first in `LD_PRELOAD`. Empty today: this is where programs that `dlopen` libcudart
+    /// (PyTorch; DESIGN.md reference facts) will get Phantom's interposers.
+    pub preload: Vec<PathBuf>,
+    /// The launcher's own `LD_PRELOAD`.
+    pub ld_preload: Option<OsString>,
+    pub master_addr: String,
+    pub master_port: u16,
+    /// `OMP_NUM_THREADS` is set in the launcher's environment (then ranks keep it; otherwise, like torchrun,
+    /// several ranks per node get 1).
+    pub omp_num_threads_set: bool,
+}
+
+fn join_paths(first: &[PathBuf], rest: Option<&OsString>, sep: &str) -> Option<OsString> {
+    let mut out = OsString::new();
+    for p in first {
+        if !out.is_empty() {
+            out.push(sep);
+        }
+        out.push(p);
+    }
+    if let Some(r) = rest.filter(|r| !r.is_empty()) {
+        if !out.is_empty() {
+            out.push(sep);
+        }
+        out.push(r);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Variables every process gets, with or without `-n`.
+pub fn process_env(run: &RunEnv) -> Vec<(String, OsString)> {
+    let mut env: Vec<(String, OsString)> = vec![("PHANTOM_SIM".into(), run.sim_address.clone().into())];
+    env.extend(run.phantom.iter().map(|(k, v)| (k.clone(), v.into())));
+    if let Some(dir) = &run.lib_dir {
+        let v = join_paths(std::slice::from_ref(dir), run.ld_library_path.as_ref(), ":").expect("non-empty");
+        env.push(("LD_LIBRARY_PATH".into(), v));
+    }
+    if !run.preload.is_empty() {
+        // ld.so accepts spaces or colons in LD_PRELOAD.
+        let v = join_paths(&run.preload, run.ld_preload.as_ref(), ":").expect("non-empty");
+        env.push(("LD_PRELOAD".into(), v));
+    }
+    env
+}
+
+/// Variables for rank `rank` of `layout` (torchrun's set, plus the simulated node): [`process_env`] and
+/// RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, GROUP_WORLD_SIZE, ROLE_*, MASTER_ADDR/PORT,
+/// TORCHELASTIC_*, PHANTOM_NODE.
+pub fn rank_env(run: &RunEnv, layout: Layout, rank: u32) -> Vec<(String, OsString)> {
+    let mut env = process_env(run);
+    let node = layout.node_of(rank);
+    let vars: [(&str, String); 15] = [
+        ("RANK", rank.to_string()),
+        ("WORLD_SIZE", layout.world.to_string()),
+        ("LOCAL_RANK", layout.local_rank(rank).to_string()),
+        ("LOCAL_WORLD_SIZE", layout.per_node.to_string()),
+        ("GROUP_RANK", node.to_string()),
+        ("GROUP_WORLD_SIZE", layout.nodes_needed().to_string()),
+        ("ROLE_NAME", "default".into()),
+        ("ROLE_RANK", rank.to_string()),
+        ("ROLE_WORLD_SIZE", layout.world.to_string()),
+        ("MASTER_ADDR", run.master_addr.clone()),
+        ("MASTER_PORT", run.master_port.to_string()),
+        ("TORCHELASTIC_RUN_ID", "phantom".into()),
+        ("TORCHELASTIC_RESTART_COUNT", "0".into()),
+        ("TORCHELASTIC_MAX_RESTARTS", "0".into()),
+        ("PHANTOM_NODE", node.to_string()),
+    ];
+    env.extend(vars.into_iter().map(|(k, v)| (k.to_string(), v.into())));
+    if layout.per_node > 1 && !run.omp_num_threads_set {
+        env.push(("OMP_NUM_THREADS".into(), "1".into()));
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn run_env() -> RunEnv {
+        RunEnv {
+            sim_address: "unix:/tmp/phantom-x/sim.sock".into(),
+            phantom: vec![("PHANTOM_CLUSTER".into(), "dgx-h100".into()), ("PHANTOM_NODES".into(), "4".into())],
+            lib_dir: Some("/opt/phantom/lib".into()),
+            ld_library_path: Some("/usr/local/lib".into()),
+            master_addr: "127.0.0.1".into(),
+            master_port: 29511,
+            ..RunEnv::default()
+        }
+    }
+
+    fn map(env: Vec<(String, OsString)>) -> BTreeMap<String, String> {
+        let n = env.len();
+        let m: BTreeMap<_, _> = env.into_iter().map(|(k, v)| (k, v.into_string().unwrap())).collect();
+        assert_eq!(m.len(), n, "a variable is set twice");
+        m
+    }
+
+    #[test]
+    fn rank_13_of_32_at_8_per_node() {
+        let layout = Layout { world: 32, per_node: 8 };
+        let env = map(rank_env(&run_env(), layout, 13));
+        let want = [
+            ("RANK", "13"),
+            ("WORLD_SIZE", "32"),
+            ("LOCAL_RANK", "5"),
+            ("LOCAL_WORLD_SIZE", "8"),
+            ("GROUP_RANK", "1"),
+            ("GROUP_WORLD_SIZE", "4"),
+            ("ROLE_RANK", "13"),
+            ("ROLE_WORLD_SIZE", "32"),
+            ("PHANTOM_NODE", "1"),
+            ("MASTER_ADDR", "127.0.0.1"),
+            ("MASTER_PORT", "29511"),
+            ("PHANTOM_SIM", "unix:/tmp/phantom-x/sim.sock"),
+            ("PHANTOM_CLUSTER", "dgx-h100"),
+            ("PHANTOM_NODES", "4"),
+            ("LD_LIBRARY_PATH", "/opt/phantom/lib:/usr/local/lib"),
+            ("OMP_NUM_THREADS", "1"),
+        ];
+        for (k, v) in want {
+            assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        assert!(!env.contains_key("LD_PRELOAD"));
+    }
+
+    #[test]
+    fn last_rank_and_uneven_layout() {
+        let layout = Layout { world: 10, per_node: 4 };
+        assert_eq!(layout.nodes_needed(), 3);
+        let env = map(rank_env(&run_env(), layout, 9));
+        assert_eq!(env["LOCAL_RANK"], "1");
+        assert_eq!(env["GROUP_RANK"], "2");
+        assert_eq!(env["PHANTOM_NODE"], "2");
+        assert_eq!(env["GROUP_WORLD_SIZE"], "3");
+    }
+
+    #[test]
+    fn process_env_without_ranks_sets_no_rank_variables() {
+        let env = map(process_env(&run_env()));
+        assert_eq!(env["PHANTOM_SIM"], "unix:/tmp/phantom-x/sim.sock");
+        for k in ["RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT", "PHANTOM_NODE", "OMP_NUM_THREADS"] {
+            assert!(!env.contains_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn library_path_and_preload() {
+        let mut r = run_env();
+        r.ld_library_path = Some(OsString::new());
+        assert_eq!(map(process_env(&r))["LD_LIBRARY_PATH"], "/opt/phantom/lib");
+        r.lib_dir = None;
+        assert!(!map(process_env(&r)).contains_key("LD_LIBRARY_PATH"));
+        r.preload = vec!["/opt/phantom/lib/libphantom_preload.so".into()];
+        r.ld_preload = Some("/usr/lib/libjemalloc.so".into());
+        assert_eq!(
+            map(process_env(&r))["LD_PRELOAD"],
+            "/opt/phantom/lib/libphantom_preload.so:/usr/lib/libjemalloc.so"
+        );
+    }
+
+    #[test]
+    fn omp_threads_kept_when_set_or_one_rank_per_node() {
+        let mut r = run_env();
+        r.omp_num_threads_set = true;
+        assert!(!map(rank_env(&r, Layout { world: 8, per_node: 8 }, 0)).contains_key("OMP_NUM_THREADS"));
+        r.omp_num_threads_set = false;
+        assert!(!map(rank_env(&r, Layout { world: 2, per_node: 1 }, 0)).contains_key("OMP_NUM_THREADS"));
+    }
+
+    #[test]
+    fn nodes() {
+        let l = |world, per_node| Some(Layout { world, per_node });
+        assert_eq!(resolve_nodes(l(16, 8), None, 1), Ok(2));
+        assert_eq!(resolve_nodes(l(8, 8), None, 4), Ok(4));
+        assert_eq!(resolve_nodes(None, None, 3), Ok(3));
+        assert_eq!(resolve_nodes(l(16, 8), Some(4), 1), Ok(4));
+        let e = resolve_nodes(l(17, 8), Some(2), 1).unwrap_err();
+        assert!(e.contains("17 ranks at 8 per node need 3 nodes, but nodes is 2"), "{e}");
+    }
+}

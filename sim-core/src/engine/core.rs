@@ -1,0 +1,784 @@
+//! The conservative coordinator: the simulator's state and rules, without I/O.
+//!
+//! Rank processes (clients) submit operations with a readiness expression ([`Ready`]) and a promise
+//! (`lbts`) that nothing they submit later will be ready earlier. The coordinator matches the ranks' parts of
+//! each operation, starts a transfer on the [`Network`] once every part is ready, and advances the network
+//! only up to the global lower bound: the minimum promise over the clients that are not blocked. A client
+//! blocked in a `Wait` or `Join` cannot submit anything until it is answered, so it does not hold time back.
+//! Completion times are therefore final when they are sent (DESIGN.md decision 5).
+//!
+//! Failures are diagnosed here and delivered as failed operations: mismatched descriptions of the same
+//! operation, a rank whose process died or left its communicator before taking part, and a deadlock (every
+//! client blocked and nothing left that could make progress). Each produces one line naming rank,
+//! communicator and operation, collected in [`Coordinator::failures`].
+
+use super::proto::{CommId, CommInfo, FromSim, Join, Member, OpDesc, OpId, OpKind, Ready, ToSim};
+use crate::config::ClusterConfig;
+use crate::net::{CollOp, Collective, GpuId, Network, TransferId, Tuning};
+use crate::time::SimTime;
+use std::collections::{BTreeMap, HashMap};
+
+pub type ClientId = u32;
+
+/// A process connected to the simulator.
+#[derive(Debug)]
+struct Client {
+    label: String,
+    /// Promise: nothing this client submits later is ready before this time.
+    lbts: SimTime,
+    /// Outstanding blocking requests (`Wait`, `Join`).
+    blocked: u32,
+    alive: bool,
+}
+
+#[derive(Debug)]
+struct Comm {
+    /// Members in rank order: client, GPU.
+    members: Vec<(ClientId, GpuId)>,
+    tuning: Tuning,
+    /// Ranks that destroyed their handle (no later operation can include them).
+    left: Vec<bool>,
+    /// Per rank: collectives submitted so far.
+    coll_seq: Vec<u64>,
+    /// (sender, receiver) → sends / receives submitted so far.
+    sends: HashMap<(u32, u32), u64>,
+    recvs: HashMap<(u32, u32), u64>,
+}
+
+/// Which operation a rank's part belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum MatchKey {
+    Coll { comm: CommId, seq: u64 },
+    P2p { comm: CommId, src: u32, dst: u32, seq: u64 },
+}
+
+/// The ranks' parts of one operation.
+#[derive(Debug)]
+struct Match {
+    /// Collectives: one slot per rank. Point to point: [send, recv].
+    parts: Vec<Option<(ClientId, OpId)>>,
+    /// The first description submitted and who submitted it (later ones must agree).
+    first: Option<(u32, OpDesc)>,
+    started: bool,
+    failed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Status {
+    Pending,
+    Running,
+    Done(SimTime),
+    Failed(SimTime, String),
+}
+
+#[derive(Debug)]
+struct Op {
+    rank: u32,
+    comm: CommId,
+    desc: OpDesc,
+    ready: Ready,
+    key: MatchKey,
+    status: Status,
+}
+
+#[derive(Debug)]
+struct Rendezvous {
+    /// Parent ranks / init ranks in order, once joined: client, join id, member, (color, key) for splits.
+    parts: Vec<Option<(ClientId, u64, Member, i32, i32)>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum RendezvousKey {
+    Init(u128),
+    Split(CommId, u64),
+}
+
+#[derive(Debug)]
+struct JoinWaitReq {
+    client: ClientId,
+    req: u64,
+    ids: Vec<u64>,
+}
+
+#[derive(Debug)]
+struct WaitReq {
+    client: ClientId,
+    req: u64,
+    ops: Vec<OpId>,
+}
+
+/// Counters for the run summary.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CoordStats {
+    pub communicators: u64,
+    pub operations: u64,
+    pub simulated_end: SimTime,
+}
+
+/// The simulator's state. Feed it messages with [`Coordinator::handle`]; take replies with
+/// [`Coordinator::take_outbox`].
+pub struct Coordinator {
+    net: Network,
+    gpus_per_node: u32,
+    clients: Vec<Client>,
+    /// How many clients the run will have, when the launcher knows it.
+    expected_clients: Option<usize>,
+    comms: Vec<Comm>,
+    rendezvous: HashMap<RendezvousKey, Rendezvous>,
+    ops: HashMap<(ClientId, OpId), Op>,
+    matches: BTreeMap<MatchKey, Match>,
+    transfers: HashMap<TransferId, MatchKey>,
+    waits: Vec<WaitReq>,
+    /// Results of joins, by (client, join id), until collected.
+    joined: HashMap<(ClientId, u64), Result<Option<CommInfo>, String>>,
+    join_waits: Vec<JoinWaitReq>,
+    /// The network has been simulated up to here; nothing may start earlier.
+    horizon: SimTime,
+    outbox: Vec<(ClientId, FromSim)>,
+    failures: Vec<String>,
+    stats: CoordStats,
+}
+
+const NEVER: SimTime = SimTime::from_nanos(u64::MAX);
+
+impl Coordinator {
+    pub fn new(cfg: &ClusterConfig) -> Result<Coordinator, crate::config::ConfigError> {
+        Ok(Coordinator {
+            net: Network::new(cfg)?,
+            gpus_per_node: cfg.gpus_per_node,
+            clients: Vec::new(),
+            expected_clients: None,
+            comms: Vec::new(),
+            rendezvous: HashMap::new(),
+            ops: HashMap::new(),
+            matches: BTreeMap::new(),
+            transfers: HashMap::new(),
+            waits: Vec::new(),
+            joined: HashMap::new(),
+            join_waits: Vec::new(),
+            horizon: SimTime::ZERO,
+            outbox: Vec::new(),
+            failures: Vec::new(),
+            stats: CoordStats::default(),
+        })
+    }
+
+    /// The run will have exactly `n` client processes (known to `phantom run -n`): lets a communicator
+    /// that waits for a process that never connects be reported as a deadlock.
+    pub fn expect_clients(&mut self, n: usize) {
+        self.expected_clients = Some(n);
+        self.pump();
+    }
+
+    /// A new client; its first message should be `Hello`.
+    pub fn connect(&mut self) -> ClientId {
+        self.clients.push(Client { label: format!("client {}", self.clients.len()), lbts: SimTime::ZERO, blocked: 0, alive: true });
+        let id = (self.clients.len() - 1) as ClientId;
+        self.outbox.push((id, FromSim::Welcome { client: id }));
+        id
+    }
+
+    /// The client's connection closed. Without a `Bye` first, the process died: every operation that
+    /// needs one of its ranks fails.
+    pub fn disconnect(&mut self, client: ClientId, clean: bool) {
+        let Some(c) = self.clients.get_mut(client as usize) else { return };
+        if !c.alive {
+            return;
+        }
+        c.alive = false;
+        if !clean {
+            let label = c.label.clone();
+            self.fail_missing(|_, cl| cl == client, &format!("{label} exited"));
+        }
+        self.pump();
+    }
+
+    pub fn take_outbox(&mut self) -> Vec<(ClientId, FromSim)> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    pub fn stats(&self) -> CoordStats {
+        self.stats.clone()
+    }
+
+    pub fn net(&self) -> &Network {
+        &self.net
+    }
+
+    /// Handles one message from `client`, then advances the simulation as far as it safely can.
+    pub fn handle(&mut self, client: ClientId, msg: ToSim) {
+        if self.clients.get(client as usize).is_none_or(|c| !c.alive) {
+            return;
+        }
+        match msg {
+            ToSim::Hello { pid, node, label } => {
+                self.clients[client as usize].label =
+                    if label.is_empty() { format!("pid {pid} (node {node})") } else { label };
+            }
+            ToSim::Clock { lbts } => self.promise(client, lbts),
+            ToSim::Join { id, join, member, lbts } => {
+                self.promise(client, lbts);
+                self.join(client, id, join, member);
+            }
+            ToSim::JoinWait { req, ids } => {
+                self.clients[client as usize].blocked += 1;
+                self.join_waits.push(JoinWaitReq { client, req, ids });
+            }
+            ToSim::Submit { ops, lbts } => {
+                self.promise(client, lbts);
+                for (id, comm, rank, desc, ready) in ops {
+                    self.submit(client, id, comm, rank, desc, ready);
+                }
+            }
+            ToSim::Wait { req, ops } => {
+                self.clients[client as usize].blocked += 1;
+                self.waits.push(WaitReq { client, req, ops });
+            }
+            ToSim::Estimate { req, comm, desc } => {
+                let reply = match self.comms.get(comm.0 as usize) {
+                    Some(c) => {
+                        let coll = collective(c, 0, &desc);
+                        let plan = self.net.plan(&coll, &c.tuning);
+                        FromSim::Estimate {
+                            req,
+                            ns: plan.isolated.as_nanos(),
+                            algo: plan.algo.to_string(),
+                            proto: plan.proto.to_string(),
+                        }
+                    }
+                    None => FromSim::Failed { req, message: format!("unknown communicator {}", comm.0) },
+                };
+                self.outbox.push((client, reply));
+            }
+            ToSim::Leave { comm, rank } => {
+                if let Some(c) = self.comms.get_mut(comm.0 as usize) {
+                    if let Some(l) = c.left.get_mut(rank as usize) {
+                        *l = true;
+                    }
+                    let who = self.rank_label(comm, rank);
+                    self.fail_missing(|k, _| k.0 == comm && k.1 == rank, &format!("{who} destroyed the communicator"));
+                }
+            }
+            ToSim::Bye => {
+                self.clients[client as usize].alive = false;
+            }
+        }
+        self.pump();
+    }
+
+    fn promise(&mut self, client: ClientId, lbts: SimTime) {
+        let c = &mut self.clients[client as usize];
+        c.lbts = c.lbts.max(lbts);
+    }
+
+    fn rank_label(&self, comm: CommId, rank: u32) -> String {
+        match self.comms.get(comm.0 as usize).and_then(|c| c.members.get(rank as usize)) {
+            Some(&(client, gpu)) => format!(
+                "rank {rank} of communicator {} ({}, GPU {} of node {})",
+                comm.0,
+                self.clients[client as usize].label,
+                gpu.0 % self.gpus_per_node,
+                gpu.0 / self.gpus_per_node
+            ),
+            None => format!("rank {rank} of communicator {}", comm.0),
+        }
+    }
+
+    // ---- communicators ----
+
+    fn join(&mut self, client: ClientId, req: u64, join: Join, member: Member) {
+        let (key, nranks, rank, color, sort_key) = match join {
+            Join::Init { key, nranks, rank } => (RendezvousKey::Init(key), nranks, rank, 0, 0),
+            Join::Split { parent, seq, rank, color, key } => match self.comms.get(parent.0 as usize) {
+                Some(p) => (RendezvousKey::Split(parent, seq), p.members.len() as u32, rank, color, key),
+                None => {
+                    self.answer_join(client, req, Err(format!("ncclCommSplit on unknown communicator {}", parent.0)));
+                    return;
+                }
+            },
+        };
+        if nranks == 0 || rank >= nranks {
+            self.answer_join(client, req, Err(format!("rank {rank} is not below the rank count {nranks}")));
+            return;
+        }
+        let rv = self.rendezvous.entry(key).or_insert_with(|| Rendezvous { parts: vec![None; nranks as usize] });
+        if rv.parts.len() != nranks as usize {
+            let n = rv.parts.len();
+            self.answer_join(client, req, Err(format!("rank {rank} initialises a communicator of {nranks} ranks with a unique id other ranks used for {n} ranks")));
+            return;
+        }
+        if rv.parts[rank as usize].is_some() {
+            self.answer_join(client, req, Err(format!("rank {rank} joined the same communicator twice")));
+            return;
+        }
+        rv.parts[rank as usize] = Some((client, req, member, color, sort_key));
+        if rv.parts.iter().all(Option::is_some) {
+            let rv = self.rendezvous.remove(&key).expect("present");
+            let parts: Vec<_> = rv.parts.into_iter().map(|p| p.expect("complete")).collect();
+            self.form_communicators(parts);
+        }
+    }
+
+    /// Every rank has joined: creates the communicator(s) (one per split colour) and answers each rank.
+    fn form_communicators(&mut self, parts: Vec<(ClientId, u64, Member, i32, i32)>) {
+        let mut colors: BTreeMap<i32, Vec<(i32, usize)>> = BTreeMap::new();
+        for (i, p) in parts.iter().enumerate() {
+            if p.3 >= 0 {
+                colors.entry(p.3).or_default().push((p.4, i));
+            } else {
+                self.answer_join(p.0, p.1, Ok(None));
+            }
+        }
+        for (_, mut group) in colors {
+            group.sort();
+            let id = CommId(self.comms.len() as u64);
+            let lead = &parts[group[0].1].2;
+            let tuning = Tuning::from_env_values(lead.algo.as_deref(), lead.proto.as_deref()).unwrap_or_else(|e| {
+                self.failures.push(format!("communicator {}: ignoring NCCL_ALGO/NCCL_PROTO: {e}", id.0));
+                Tuning::default()
+            });
+            let n = group.len();
+            self.comms.push(Comm {
+                members: group.iter().map(|&(_, i)| (parts[i].0, GpuId(parts[i].2.gpu))).collect(),
+                tuning,
+                left: vec![false; n],
+                coll_seq: vec![0; n],
+                sends: HashMap::new(),
+                recvs: HashMap::new(),
+            });
+            self.stats.communicators += 1;
+            for (rank, &(_, i)) in group.iter().enumerate() {
+                let info = CommInfo { comm: id, rank: rank as u32, nranks: n as u32 };
+                self.answer_join(parts[i].0, parts[i].1, Ok(Some(info)));
+            }
+        }
+    }
+
+    fn answer_join(&mut self, client: ClientId, id: u64, r: Result<Option<CommInfo>, String>) {
+        if let Err(message) = &r {
+            self.failures.push(message.clone());
+        }
+        self.joined.insert((client, id), r);
+    }
+
+    fn answer_join_waits(&mut self) {
+        let mut i = 0;
+        while i < self.join_waits.len() {
+            let w = &self.join_waits[i];
+            if !w.ids.iter().all(|id| self.joined.contains_key(&(w.client, *id))) {
+                i += 1;
+                continue;
+            }
+            let w = self.join_waits.swap_remove(i);
+            let infos = w.ids.iter().map(|id| self.joined.remove(&(w.client, *id)).expect("checked")).collect();
+            let c = &mut self.clients[w.client as usize];
+            c.blocked = c.blocked.saturating_sub(1);
+            self.outbox.push((w.client, FromSim::Joined { req: w.req, infos }));
+        }
+    }
+
+    // ---- operations ----
+
+    fn submit(&mut self, client: ClientId, id: OpId, comm: CommId, rank: u32, desc: OpDesc, mut ready: Ready) {
+        ready.floor = ready.floor.max(self.horizon);
+        let Some(c) = self.comms.get_mut(comm.0 as usize) else {
+            self.reject(client, id, comm, rank, desc, ready, format!("unknown communicator {}", comm.0));
+            return;
+        };
+        let n = c.members.len() as u32;
+        if rank >= n || c.members[rank as usize].0 != client {
+            self.reject(client, id, comm, rank, desc, ready, format!("rank {rank} of communicator {} is not this process's", comm.0));
+            return;
+        }
+        let (key, slot, slots) = match desc.kind {
+            OpKind::Coll { .. } => {
+                let seq = &mut c.coll_seq[rank as usize];
+                *seq += 1;
+                (MatchKey::Coll { comm, seq: *seq - 1 }, rank as usize, n as usize)
+            }
+            OpKind::Send { peer } | OpKind::Recv { peer } if peer >= n => {
+                self.reject(client, id, comm, rank, desc, ready, format!("peer {peer} is not a rank of communicator {} ({n} ranks)", comm.0));
+                return;
+            }
+            OpKind::Send { peer } => {
+                let seq = c.sends.entry((rank, peer)).or_insert(0);
+                *seq += 1;
+                (MatchKey::P2p { comm, src: rank, dst: peer, seq: *seq - 1 }, 0, 2)
+            }
+            OpKind::Recv { peer } => {
+                let seq = c.recvs.entry((peer, rank)).or_insert(0);
+                *seq += 1;
+                (MatchKey::P2p { comm, src: peer, dst: rank, seq: *seq - 1 }, 1, 2)
+            }
+        };
+        self.ops.insert((client, id), Op { rank, comm, desc, ready, key, status: Status::Pending });
+        let m = self.matches.entry(key).or_insert_with(|| Match { parts: vec![None; slots], first: None, started: false, failed: false });
+        m.parts[slot] = Some((client, id));
+        let mismatch = match m.first {
+            None => {
+                m.first = Some((rank, desc));
+                None
+            }
+            Some((r0, d0)) if !agrees(&d0, &desc) => Some((r0, d0)),
+            Some(_) => None,
+        };
+        if let Some((r0, d0)) = mismatch {
+            let what = match key {
+                MatchKey::Coll { seq, .. } => format!("as collective #{seq}"),
+                MatchKey::P2p { seq, .. } => format!("as point-to-point operation #{seq} between these ranks"),
+            };
+            let msg = format!(
+                "mismatched operation: {} called {desc} {what}, but {} called {d0}",
+                self.rank_label(comm, rank),
+                self.rank_label(comm, r0)
+            );
+            self.fail_match(key, &msg);
+            return;
+        }
+        if self.matches[&key].failed {
+            let at = self.horizon;
+            if let Some(op) = self.ops.get_mut(&(client, id)) {
+                op.status = Status::Failed(at, "operation already failed".into());
+            }
+            return;
+        }
+        // A rank that can no longer take part (left, or its process died) fails the operation now.
+        let missing_gone = self.matches[&key].parts.iter().enumerate().find_map(|(i, p)| {
+            if p.is_some() {
+                return None;
+            }
+            let r = part_rank(key, i);
+            let (cl, _) = self.comms[comm.0 as usize].members[r as usize];
+            let gone = self.comms[comm.0 as usize].left[r as usize] || !self.clients[cl as usize].alive;
+            gone.then_some(r)
+        });
+        if let Some(r) = missing_gone {
+            let msg = format!("{} is gone (process exited or communicator destroyed) and cannot take part in {desc}", self.rank_label(comm, r));
+            self.fail_match(key, &msg);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject(&mut self, client: ClientId, id: OpId, comm: CommId, rank: u32, desc: OpDesc, ready: Ready, msg: String) {
+        self.failures.push(msg.clone());
+        let key = MatchKey::Coll { comm, seq: u64::MAX };
+        self.ops.insert((client, id), Op { rank, comm, desc, ready, key, status: Status::Failed(self.horizon, msg) });
+    }
+
+    /// Fails every part of `key` (present now or submitted later), with one failure line.
+    fn fail_match(&mut self, key: MatchKey, msg: &str) {
+        self.failures.push(msg.to_string());
+        let at = self.horizon;
+        if let Some(m) = self.matches.get_mut(&key) {
+            m.failed = true;
+            for (c, id) in m.parts.iter().flatten() {
+                if let Some(op) = self.ops.get_mut(&(*c, *id)) {
+                    if matches!(op.status, Status::Pending) {
+                        op.status = Status::Failed(at, msg.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails every unstarted operation that still waits for a rank selected by `gone(comm, rank)`.
+    fn fail_missing(&mut self, gone: impl Fn((CommId, u32), ClientId) -> bool, why: &str) {
+        let mut doomed = Vec::new();
+        for (key, m) in &self.matches {
+            if m.started || m.failed {
+                continue;
+            }
+            let comm = match *key {
+                MatchKey::Coll { comm, .. } | MatchKey::P2p { comm, .. } => comm,
+            };
+            let c = &self.comms[comm.0 as usize];
+            for (i, p) in m.parts.iter().enumerate() {
+                let r = part_rank(*key, i);
+                if p.is_none() && gone((comm, r), c.members[r as usize].0) {
+                    let desc = m.first.map(|(_, d)| d.to_string()).unwrap_or_default();
+                    doomed.push((*key, format!("{why} before {} called {desc}", self.rank_label(comm, r))));
+                    break;
+                }
+            }
+        }
+        for (key, msg) in doomed {
+            self.fail_match(key, &msg);
+        }
+    }
+
+    /// When `op` becomes ready, if every operation it follows has finished.
+    fn ready_time(&self, client: ClientId, op: &Op) -> Option<Result<SimTime, String>> {
+        let mut t = op.ready.floor;
+        for (dep, off) in &op.ready.after {
+            match self.ops.get(&(client, *dep)).map(|d| &d.status) {
+                Some(Status::Done(end)) => t = t.max(*end + *off),
+                Some(Status::Failed(_, why)) => return Some(Err(why.clone())),
+                Some(_) => return None,
+                // Unknown to the simulator (never submitted): treat as complete.
+                None => {}
+            }
+        }
+        Some(Ok(t))
+    }
+
+    /// The earliest unstarted operation whose parts are all present and ready: (start, key).
+    fn next_start(&mut self) -> Option<(SimTime, MatchKey)> {
+        let mut best: Option<(SimTime, MatchKey)> = None;
+        let mut failed_deps = Vec::new();
+        for (key, m) in &self.matches {
+            if m.started || m.failed || m.parts.iter().any(Option::is_none) {
+                continue;
+            }
+            let mut start = self.horizon;
+            let mut ok = true;
+            for (c, id) in m.parts.iter().flatten() {
+                let op = &self.ops[&(*c, *id)];
+                match self.ready_time(*c, op) {
+                    Some(Ok(t)) => start = start.max(t),
+                    Some(Err(why)) => {
+                        failed_deps.push((*key, why));
+                        ok = false;
+                        break;
+                    }
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok && best.is_none_or(|(b, _)| start < b) {
+                best = Some((start, *key));
+            }
+        }
+        for (key, why) in failed_deps {
+            self.fail_match(key, &format!("an earlier operation on the same stream failed: {why}"));
+        }
+        best
+    }
+
+    /// The global lower bound: no client that can still submit will submit anything ready before it.
+    fn gvt(&self) -> SimTime {
+        self.clients.iter().filter(|c| c.alive && c.blocked == 0).map(|c| c.lbts).min().unwrap_or(NEVER)
+    }
+
+    /// Starts what can start and completes what finishes, up to the global lower bound; then answers waits
+    /// and looks for a deadlock.
+    fn pump(&mut self) {
+        loop {
+            let gvt = self.gvt();
+            let start = self.next_start();
+            let net = self.net.next_event();
+            match (start, net) {
+                (Some((ts, key)), n) if ts <= gvt && n.is_none_or(|n| ts < n) => {
+                    self.complete(ts);
+                    self.start(ts, key);
+                }
+                (_, Some(tn)) if tn <= gvt => self.complete(tn),
+                _ => break,
+            }
+        }
+        self.answer_waits();
+        self.answer_join_waits();
+        self.check_deadlock();
+    }
+
+    /// Advances the network to `t` and records what completed.
+    fn complete(&mut self, t: SimTime) {
+        for (tid, end) in self.net.advance(t) {
+            if let Some(key) = self.transfers.remove(&tid) {
+                self.finish(key, end);
+            }
+        }
+        self.horizon = self.horizon.max(t);
+    }
+
+    fn finish(&mut self, key: MatchKey, end: SimTime) {
+        let Some(m) = self.matches.remove(&key) else { return };
+        for (c, id) in m.parts.into_iter().flatten() {
+            if let Some(op) = self.ops.get_mut(&(c, id)) {
+                op.status = Status::Done(end);
+            }
+        }
+        self.stats.operations += 1;
+        self.stats.simulated_end = self.stats.simulated_end.max(end);
+    }
+
+    fn start(&mut self, at: SimTime, key: MatchKey) {
+        let (c0, id0) = self.matches[&key].parts[0].expect("complete match");
+        let (comm, desc) = {
+            let op = &self.ops[&(c0, id0)];
+            (op.comm, op.desc)
+        };
+        let m = self.matches.get_mut(&key).expect("present");
+        m.started = true;
+        for (c, id) in m.parts.iter().flatten() {
+            if let Some(op) = self.ops.get_mut(&(*c, *id)) {
+                op.status = Status::Running;
+            }
+        }
+        let c = &self.comms[comm.0 as usize];
+        let coll = match key {
+            MatchKey::Coll { .. } => collective(c, 0, &desc),
+            MatchKey::P2p { src, dst, .. } => Collective {
+                op: CollOp::SendRecv,
+                bytes: desc.bytes,
+                gpus: vec![c.members[src as usize].1, c.members[dst as usize].1],
+                root: 0,
+            },
+        };
+        if coll.bytes == 0 || coll.gpus.len() < 2 || coll.gpus.windows(2).all(|w| w[0] == w[1]) {
+            // Nothing crosses a link (NCCL returns at once for zero bytes; one rank copies locally).
+            self.finish(key, at);
+            return;
+        }
+        let tid = self.net.start(at, &coll, &c.tuning);
+        self.transfers.insert(tid, key);
+    }
+
+    fn answer_waits(&mut self) {
+        let mut i = 0;
+        while i < self.waits.len() {
+            let w = &self.waits[i];
+            let mut times = Vec::with_capacity(w.ops.len());
+            let mut failures = Vec::new();
+            let mut done = true;
+            for id in &w.ops {
+                match self.ops.get(&(w.client, *id)).map(|o| &o.status) {
+                    Some(Status::Done(t)) => times.push(*t),
+                    Some(Status::Failed(t, why)) => {
+                        times.push(*t);
+                        failures.push((*id, why.clone()));
+                    }
+                    Some(_) => {
+                        done = false;
+                        break;
+                    }
+                    None => times.push(self.horizon),
+                }
+            }
+            if !done {
+                i += 1;
+                continue;
+            }
+            let w = self.waits.swap_remove(i);
+            let c = &mut self.clients[w.client as usize];
+            c.blocked = c.blocked.saturating_sub(1);
+            if let Some(&latest) = times.iter().max() {
+                c.lbts = c.lbts.max(latest);
+            }
+            self.outbox.push((w.client, FromSim::Done { req: w.req, times, failures }));
+        }
+    }
+
+    /// Every live client is blocked and nothing can move: reports each stuck wait and fails it.
+    fn check_deadlock(&mut self) {
+        let stuck_waits = !self.waits.is_empty();
+        let stuck_joins = !self.join_waits.is_empty()
+            && !self.rendezvous.is_empty()
+            && self.expected_clients.is_some_and(|n| self.clients.len() >= n);
+        if !(stuck_waits || stuck_joins) || self.gvt() != NEVER || self.net.next_event().is_some() {
+            return;
+        }
+        if self.next_start().is_some() {
+            return;
+        }
+        // Joins that can never complete.
+        if stuck_joins {
+            let keys: Vec<_> = self.rendezvous.keys().copied().collect();
+            for k in keys {
+                let rv = self.rendezvous.remove(&k).expect("present");
+                let missing: Vec<usize> = rv.parts.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(i, _)| i).collect();
+                let what = match k {
+                    RendezvousKey::Init(_) => format!("communicator initialisation ({} ranks)", rv.parts.len()),
+                    RendezvousKey::Split(p, s) => format!("ncclCommSplit #{s} of communicator {}", p.0),
+                };
+                let msg = format!("deadlock: {what} waits for ranks {missing:?}, which never joined");
+                for (c, id, ..) in rv.parts.into_iter().flatten() {
+                    self.answer_join(c, id, Err(msg.clone()));
+                }
+            }
+            self.answer_join_waits();
+        }
+        // Operations that waits need and that can never start.
+        let mut blamed = Vec::new();
+        for w in &self.waits {
+            for id in &w.ops {
+                if let Some(op) = self.ops.get(&(w.client, *id)) {
+                    if matches!(op.status, Status::Pending) {
+                        blamed.push(self.blame(w.client, *id, 0));
+                    }
+                }
+            }
+        }
+        blamed.sort();
+        blamed.dedup();
+        for (key, msg) in blamed.into_iter().flatten() {
+            self.fail_match(key, &format!("deadlock: {msg}"));
+        }
+        self.answer_waits();
+    }
+
+    /// Why a pending operation cannot start: the operation actually stuck (following dependencies) and a
+    /// description naming the ranks that never called it.
+    fn blame(&self, client: ClientId, id: OpId, depth: u32) -> Option<(MatchKey, String)> {
+        let op = self.ops.get(&(client, id))?;
+        if depth < 64 {
+            for (dep, _) in &op.ready.after {
+                if let Some(d) = self.ops.get(&(client, *dep)) {
+                    if matches!(d.status, Status::Pending) {
+                        return self.blame(client, *dep, depth + 1);
+                    }
+                }
+            }
+        }
+        let m = self.matches.get(&op.key)?;
+        let missing: Vec<u32> = m.parts.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(i, _)| part_rank(op.key, i)).collect();
+        let who = self.rank_label(op.comm, op.rank);
+        let what = match op.key {
+            MatchKey::Coll { seq, .. } => format!("collective #{seq}"),
+            MatchKey::P2p { seq, .. } => format!("point-to-point operation #{seq}"),
+        };
+        let msg = if missing.is_empty() {
+            format!("{who} waits in {} ({what}), which depends on an operation that can never run", op.desc)
+        } else {
+            format!("{who} waits in {} ({what}); ranks {missing:?} of communicator {} never called it", op.desc, op.comm.0)
+        };
+        Some((op.key, msg))
+    }
+}
+
+/// The communicator rank that fills slot `i` of a match.
+fn part_rank(key: MatchKey, i: usize) -> u32 {
+    match key {
+        MatchKey::Coll { .. } => i as u32,
+        MatchKey::P2p { src, dst, .. } => {
+            if i == 0 {
+                src
+            } else {
+                dst
+            }
+        }
+    }
+}
+
+/// Whether two ranks' descriptions are parts of the same operation.
+fn agrees(a: &OpDesc, b: &OpDesc) -> bool {
+    match (a.kind, b.kind) {
+        (OpKind::Coll { .. }, OpKind::Coll { .. }) => a == b,
+        // A send and its receive: same size and type.
+        _ => a.bytes == b.bytes && a.dtype == b.dtype,
+    }
+}
+
+/// The network's view of a collective on `comm`.
+fn collective(c: &Comm, _rank: u32, desc: &OpDesc) -> Collective {
+    let (op, root) = match desc.kind {
+        OpKind::Coll { op, root, .. } => (op, root),
+        OpKind::Send { .. } | OpKind::Recv { .. } => (CollOp::SendRecv, 0),
+    };
+    Collective { op, bytes: desc.bytes, gpus: c.members.iter().map(|m| m.1).collect(), root }
+}
