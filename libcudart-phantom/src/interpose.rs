@@ -416,6 +416,41 @@ mod exports {
         init
     };
 
+    /// One host name per simulated node (`net::host_name`); glibc's contract otherwise: the name is
+    /// NUL-terminated, and a buffer too small for it is `ENAMETOOLONG`.
+    #[no_mangle]
+    pub unsafe extern "C" fn gethostname(name: *mut libc::c_char, len: usize) -> c_int {
+        let r = std::panic::catch_unwind(|| {
+            let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+            if unsafe { libc::uname(&mut u) } != 0 {
+                return Err(libc::EFAULT);
+            }
+            let real = unsafe { std::ffi::CStr::from_ptr(u.nodename.as_ptr()) }.to_string_lossy().into_owned();
+            Ok(crate::net::host_name(&real))
+        });
+        let host = match r {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return e_set(e),
+            Err(_) => return e_set(libc::EFAULT),
+        };
+        if name.is_null() {
+            return e_set(libc::EFAULT);
+        }
+        if host.len() + 1 > len {
+            return e_set(libc::ENAMETOOLONG);
+        }
+        unsafe {
+            std::ptr::copy_nonoverlapping(host.as_ptr() as *const libc::c_char, name, host.len());
+            *name.add(host.len()) = 0;
+        }
+        0
+    }
+
+    fn e_set(e: c_int) -> c_int {
+        unsafe { *libc::__errno_location() = e };
+        -1
+    }
+
     #[no_mangle]
     pub unsafe extern "C" fn clock_gettime(clk: clockid_t, tp: *mut timespec) -> c_int {
         virtualised(
@@ -659,6 +694,7 @@ mod exports {
         ".symver clock_gettime, clock_gettime@@GLIBC_2.17",
         ".symver clock_gettime, clock_gettime@GLIBC_2.2.5",
         ".symver gettimeofday, gettimeofday@@GLIBC_2.2.5",
+        ".symver gethostname, gethostname@@GLIBC_2.2.5",
         ".symver time, time@@GLIBC_2.2.5",
         ".symver timespec_get, timespec_get@@GLIBC_2.16",
         ".symver nanosleep, nanosleep@@GLIBC_2.2.5",

@@ -38,13 +38,36 @@ fn book() -> MutexGuard<'static, Book> {
     BOOK.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The node this process's GPUs belong to: `PHANTOM_NODE` (set by `phantom run`), else torchrun's
-/// `GROUP_RANK`, else 0.
+/// The node this process's GPUs belong to: `PHANTOM_NODE` (set by `phantom run -n`), else torchrun's
+/// `GROUP_RANK`, else an MPI or Slurm rank (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `PMIX_RANK`,
+/// `SLURM_PROCID`) divided by the cluster's GPUs per node (one rank per GPU, as `mpirun -np N` places them);
+/// `None` outside any launcher.
+pub fn launcher_node() -> Option<u32> {
+    static NODE: OnceLock<Option<u32>> = OnceLock::new();
+    *NODE.get_or_init(|| {
+        let var = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u32>().ok());
+        if let Some(n) = var("PHANTOM_NODE").or_else(|| var("GROUP_RANK")) {
+            return Some(n);
+        }
+        let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"].iter().find_map(|k| var(k))?;
+        let per_node = sim_core::config::ClusterConfig::from_env().map(|c| c.gpus_per_node).unwrap_or(8).max(1);
+        Some(rank / per_node)
+    })
+}
+
+/// The node this process's GPUs belong to (node 0 outside any launcher).
 pub fn node() -> u32 {
-    ["PHANTOM_NODE", "GROUP_RANK"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0)
+    launcher_node().unwrap_or(0)
+}
+
+/// The host name processes of a simulated node see (`gethostname`): the machine's name with the node
+/// appended, so that programs that count ranks per host (nccl-tests, MPI programs) see one host per
+/// simulated node. Outside any launcher the machine's own name.
+pub fn host_name(real: &str) -> String {
+    match launcher_node() {
+        Some(n) => format!("{real}-phantom-node{n}"),
+        None => real.to_string(),
+    }
 }
 
 /// The global index of the GPU behind device `ordinal` (node × GPUs per node + index in the node).

@@ -217,6 +217,7 @@ pub fn run(args: RunArgs) -> i32 {
 
     let mut sup = Supervisor::new(procs, args.fail_grace, args.kill_grace);
     let mut printed = 0;
+    let mut rss = summary::Memory::default();
     loop {
         for m in sup.take_messages() {
             eprintln!("{m}");
@@ -227,7 +228,10 @@ pub fn run(args: RunArgs) -> i32 {
         }
         let wait = sup.next_deadline().map_or(POLL, |d| d.saturating_duration_since(Instant::now()).min(POLL));
         let actions = match rx.recv_timeout(wait) {
-            Ok(Event::Exited { pid, exit }) => sup.on_exit(pid, exit, Instant::now()),
+            Ok(Event::Exited { pid, exit, max_rss_kib }) => {
+                rss.add(max_rss_kib);
+                sup.on_exit(pid, exit, Instant::now())
+            }
             Ok(Event::Signal(sig)) => sup.on_signal(sig, Instant::now()),
             Err(RecvTimeoutError::Timeout) => Vec::new(),
             // `tx` is alive in this scope.
@@ -253,6 +257,7 @@ pub fn run(args: RunArgs) -> i32 {
             succeeded,
             failed,
             exit_code: code,
+            memory: rss,
         };
         for l in summary::lines(&s) {
             eprintln!("{l}");

@@ -3,7 +3,7 @@
 //! Every rank is the leader of its own process group, so a signal sent to the group reaches the rank and
 //! everything it started, and a Ctrl-C at the terminal reaches only `phantom`, which forwards it once. A rank
 //! also gets SIGKILL if `phantom` itself dies (`PR_SET_PDEATHSIG`). One thread reaps the ranks with
-//! `waitpid(-1)` and reports each exit on a channel; it is started only after every rank is spawned, because
+//! `wait4(-1)` and reports each exit on a channel; it is started only after every rank is spawned, because
 //! `std::process::Command::spawn` itself waits for a child whose `exec` failed.
 
 use crate::signals;
@@ -15,8 +15,8 @@ use std::sync::mpsc::Sender;
 /// What the supervising loop waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A child of `phantom` ended.
-    Exited { pid: i32, exit: Exit },
+    /// A child of `phantom` ended, with its peak resident memory (KiB, from `wait4`).
+    Exited { pid: i32, exit: Exit, max_rss_kib: u64 },
     /// `phantom` received a signal it forwards.
     Signal(i32),
 }
@@ -100,10 +100,13 @@ pub fn spawn(command: &[OsString], env: &[(String, OsString)], stdin_null: bool)
 pub fn reap_children(tx: Sender<Event>) -> std::io::Result<()> {
     std::thread::Builder::new().name("phantom-reaper".into()).spawn(move || loop {
         let mut status = 0;
-        // SAFETY: `status` is a valid out-pointer for the duration of the call.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        // SAFETY: all-zero is a valid `rusage`.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `status` and `usage` are valid out-pointers for the duration of the call.
+        let pid = unsafe { libc::wait4(-1, &mut status, 0, &mut usage) };
         if pid > 0 {
-            if tx.send(Event::Exited { pid, exit: Exit::from_wait_status(status) }).is_err() {
+            let max_rss_kib = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+            if tx.send(Event::Exited { pid, exit: Exit::from_wait_status(status), max_rss_kib }).is_err() {
                 return;
             }
         } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {

@@ -17,6 +17,24 @@ pub struct Summary<'a> {
     pub succeeded: usize,
     pub failed: usize,
     pub exit_code: i32,
+    /// Peak resident memory of the processes started.
+    pub memory: Memory,
+}
+
+/// Peak resident memory of the processes `phantom run` started (each process's own peak, from `wait4`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Memory {
+    processes: u64,
+    total_kib: u64,
+    max_kib: u64,
+}
+
+impl Memory {
+    pub fn add(&mut self, max_rss_kib: u64) {
+        self.processes += 1;
+        self.total_kib += max_rss_kib;
+        self.max_kib = self.max_kib.max(max_rss_kib);
+    }
 }
 
 /// `1 rank`, `2 ranks`.
@@ -68,11 +86,20 @@ pub fn lines(s: &Summary) -> Vec<String> {
             plural(sim.events, "event"),
         ),
         format!(
-            "phantom: simulated time {}, wall time {:.2} s",
+            "phantom: simulated time {}, wall time {:.2} s ({:.0} simulator events/s)",
             SimDuration::from_nanos(sim.simulated_end.as_nanos()),
-            s.wall.as_secs_f64()
+            s.wall.as_secs_f64(),
+            sim.events as f64 / s.wall.as_secs_f64().max(1e-9)
         ),
     ];
+    let m = s.memory;
+    if m.processes > 0 {
+        out.push(format!(
+            "phantom: peak memory per process: mean {:.1} MiB, max {:.1} MiB",
+            m.total_kib as f64 / m.processes as f64 / 1024.0,
+            m.max_kib as f64 / 1024.0
+        ));
+    }
     if !sim.failures.is_empty() {
         out.push(format!(
             "phantom: the simulator diagnosed {} (printed above)",
@@ -121,18 +148,33 @@ mod tests {
             succeeded: 14,
             failed: 2,
             exit_code: 3,
+            memory: {
+                let mut m = Memory::default();
+                m.add(10 * 1024);
+                m.add(30 * 1024);
+                m
+            },
         };
         assert_eq!(
             lines(&s),
             [
                 "phantom: cluster dgx-h100: 2 nodes x 8 GPUs (h100-sxm-80gb); 16 ranks, 8 per node",
                 "phantom: simulator: 16 processes connected, 2 communicators, 480 operations, 12.30 GB on links, 10234 events",
-                "phantom: simulated time 12.346 ms, wall time 3.21 s",
+                "phantom: simulated time 12.346 ms, wall time 3.21 s (3188 simulator events/s)",
+                "phantom: peak memory per process: mean 20.0 MiB, max 30.0 MiB",
                 "phantom: the simulator diagnosed 1 failure (printed above)",
                 "phantom: 2 of 16 processes failed; exit code 3",
             ]
         );
-        let one = Summary { layout: None, succeeded: 1, failed: 0, exit_code: 0, sim: &RunSummary::default(), ..s };
+        let one = Summary {
+            layout: None,
+            succeeded: 1,
+            failed: 0,
+            exit_code: 0,
+            sim: &RunSummary::default(),
+            memory: Memory::default(),
+            ..s
+        };
         let l = lines(&one);
         assert_eq!(
             l[0],

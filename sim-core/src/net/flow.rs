@@ -7,7 +7,9 @@
 //! reaches its cap; the flows on that link (or that flow) keep their rate, the others go on.
 //!
 //! Rates are recomputed whenever the set of flows changes ([`FlowEngine::settle`]), over every active flow,
-//! in O(E log E) for E (flow, link) entries. Time is integer nanoseconds; a flow's finish time is rounded up.
+//! in O(E log E) for E (flow, link) entries: a heap holds each link's fair share, updated lazily (shares
+//! only grow as flows freeze, so a stale entry is a lower bound and is re-queued when popped). Time is
+//! integer nanoseconds; a flow's finish time is rounded up.
 
 use super::topology::{IdMap, LinkId};
 use crate::time::SimTime;
@@ -200,11 +202,18 @@ impl FlowEngine {
     /// Progressive filling over all active flows; returns one rate per flow slot (0 for empty slots).
     fn fair_rates(&self) -> Vec<f64> {
         let mut fill = Filling::new(&self.links, &self.flows);
-        while let Some(Reverse(Entry { level, what, version })) = fill.heap.pop() {
+        while let Some(Reverse(Entry { level, what })) = fill.heap.pop() {
             match what {
                 Limit::Link(s) => {
                     let s = s as usize;
-                    if version != fill.version[s] || fill.open[s] == 0 {
+                    if fill.open[s] == 0 {
+                        continue;
+                    }
+                    // Shares only grow as flows freeze, so an entry is a lower bound of its link's share: if
+                    // the share has grown, queue it again; otherwise the link is the tightest and full.
+                    let share = fill.share(s);
+                    if share > level.0 * (1.0 + 1e-12) {
+                        fill.heap.push(Reverse(Entry { level: Level(share), what }));
                         continue;
                     }
                     for &f in &self.links[s].users {
@@ -259,7 +268,6 @@ enum Limit {
 struct Entry {
     level: Level,
     what: Limit,
-    version: u32,
 }
 
 /// The state of one progressive filling.
@@ -270,8 +278,7 @@ struct Filling {
     weight: Vec<f64>,
     /// Unfrozen flows, per link slot.
     open: Vec<u32>,
-    /// Bumped whenever a link's share changes; older heap entries are stale.
-    version: Vec<u32>,
+    /// Links by fair share and flow caps; a link's entry may be lower than its current share.
     heap: BinaryHeap<Reverse<Entry>>,
     frozen: Vec<bool>,
     rate: Vec<f64>,
@@ -286,12 +293,12 @@ impl Filling {
             residual: links.iter().map(|l| l.capacity).collect(),
             weight: vec![0.0; n],
             open: vec![0; n],
-            version: vec![0; n],
             heap: BinaryHeap::new(),
             frozen: vec![false; flows.len()],
             rate: vec![0.0; flows.len()],
             level: 0.0,
         };
+        let mut entries = vec![];
         for (i, f) in flows.iter().enumerate() {
             let Some(f) = f else { continue };
             for &(s, c) in &f.uses {
@@ -299,20 +306,21 @@ impl Filling {
                 fill.open[s as usize] += 1;
             }
             if f.cap.is_finite() {
-                fill.heap.push(Reverse(Entry { level: Level(f.cap), what: Limit::Cap(i as u32), version: 0 }));
+                entries.push(Reverse(Entry { level: Level(f.cap), what: Limit::Cap(i as u32) }));
             }
         }
         for s in 0..n {
             if fill.open[s] > 0 {
-                fill.push_link(s);
+                entries.push(Reverse(Entry { level: Level(fill.share(s)), what: Limit::Link(s as u32) }));
             }
         }
+        fill.heap = BinaryHeap::from(entries);
         fill
     }
 
-    fn push_link(&mut self, s: usize) {
-        let share = self.residual[s].max(0.0) / self.weight[s].max(f64::MIN_POSITIVE);
-        self.heap.push(Reverse(Entry { level: Level(share), what: Limit::Link(s as u32), version: self.version[s] }));
+    /// The rate every unfrozen flow of link `s` would get if the link were the tightest.
+    fn share(&self, s: usize) -> f64 {
+        self.residual[s].max(0.0) / self.weight[s].max(f64::MIN_POSITIVE)
     }
 
     /// Gives flow `f` its final rate and takes its load off every link it uses.
@@ -330,10 +338,6 @@ impl Filling {
             self.residual[s] -= c * rate;
             self.weight[s] -= c;
             self.open[s] -= 1;
-            self.version[s] += 1;
-            if self.open[s] > 0 {
-                self.push_link(s);
-            }
         }
     }
 }
@@ -444,5 +448,86 @@ mod tests {
         assert_eq!(run(&mut e), vec![(3, 0), (2, 1), (1, 10)]);
         assert_eq!(e.active(), 0);
         assert!(e.links.iter().all(|l| l.users.is_empty()) && e.slot_of.is_empty());
+    }
+
+    /// Load of link `l` from the flows `keep` selects, at `rate`.
+    fn load(flows: &[(Vec<(usize, f64)>, f64)], rate: &[f64], l: usize, keep: impl Fn(usize) -> bool) -> f64 {
+        let on_l = |f: &(Vec<(usize, f64)>, f64)| f.0.iter().filter(|u| u.0 == l).map(|u| u.1).sum::<f64>();
+        flows.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(i, f)| on_l(f) * rate[i]).sum()
+    }
+
+    /// Textbook progressive filling, one level at a time.
+    fn naive_rates(flows: &[(Vec<(usize, f64)>, f64)], caps: &[f64]) -> Vec<f64> {
+        let mut rate = vec![0.0; flows.len()];
+        let mut frozen = vec![false; flows.len()];
+        let mut level = 0.0;
+        while frozen.iter().any(|f| !f) {
+            // The smallest increment that fills a link or reaches a cap.
+            let mut step = f64::INFINITY;
+            for (l, &cap) in caps.iter().enumerate() {
+                let used = load(flows, &rate, l, |_| true);
+                let w = load(flows, &vec![1.0; flows.len()], l, |i| !frozen[i]);
+                if w > 0.0 {
+                    step = step.min((cap - used) / w);
+                }
+            }
+            for (i, f) in flows.iter().enumerate() {
+                if !frozen[i] {
+                    step = step.min(f.1 - level);
+                }
+            }
+            level += step;
+            for i in 0..flows.len() {
+                if !frozen[i] {
+                    rate[i] = level;
+                }
+            }
+            for i in 0..flows.len() {
+                let full = |&(l, _): &(usize, f64)| load(flows, &rate, l, |_| true) >= caps[l] * (1.0 - 1e-12);
+                let full = flows[i].0.iter().any(full);
+                if !frozen[i] && (full || level >= flows[i].1 * (1.0 - 1e-12)) {
+                    frozen[i] = true;
+                }
+            }
+        }
+        rate
+    }
+
+    #[test]
+    fn fair_rates_match_textbook_progressive_filling() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let caps: Vec<f64> = (0..6).map(|_| (1 + next(10)) as f64 * GB).collect();
+            let mut flows: Vec<(Vec<(usize, f64)>, f64)> = vec![];
+            for _ in 0..1 + next(7) {
+                let mut uses = vec![];
+                for l in 0..6 {
+                    if next(3) == 0 {
+                        uses.push((l, (1 + next(4)) as f64));
+                    }
+                }
+                if uses.is_empty() {
+                    uses.push((next(6) as usize, 1.0));
+                }
+                let cap = if next(4) == 0 { (1 + next(5)) as f64 * 0.1 * GB } else { f64::INFINITY };
+                flows.push((uses, cap));
+            }
+            let mut e = FlowEngine::new();
+            for (i, (uses, cap)) in flows.iter().enumerate() {
+                let uses = uses.iter().map(|&(l, c)| (link(l as u64), c)).collect();
+                e.add(FlowSpec { tag: i as u64, bytes: 1.0, uses, cap: *cap, wire_bytes: 0.0 }, |l| caps[l.index() as usize]);
+            }
+            let got = e.fair_rates();
+            let want = naive_rates(&flows, &caps);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-9 * w.max(1.0), "{got:?} vs {want:?} for {flows:?} on {caps:?}");
+            }
+        }
     }
 }

@@ -212,16 +212,12 @@ impl Network {
     /// Algorithm/protocol/channels per NCCL's tuning model (honouring `tuning`), and the contention-free time.
     /// Used for ncclGroupSimulateEnd and for tests.
     pub fn plan(&self, c: &Collective, tuning: &Tuning) -> Plan {
-        let t0 = std::time::Instant::now();
         let p = self.prepare(c, tuning, 0);
-        let t1 = t0.elapsed();
         let mut engine = FlowEngine::new();
         for f in p.flows {
             engine.add(f, |l| self.topo.capacity(l));
         }
-        let t2 = t0.elapsed();
         engine.settle();
-        if std::env::var("PROF").is_ok() { eprintln!("prepare {t1:?} add {t2:?} settle {:?}", t0.elapsed()); }
         let mut end = SimTime::ZERO;
         while let Some(t) = engine.next_finish() {
             engine.advance_to(t);

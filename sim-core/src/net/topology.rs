@@ -52,6 +52,10 @@ impl LinkId {
     pub(crate) fn kind(self) -> LinkKind {
         KINDS[(self.0 >> 56) as usize]
     }
+    #[cfg(test)]
+    pub(crate) fn index(self) -> u64 {
+        self.0 & ((1 << 56) - 1)
+    }
 }
 
 /// A hasher for small integer keys (link ids); deterministic, so maps iterate the same way every run.
@@ -308,7 +312,7 @@ mod tests {
         let mut v = vec![];
         t.route(GpuId(a), GpuId(b), 0, &mut |l, f| {
             assert_eq!(f, 1.0);
-            v.push((l.kind(), l.0 & ((1 << 56) - 1)))
+            v.push((l.kind(), l.index()))
         });
         v
     }

@@ -3,5 +3,6 @@
 
 mod abi;
 mod call_all;
+mod collectives;
 mod programs;
 mod runtime_timing;
