@@ -203,7 +203,7 @@ unsafe extern "C" fn estimate_c(op: *const ShimOp, out_ns: *mut u64) -> i32 {
             let rt = rt()?;
             let sim = sim(rt)?;
             let desc = desc(&op)?;
-            match sim.request(|req| ToSim::Estimate { req, comm: CommId(op.comm), desc }) {
+            match sim.request(|req| ToSim::Estimate { req, comm: CommId(op.comm), rank: op.rank, desc }) {
                 Ok(FromSim::Estimate { ns, .. }) => Ok(ns),
                 Ok(FromSim::Failed { message, .. }) => Err(fail(cudaError::cudaErrorInvalidValue, message)),
                 Ok(other) => Err(fail(cudaError::cudaErrorUnknown, format!("unexpected simulator reply {other:?}"))),

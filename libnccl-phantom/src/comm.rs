@@ -349,16 +349,18 @@ pub fn destroy(h: ncclComm_t) -> NcclResult<()> {
     Ok(())
 }
 
-/// `ncclCommGetAsyncError`: a failure the simulator diagnosed for this communicator.
+/// `ncclCommGetAsyncError`: a failure the simulator diagnosed for this communicator. Its diagnosis becomes the
+/// thread's `ncclGetLastError` message (NCCL's own last error is the warning it logged for the failure).
 pub fn async_error(h: ncclComm_t) -> NcclResult<ncclResult_t> {
     let c = comm(h)?;
     let rt = rt()?;
-    let mut buf = vec![0 as std::ffi::c_char; 512];
+    let mut buf = vec![0 as std::ffi::c_char; 1024];
     let failed = unsafe { (rt.table.comm_error)(c.id, buf.as_mut_ptr(), buf.len()) } != 0;
     if !failed {
         return Ok(ncclResult_t::ncclSuccess);
     }
     let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+    export::set_last_error(&msg);
     Ok(if msg.starts_with("mismatched") { ncclResult_t::ncclInvalidUsage } else { ncclResult_t::ncclRemoteError })
 }
 

@@ -14,6 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+/// Prints one line to stderr with a single `write`: the ranks share phantom's stderr, and `eprintln!` writes
+/// a line in pieces (text, arguments, newline) that another process's output can land between.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = std::io::stderr().lock().write_all(format!("{}\n", format_args!($($arg)*)).as_bytes());
+    }};
+}
+
 /// Exit code when the invocation or the configuration is wrong and nothing was started.
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code when phantom itself fails at run time (the simulator cannot start).
@@ -133,7 +142,7 @@ fn apply(actions: Vec<Action>) {
 /// Prints the simulator's diagnoses after the first `printed`.
 fn print_failures(lines: &[String], printed: &mut usize) {
     for l in lines.iter().skip(*printed) {
-        eprintln!("phantom: simulator: {l}");
+        say!("phantom: simulator: {l}");
     }
     *printed = (*printed).max(lines.len());
 }
@@ -144,12 +153,12 @@ pub fn run(args: RunArgs) -> i32 {
     let plan = match plan(&args) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("phantom: error: {e}");
+            say!("phantom: error: {e}");
             return EXIT_USAGE;
         }
     };
     for w in &plan.warnings {
-        eprintln!("{w}");
+        say!("{w}");
     }
 
     // The Unix socket lives in a private directory removed when `_sock_dir` is dropped (after `finish`).
@@ -158,7 +167,7 @@ pub fn run(args: RunArgs) -> i32 {
         ListenArg::Unix(None) => match tempfile::Builder::new().prefix("phantom-").tempdir() {
             Ok(d) => (Listen::Unix(d.path().join("sim.sock")), Some(d)),
             Err(e) => {
-                eprintln!("phantom: error: cannot create a directory for the simulator's socket: {e}");
+                say!("phantom: error: cannot create a directory for the simulator's socket: {e}");
                 return EXIT_INTERNAL;
             }
         },
@@ -167,7 +176,7 @@ pub fn run(args: RunArgs) -> i32 {
     let handle = match server::start(plan.cluster.clone(), listen) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("phantom: error: cannot start the simulator: {e}");
+            say!("phantom: error: cannot start the simulator: {e}");
             let bad_config = e.kind() == std::io::ErrorKind::InvalidInput;
             return if bad_config { EXIT_USAGE } else { EXIT_INTERNAL };
         }
@@ -175,7 +184,7 @@ pub fn run(args: RunArgs) -> i32 {
     let master_port = match args.master_port.map_or_else(free_port, Ok) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("phantom: error: cannot find a free port for MASTER_PORT: {e}");
+            say!("phantom: error: cannot find a free port for MASTER_PORT: {e}");
             return EXIT_INTERNAL;
         }
     };
@@ -194,7 +203,7 @@ pub fn run(args: RunArgs) -> i32 {
 
     let (tx, rx) = mpsc::channel();
     if let Err(e) = signals::forward_to(tx.clone()) {
-        eprintln!("phantom: error: cannot handle signals: {e}");
+        say!("phantom: error: cannot handle signals: {e}");
         return EXIT_INTERNAL;
     }
     if let Some(l) = plan.layout {
@@ -208,7 +217,7 @@ pub fn run(args: RunArgs) -> i32 {
         }
     };
     if let Err(e) = spawn::reap_children(tx.clone()) {
-        eprintln!("phantom: error: cannot start a thread: {e}");
+        say!("phantom: error: cannot start a thread: {e}");
         for (_, pid) in &procs {
             signals::signal_group(*pid, libc::SIGKILL);
         }
@@ -220,7 +229,7 @@ pub fn run(args: RunArgs) -> i32 {
     let mut rss = summary::Memory::default();
     loop {
         for m in sup.take_messages() {
-            eprintln!("{m}");
+            say!("{m}");
         }
         print_failures(&handle.failures(), &mut printed);
         if sup.live() == 0 {
@@ -245,7 +254,7 @@ pub fn run(args: RunArgs) -> i32 {
     let code = sup.exit_code();
     let sim = finish(handle, &mut printed);
     for m in sup.final_messages() {
-        eprintln!("{m}");
+        say!("{m}");
     }
     if !args.quiet {
         let (succeeded, failed) = sup.tally();
@@ -260,7 +269,7 @@ pub fn run(args: RunArgs) -> i32 {
             memory: rss,
         };
         for l in summary::lines(&s) {
-            eprintln!("{l}");
+            say!("{l}");
         }
     }
     code
@@ -293,7 +302,7 @@ fn start_processes(command: &[OsString], layout: Option<Layout>, run_env: &RunEn
             Ok(p) => procs.push(p),
             Err(e) => {
                 let whom = rank.map_or(String::new(), |r| format!(" for rank {r}"));
-                eprintln!("phantom: error: cannot start `{}`{whom}: {e}", command[0].to_string_lossy());
+                say!("phantom: error: cannot start `{}`{whom}: {e}", command[0].to_string_lossy());
                 for (_, pid) in &procs {
                     signals::signal_group(*pid, libc::SIGKILL);
                     let mut status = 0;

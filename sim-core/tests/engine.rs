@@ -134,6 +134,24 @@ fn mismatched_sizes_are_reported_naming_both_ranks() {
 }
 
 #[test]
+fn a_rank_that_calls_after_the_mismatch_gets_the_same_diagnosis() {
+    let (mut c, ids, comm) = world(3);
+    submit(&mut c, ids[0], 1, comm, 0, allreduce(4096), Ready::at(t(0)), 0);
+    submit(&mut c, ids[1], 1, comm, 1, allreduce(8192), Ready::at(t(0)), 0);
+    // Rank 2 agrees with rank 0, but the operation has already failed: it fails with the same reason.
+    submit(&mut c, ids[2], 1, comm, 2, allreduce(4096), Ready::at(t(0)), 0);
+    assert_eq!(c.failures().len(), 1, "{:?}", c.failures());
+    let f = c.failures()[0].clone();
+    assert!(f.starts_with("mismatched operation: rank 1 of communicator 0"), "{f}");
+    for &id in &ids {
+        c.handle(id, ToSim::Wait { req: 1, ops: vec![OpId(1)] });
+    }
+    let d = done(c.take_outbox());
+    assert_eq!(d.len(), 3);
+    assert!(d.iter().all(|x| x.2.len() == 1 && x.2[0].1 == f), "{d:?}");
+}
+
+#[test]
 fn a_dead_rank_fails_what_waits_for_it() {
     let (mut c, ids, comm) = world(3);
     submit(&mut c, ids[0], 1, comm, 0, allreduce(4096), Ready::at(t(0)), 0);
@@ -256,4 +274,48 @@ fn an_embedded_simulator_serves_one_process_driving_several_gpus() {
     let FromSim::Joined { infos, .. } = c.request(|req| ToSim::JoinWait { req, ids: vec![50] }).unwrap() else { panic!() };
     let why = infos[0].clone().unwrap_err();
     assert_eq!(why, "deadlock: communicator initialisation (2 ranks) waits for ranks [1], which never joined");
+}
+
+#[test]
+fn a_gpu_outside_the_cluster_is_refused_naming_the_fix() {
+    let mut c = Coordinator::new(&cfg(1)).unwrap();
+    let id = c.connect();
+    c.handle(id, ToSim::Hello { pid: 9, node: 1, label: String::new() });
+    c.handle(id, ToSim::Join { id: 1, join: Join::Init { key: 1, nranks: 2, rank: 0 }, member: Member { gpu: 8, algo: None, proto: None }, lbts: t(0) });
+    c.handle(id, ToSim::JoinWait { req: 4, ids: vec![1] });
+    let out = c.take_outbox();
+    let why = out
+        .iter()
+        .find_map(|(_, m)| match m {
+            FromSim::Joined { infos, .. } => Some(infos[0].clone().unwrap_err()),
+            _ => None,
+        })
+        .expect("answered");
+    assert_eq!(why, "pid 9 (node 1) uses GPU 0 of node 1, but the cluster has 1 nodes of 8 GPUs (set the node count with --nodes or PHANTOM_NODES)");
+}
+
+#[test]
+fn an_idle_process_stops_holding_time_back_until_it_speaks() {
+    let (mut c, ids, comm) = world(2);
+    // Rank 0's all-reduce is queued by both; rank 0 waits. Rank 1 promised only time 0 and then went silent
+    // (say, into an MPI barrier that waits for rank 0).
+    submit(&mut c, ids[0], 1, comm, 0, allreduce(1 << 20), Ready::at(t(0)), 0);
+    submit(&mut c, ids[1], 1, comm, 1, allreduce(1 << 20), Ready::at(t(0)), 0);
+    c.handle(ids[0], ToSim::Wait { req: 1, ops: vec![OpId(1)] });
+    assert!(done(c.take_outbox()).is_empty());
+    assert!(c.has_waiters());
+    assert_eq!(c.holding_back(), vec![ids[1]]);
+    c.set_idle(ids[1]);
+    let d = done(c.take_outbox());
+    assert_eq!(d.len(), 1, "answered once the silent rank no longer holds time back");
+    let end = d[0].1[0];
+    // When it speaks again, what it queues starts no earlier than where the network has got to.
+    submit(&mut c, ids[1], 2, comm, 1, allreduce(8), Ready::at(t(0)), 0);
+    submit(&mut c, ids[0], 2, comm, 0, allreduce(8), Ready::at(end), end.as_nanos());
+    c.handle(ids[0], ToSim::Wait { req: 2, ops: vec![OpId(2)] });
+    c.handle(ids[1], ToSim::Wait { req: 2, ops: vec![OpId(2)] });
+    let d = done(c.take_outbox());
+    assert_eq!(d.len(), 2);
+    assert!(d[0].1[0] > end);
+    assert!(!c.has_waiters());
 }

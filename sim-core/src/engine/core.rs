@@ -29,6 +29,9 @@ struct Client {
     /// Outstanding blocking requests (`Wait`, `Join`).
     blocked: u32,
     alive: bool,
+    /// Silent for long enough that it is presumably waiting outside CUDA (docs/simulator.md, "Idle
+    /// processes"): it does not hold time back until it speaks again.
+    idle: bool,
 }
 
 #[derive(Debug)]
@@ -60,7 +63,8 @@ struct Match {
     /// The first description submitted and who submitted it (later ones must agree).
     first: Option<(u32, OpDesc)>,
     started: bool,
-    failed: bool,
+    /// Why it failed: every part, present or submitted later, fails with this message.
+    failed: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -120,6 +124,7 @@ pub struct CoordStats {
 pub struct Coordinator {
     net: Network,
     gpus_per_node: u32,
+    total_gpus: u32,
     clients: Vec<Client>,
     /// How many clients the run will have, when the launcher knows it.
     expected_clients: Option<usize>,
@@ -146,6 +151,7 @@ impl Coordinator {
         Ok(Coordinator {
             net: Network::new(cfg)?,
             gpus_per_node: cfg.gpus_per_node,
+            total_gpus: cfg.total_gpus(),
             clients: Vec::new(),
             expected_clients: None,
             comms: Vec::new(),
@@ -170,9 +176,36 @@ impl Coordinator {
         self.pump();
     }
 
+    /// Whether some process waits for an answer that simulated time must first reach.
+    pub fn has_waiters(&self) -> bool {
+        !self.waits.is_empty() || !self.join_waits.is_empty()
+    }
+
+    /// Clients that hold simulated time back: alive, not blocked, not idle, promise below what a waiter
+    /// needs. (The server declares those it has not heard from for a while idle.)
+    pub fn holding_back(&self) -> Vec<ClientId> {
+        let gvt = self.gvt();
+        (0..self.clients.len() as ClientId)
+            .filter(|&c| {
+                let s = &self.clients[c as usize];
+                s.alive && s.blocked == 0 && !s.idle && s.lbts == gvt
+            })
+            .collect()
+    }
+
+    /// `client` has been silent while others wait: it is presumably waiting for them outside CUDA (an MPI
+    /// or TCP barrier), so it stops holding simulated time back until its next message. What it submits
+    /// later starts no earlier than the time the network has reached by then.
+    pub fn set_idle(&mut self, client: ClientId) {
+        if let Some(c) = self.clients.get_mut(client as usize) {
+            c.idle = true;
+        }
+        self.pump();
+    }
+
     /// A new client; its first message should be `Hello`.
     pub fn connect(&mut self) -> ClientId {
-        self.clients.push(Client { label: format!("client {}", self.clients.len()), lbts: SimTime::ZERO, blocked: 0, alive: true });
+        self.clients.push(Client { label: format!("client {}", self.clients.len()), lbts: SimTime::ZERO, blocked: 0, alive: true, idle: false });
         let id = (self.clients.len() - 1) as ClientId;
         self.outbox.push((id, FromSim::Welcome { client: id }));
         id
@@ -214,6 +247,7 @@ impl Coordinator {
         if self.clients.get(client as usize).is_none_or(|c| !c.alive) {
             return;
         }
+        self.clients[client as usize].idle = false;
         match msg {
             ToSim::Hello { pid, node, label } => {
                 self.clients[client as usize].label =
@@ -238,18 +272,25 @@ impl Coordinator {
                 self.clients[client as usize].blocked += 1;
                 self.waits.push(WaitReq { client, req, ops });
             }
-            ToSim::Estimate { req, comm, desc } => {
+            ToSim::Estimate { req, comm, rank, desc } => {
                 let reply = match self.comms.get(comm.0 as usize) {
-                    Some(c) => {
-                        let coll = collective(c, 0, &desc);
-                        let plan = self.net.plan(&coll, &c.tuning);
-                        FromSim::Estimate {
-                            req,
-                            ns: plan.isolated.as_nanos(),
-                            algo: plan.algo.to_string(),
-                            proto: plan.proto.to_string(),
+                    Some(c) if rank < c.members.len() as u32 => {
+                        // The operation as `start` hands it to the network: a send or receive is between its
+                        // two ranks, and what crosses no link costs nothing.
+                        let coll = collective(c, rank, &desc);
+                        if stays_local(&coll) {
+                            FromSim::Estimate { req, ns: 0, algo: "local".into(), proto: "local".into() }
+                        } else {
+                            let plan = self.net.plan(&coll, &c.tuning);
+                            FromSim::Estimate {
+                                req,
+                                ns: plan.isolated.as_nanos(),
+                                algo: plan.algo.to_string(),
+                                proto: plan.proto.to_string(),
+                            }
                         }
                     }
+                    Some(_) => FromSim::Failed { req, message: format!("rank {rank} is not in communicator {}", comm.0) },
                     None => FromSim::Failed { req, message: format!("unknown communicator {}", comm.0) },
                 };
                 self.outbox.push((client, reply));
@@ -291,6 +332,19 @@ impl Coordinator {
     // ---- communicators ----
 
     fn join(&mut self, client: ClientId, req: u64, join: Join, member: Member) {
+        let gpus = self.total_gpus;
+        if member.gpu >= gpus {
+            let msg = format!(
+                "{} uses GPU {} of node {}, but the cluster has {} nodes of {} GPUs (set the node count with --nodes or PHANTOM_NODES)",
+                self.clients[client as usize].label,
+                member.gpu % self.gpus_per_node,
+                member.gpu / self.gpus_per_node,
+                gpus / self.gpus_per_node,
+                self.gpus_per_node
+            );
+            self.answer_join(client, req, Err(msg));
+            return;
+        }
         let (key, nranks, rank, color, sort_key) = match join {
             Join::Init { key, nranks, rank } => (RendezvousKey::Init(key), nranks, rank, 0, 0),
             Join::Split { parent, seq, rank, color, key } => match self.comms.get(parent.0 as usize) {
@@ -416,7 +470,7 @@ impl Coordinator {
             }
         };
         self.ops.insert((client, id), Op { rank, comm, desc, ready, key, status: Status::Pending });
-        let m = self.matches.entry(key).or_insert_with(|| Match { parts: vec![None; slots], first: None, started: false, failed: false });
+        let m = self.matches.entry(key).or_insert_with(|| Match { parts: vec![None; slots], first: None, started: false, failed: None });
         m.parts[slot] = Some((client, id));
         let mismatch = match m.first {
             None => {
@@ -439,10 +493,10 @@ impl Coordinator {
             self.fail_match(key, &msg);
             return;
         }
-        if self.matches[&key].failed {
+        if let Some(why) = self.matches[&key].failed.clone() {
             let at = self.horizon;
             if let Some(op) = self.ops.get_mut(&(client, id)) {
-                op.status = Status::Failed(at, "operation already failed".into());
+                op.status = Status::Failed(at, why);
             }
             return;
         }
@@ -474,7 +528,7 @@ impl Coordinator {
         self.failures.push(msg.to_string());
         let at = self.horizon;
         if let Some(m) = self.matches.get_mut(&key) {
-            m.failed = true;
+            m.failed.get_or_insert_with(|| msg.to_string());
             for (c, id) in m.parts.iter().flatten() {
                 if let Some(op) = self.ops.get_mut(&(*c, *id)) {
                     if matches!(op.status, Status::Pending) {
@@ -489,7 +543,7 @@ impl Coordinator {
     fn fail_missing(&mut self, gone: impl Fn((CommId, u32), ClientId) -> bool, why: &str) {
         let mut doomed = Vec::new();
         for (key, m) in &self.matches {
-            if m.started || m.failed {
+            if m.started || m.failed.is_some() {
                 continue;
             }
             let comm = match *key {
@@ -530,7 +584,7 @@ impl Coordinator {
         let mut best: Option<(SimTime, MatchKey)> = None;
         let mut failed_deps = Vec::new();
         for (key, m) in &self.matches {
-            if m.started || m.failed || m.parts.iter().any(Option::is_none) {
+            if m.started || m.failed.is_some() || m.parts.iter().any(Option::is_none) {
                 continue;
             }
             let mut start = self.horizon;
@@ -562,7 +616,7 @@ impl Coordinator {
 
     /// The global lower bound: no client that can still submit will submit anything ready before it.
     fn gvt(&self) -> SimTime {
-        self.clients.iter().filter(|c| c.alive && c.blocked == 0).map(|c| c.lbts).min().unwrap_or(NEVER)
+        self.clients.iter().filter(|c| c.alive && c.blocked == 0 && !c.idle).map(|c| c.lbts).min().unwrap_or(NEVER)
     }
 
     /// Starts what can start and completes what finishes, up to the global lower bound; then answers waits
@@ -630,8 +684,7 @@ impl Coordinator {
                 root: 0,
             },
         };
-        if coll.bytes == 0 || coll.gpus.len() < 2 || coll.gpus.windows(2).all(|w| w[0] == w[1]) {
-            // Nothing crosses a link (NCCL returns at once for zero bytes; one rank copies locally).
+        if stays_local(&coll) {
             self.finish(key, at);
             return;
         }
@@ -774,11 +827,20 @@ fn agrees(a: &OpDesc, b: &OpDesc) -> bool {
     }
 }
 
-/// The network's view of a collective on `comm`.
-fn collective(c: &Comm, _rank: u32, desc: &OpDesc) -> Collective {
-    let (op, root) = match desc.kind {
-        OpKind::Coll { op, root, .. } => (op, root),
-        OpKind::Send { .. } | OpKind::Recv { .. } => (CollOp::SendRecv, 0),
+/// The network's view of `rank`'s part of an operation on `comm`: a collective over every member, a send or
+/// receive between its two ranks ([sender, receiver]).
+fn collective(c: &Comm, rank: u32, desc: &OpDesc) -> Collective {
+    let gpu = |r: u32| c.members.get(r as usize).map_or(GpuId(u32::MAX), |m| m.1);
+    let (op, root, gpus) = match desc.kind {
+        OpKind::Coll { op, root, .. } => (op, root, c.members.iter().map(|m| m.1).collect()),
+        OpKind::Send { peer } => (CollOp::SendRecv, 0, vec![gpu(rank), gpu(peer)]),
+        OpKind::Recv { peer } => (CollOp::SendRecv, 0, vec![gpu(peer), gpu(rank)]),
     };
-    Collective { op, bytes: desc.bytes, gpus: c.members.iter().map(|m| m.1).collect(), root }
+    Collective { op, bytes: desc.bytes, gpus, root }
+}
+
+/// Nothing crosses a link (NCCL returns at once for zero bytes; one rank, or a send to itself, copies
+/// locally): the operation completes when it starts.
+fn stays_local(c: &Collective) -> bool {
+    c.bytes == 0 || c.gpus.len() < 2 || c.gpus.windows(2).all(|w| w[0] == w[1])
 }

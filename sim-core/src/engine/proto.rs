@@ -112,8 +112,9 @@ pub enum ToSim {
     Submit { ops: Vec<(OpId, CommId, u32, OpDesc, Ready)>, lbts: SimTime },
     /// Blocks until every listed operation has completed; answered with `Done` (completion times in order).
     Wait { req: u64, ops: Vec<OpId> },
-    /// The contention-free time of an operation (`ncclGroupSimulateEnd`); answered with `Estimate`.
-    Estimate { req: u64, comm: CommId, desc: OpDesc },
+    /// The contention-free time of rank `rank`'s part of an operation (`ncclGroupSimulateEnd`); answered
+    /// with `Estimate`.
+    Estimate { req: u64, comm: CommId, rank: u32, desc: OpDesc },
     /// A rank leaves a communicator (`ncclCommDestroy`/`Abort`).
     Leave { comm: CommId, rank: u32 },
     /// The process ends normally.

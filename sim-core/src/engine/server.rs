@@ -11,7 +11,17 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often the server looks for idle clients.
+const IDLE_TICK: Duration = Duration::from_millis(20);
+
+/// How long a client that holds simulated time back while others wait may stay silent before it counts as
+/// idle: `PHANTOM_IDLE_MS`, default 200 ms.
+fn idle_after() -> Duration {
+    let ms = std::env::var("PHANTOM_IDLE_MS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(200);
+    Duration::from_millis(ms)
+}
 
 /// Where the server listens.
 #[derive(Clone, Debug, PartialEq)]
@@ -190,6 +200,8 @@ pub(crate) struct Shared {
     connected: Mutex<usize>,
     idle: Condvar,
     unix_path: Option<PathBuf>,
+    /// When each client last sent a message.
+    heard: Mutex<HashMap<ClientId, Instant>>,
 }
 
 impl Shared {
@@ -204,6 +216,25 @@ impl Shared {
         }
     }
 
+    /// Declares idle every client that holds simulated time back while others wait and has been silent for
+    /// `after` (docs/simulator.md, "Idle processes").
+    fn promote_idle(&self, after: Duration) {
+        let mut c = lock(&self.coord);
+        if !c.has_waiters() {
+            return;
+        }
+        let silent: Vec<ClientId> = {
+            let heard = lock(&self.heard);
+            c.holding_back().into_iter().filter(|id| heard.get(id).is_none_or(|t| t.elapsed() >= after)).collect()
+        };
+        for id in silent {
+            c.set_idle(id);
+        }
+        let out = c.take_outbox();
+        drop(c);
+        self.deliver(out);
+    }
+
     /// Serves one client until its connection closes.
     fn serve(self: Arc<Self>, conn: Conn) {
         let Ok(write_half) = conn.try_clone() else { return };
@@ -212,6 +243,7 @@ impl Shared {
             let mut c = lock(&self.coord);
             let id = c.connect();
             lock(&self.writers).insert(id, writer);
+            lock(&self.heard).insert(id, Instant::now());
             let out = c.take_outbox();
             drop(c);
             self.deliver(out);
@@ -223,6 +255,7 @@ impl Shared {
             match read_msg::<_, ToSim>(&mut reader) {
                 Ok(Some(msg)) => {
                     clean = msg == ToSim::Bye;
+                    lock(&self.heard).insert(client, Instant::now());
                     let mut c = lock(&self.coord);
                     c.handle(client, msg);
                     let out = c.take_outbox();
@@ -269,7 +302,16 @@ pub fn start(cfg: ClusterConfig, listen: Listen) -> std::io::Result<ServerHandle
         connected: Mutex::new(0),
         idle: Condvar::new(),
         unix_path,
+        heard: Mutex::new(HashMap::new()),
     });
+    let ticker = inner.clone();
+    let idle_after = idle_after();
+    std::thread::Builder::new().name("phantom-sim-idle".into()).spawn(move || {
+        while !ticker.stopping.load(Ordering::SeqCst) {
+            std::thread::sleep(IDLE_TICK);
+            ticker.promote_idle(idle_after);
+        }
+    })?;
     let shared = inner.clone();
     let acceptor = std::thread::Builder::new().name("phantom-sim-accept".into()).spawn(move || loop {
         let conn = listener.accept();

@@ -4,5 +4,7 @@
 mod abi;
 mod call_all;
 mod collectives;
+mod faults;
+mod nccl_api;
 mod programs;
 mod runtime_timing;
