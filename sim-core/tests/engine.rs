@@ -319,3 +319,19 @@ fn an_idle_process_stops_holding_time_back_until_it_speaks() {
     assert!(d[0].1[0] > end);
     assert!(!c.has_waiters());
 }
+
+#[test]
+fn an_idle_process_is_not_a_deadlock() {
+    let (mut c, ids, comm) = world(2);
+    submit(&mut c, ids[0], 1, comm, 0, allreduce(4096), Ready::at(t(0)), 0);
+    c.handle(ids[0], ToSim::Wait { req: 1, ops: vec![OpId(1)] });
+    // Rank 1 is silent (in an MPI barrier, say) and has not called the all-reduce yet.
+    c.set_idle(ids[1]);
+    assert!(done(c.take_outbox()).is_empty(), "rank 1 may still call it");
+    assert!(c.failures().is_empty());
+    submit(&mut c, ids[1], 1, comm, 1, allreduce(4096), Ready::at(t(0)), 0);
+    c.handle(ids[1], ToSim::Wait { req: 1, ops: vec![OpId(1)] });
+    let d = done(c.take_outbox());
+    assert_eq!(d.len(), 2);
+    assert!(d.iter().all(|x| x.2.is_empty()));
+}

@@ -609,7 +609,9 @@ impl Coordinator {
             }
         }
         for (key, why) in failed_deps {
-            self.fail_match(key, &format!("an earlier operation on the same stream failed: {why}"));
+            const EARLIER: &str = "an earlier operation on the same stream failed: ";
+            let msg = if why.starts_with(EARLIER) { why } else { format!("{EARLIER}{why}") };
+            self.fail_match(key, &msg);
         }
         best
     }
@@ -733,7 +735,9 @@ impl Coordinator {
         let stuck_joins = !self.join_waits.is_empty()
             && !self.rendezvous.is_empty()
             && self.expected_clients.is_some_and(|n| self.clients.len() >= n);
-        if !(stuck_waits || stuck_joins) || self.gvt() != NEVER || self.net.next_event().is_some() {
+        // Only when every live process is blocked in a wait: an idle one may still be on its way.
+        let all_blocked = self.clients.iter().all(|c| !c.alive || c.blocked > 0);
+        if !(stuck_waits || stuck_joins) || !all_blocked || self.net.next_event().is_some() {
             return;
         }
         if self.next_start().is_some() {
