@@ -167,9 +167,9 @@ fn fetch(ops: &[OpId]) {
             }
             for (op, why) in failures {
                 let comm = b.comm_of.get(&op).map(|c| c.0).unwrap_or(u64::MAX);
-                if !b.comm_errors.contains_key(&comm) {
+                if let std::collections::hash_map::Entry::Vacant(e) = b.comm_errors.entry(comm) {
                     tracing::error!("phantom: NCCL operation failed on communicator {comm}: {why}");
-                    b.comm_errors.insert(comm, why);
+                    e.insert(why);
                 }
             }
         }

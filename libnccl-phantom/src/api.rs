@@ -135,7 +135,7 @@ impl NcclApi for Phantom {
 
     unsafe fn ncclCommRegister(comm: ncclComm_t, buff: *mut c_void, _size: usize, handle: *mut *mut c_void) -> ncclResult_t {
         // Registration changes no simulated time: the handle is the buffer itself.
-        unsafe { out(handle, comm::comm(comm).map(|_| if buff.is_null() { 1 as *mut c_void } else { buff })) }
+        unsafe { out(handle, comm::comm(comm).map(|_| if buff.is_null() { std::ptr::NonNull::<c_void>::dangling().as_ptr() } else { buff })) }
     }
 
     unsafe fn ncclCommDeregister(comm: ncclComm_t, _handle: *mut c_void) -> ncclResult_t {

@@ -46,7 +46,7 @@ unsafe fn find() -> Result<Runtime, String> {
         return Err(format!("cannot load libcudart.so.13 ({why}); put Phantom's library directory on LD_LIBRARY_PATH or use `phantom run`"));
     }
     type GetExportTable = unsafe extern "C" fn(*mut *const c_void, *const [u8; 16]) -> c_int;
-    let get: GetExportTable = unsafe { std::mem::transmute(sym(lib, c"cudaGetExportTable")?) };
+    let get = unsafe { std::mem::transmute::<*mut c_void, GetExportTable>(sym(lib, c"cudaGetExportTable")?) };
     let mut table: *const c_void = std::ptr::null();
     let rc = unsafe { get(&mut table, &RUNTIME_TABLE_ID) };
     if rc != 0 || table.is_null() {
@@ -64,9 +64,9 @@ unsafe fn find() -> Result<Runtime, String> {
     unsafe {
         Ok(Runtime {
             table,
-            get_device: std::mem::transmute(sym(lib, c"cudaGetDevice")?),
-            malloc: std::mem::transmute(sym(lib, c"cudaMalloc")?),
-            free: std::mem::transmute(sym(lib, c"cudaFree")?),
+            get_device: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_int) -> c_int>(sym(lib, c"cudaGetDevice")?),
+            malloc: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut *mut c_void, usize) -> c_int>(sym(lib, c"cudaMalloc")?),
+            free: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void) -> c_int>(sym(lib, c"cudaFree")?),
         })
     }
 }

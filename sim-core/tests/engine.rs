@@ -1,4 +1,5 @@
 //! The coordinator's rules (matching, conservative answers, failure diagnosis) and the socket transport.
+#![allow(clippy::too_many_arguments, clippy::type_complexity, clippy::clone_on_copy, clippy::useless_vec)]
 
 use sim_core::config::ClusterConfig;
 use sim_core::engine::client::SimClient;

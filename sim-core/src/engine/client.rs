@@ -23,7 +23,7 @@ pub struct SimClient {
 }
 
 enum Link {
-    Embedded(Mutex<Coordinator>),
+    Embedded(Box<Mutex<Coordinator>>),
     Socket(Socket),
 }
 
@@ -56,7 +56,7 @@ impl SimClient {
         let id = coord.connect();
         coord.handle(id, hello);
         coord.take_outbox();
-        Ok(SimClient { link: Link::Embedded(Mutex::new(coord)), next_req: AtomicU64::new(1) })
+        Ok(SimClient { link: Link::Embedded(Box::new(Mutex::new(coord))), next_req: AtomicU64::new(1) })
     }
 
     /// Connects to the simulator at `address` (`unix:PATH` or `tcp:HOST:PORT`).
@@ -147,12 +147,11 @@ impl Socket {
             inbox = lock(&self.inbox);
             inbox.reading = false;
             match got {
-                Ok(Some(m)) => match m.req() {
-                    Some(r) => {
+                Ok(Some(m)) => {
+                    if let Some(r) = m.req() {
                         inbox.replies.insert(r, m);
                     }
-                    None => {}
-                },
+                }
                 Ok(None) => inbox.closed = Some("the simulator closed the connection".into()),
                 Err(e) => inbox.closed = Some(format!("lost the simulator: {e}")),
             }

@@ -85,10 +85,13 @@ struct Op {
     status: Status,
 }
 
+/// One rank's part of a rendezvous: client, join id, member, and (colour, key) for splits.
+type JoinPart = (ClientId, u64, Member, i32, i32);
+
 #[derive(Debug)]
 struct Rendezvous {
-    /// Parent ranks / init ranks in order, once joined: client, join id, member, (color, key) for splits.
-    parts: Vec<Option<(ClientId, u64, Member, i32, i32)>>,
+    /// Parent ranks / init ranks in order, once joined.
+    parts: Vec<Option<JoinPart>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -378,7 +381,7 @@ impl Coordinator {
     }
 
     /// Every rank has joined: creates the communicator(s) (one per split colour) and answers each rank.
-    fn form_communicators(&mut self, parts: Vec<(ClientId, u64, Member, i32, i32)>) {
+    fn form_communicators(&mut self, parts: Vec<JoinPart>) {
         let mut colors: BTreeMap<i32, Vec<(i32, usize)>> = BTreeMap::new();
         for (i, p) in parts.iter().enumerate() {
             if p.3 >= 0 {

@@ -32,11 +32,17 @@ fn bench() -> &'static PathBuf {
 
 /// Runs `phantom run -n <ranks> -- nccl_bench <args>` with extra environment; returns its output.
 fn run(ranks: u32, env: &[(&str, &str)], args: &[&str]) -> Output {
+    run_listening("unix", ranks, env, args)
+}
+
+/// `run` with the simulator listening on `listen` (`unix` or `tcp:HOST:PORT`).
+fn run_listening(listen: &str, ranks: u32, env: &[(&str, &str)], args: &[&str]) -> Output {
     let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
     let dir = tempdir();
     let mut cmd = Command::new(phantom);
     cmd.current_dir(&dir)
-        .args(["run", "-n", &ranks.to_string(), "--cluster", "dgx-h100", "--host-time", "deterministic", "--"])
+        .args(["run", "-n", &ranks.to_string(), "--cluster", "dgx-h100", "--host-time", "deterministic"])
+        .args(["--listen", listen, "--"])
         .arg(bench())
         .args(args);
     for (k, v) in env {
@@ -126,6 +132,13 @@ fn an_8_byte_allreduce_takes_15_us() {
     assert_eq!(r.size, 8);
     assert_near("8-byte all-reduce (µs)", r.time_us, 15.2, 0.01);
     assert!((10.0..=20.0).contains(&r.time_us), "{}", r.time_us);
+}
+
+#[test]
+fn the_simulator_answers_the_same_over_tcp() {
+    // Same 8-byte all-reduce as above (15.2 µs), the ranks reaching the simulator over TCP on loopback.
+    let r = only(&run_listening("tcp:127.0.0.1:0", 8, &[], &["-o", "allreduce", "-b", "8", "-e", "8"]));
+    assert_near("8-byte all-reduce over TCP (µs)", r.time_us, 15.2, 0.01);
 }
 
 #[test]
