@@ -6,6 +6,9 @@
 //! the real library's name. See docs/testing.md.
 
 pub mod call_all;
+/// The generated stub libraries (`cargo xtask stubgen`): what `cargo xtask stage` puts in the staged directory.
+#[path = "generated/stubs.rs"]
+pub mod stubs;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -65,7 +68,8 @@ pub fn lib_dir() -> PathBuf {
 fn warn_if_stale(dir: &Path) {
     let Ok(profile) = std::fs::read_to_string(dir.join(".phantom-stage")) else { return };
     let Some(profile) = profile.lines().find_map(|l| l.strip_prefix("profile=")) else { return };
-    for (staged, built) in STAGED {
+    let stubs = stubs::STUBS.iter().map(|s| (s.soname, s.built));
+    for (staged, built) in STAGED.iter().copied().chain(stubs) {
         let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         if let (Some(s), Some(b)) = (mtime(&dir.join(staged)), mtime(&target_dir().join(profile).join(built))) {
             if b > s {

@@ -9,12 +9,15 @@
 //! | `golden`  | NVIDIA's `libcudart.so.13`, `libnccl.so.2` (`nm -D`)      | `cuda-sys/abi/{libcudart.so.13,libnccl.so.2}.symbols` |
 //! | `codegen` | the files above                                           | `lib{cudart,nccl}-phantom/src/generated/*.rs`   |
 //! | `fuzzgen` | the files above                                           | `tests/src/generated/call_all{,_nccl}.rs`       |
+//! | `golden-stubs` | NVIDIA's wheels of the stub libraries (downloaded into `.deps/stub-wheels`) | `cuda-sys/abi/<soname>.symbols` of each stub |
+//! | `stubgen` | the stub golden lists                                     | `stubs/<name>/`, `tests/src/generated/stubs.rs` |
 //! | `stage`   | a release build of the workspace                          | `target/phantom/{lib,bin}/`                     |
 
 mod codegen;
 mod fuzzgen;
 mod golden;
 mod stage;
+mod stubs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,6 +45,10 @@ usage: cargo xtask <command>
   golden    refresh the golden export lists in cuda-sys/abi/ from NVIDIA's real libraries
   codegen   regenerate lib{cudart,nccl}-phantom/src/generated/ from the bindings and the golden lists
   fuzzgen   regenerate tests/src/generated/call_all*.rs (call every export with zero/garbage arguments)
+  golden-stubs [NAME...]
+            download the pinned wheels of the stub libraries (~2 GB, into .deps/stub-wheels) and refresh their
+            golden export lists in cuda-sys/abi/ (developer command; never in CI)
+  stubgen   regenerate the stub library crates stubs/<name>/ from their golden lists (codegen runs it too)
   regen     deps + bindgen + golden + codegen + fuzzgen
   stage     build the libraries (release) and stage them under their real names in target/phantom/lib, and
             the launcher as target/phantom/bin/phantom
@@ -53,11 +60,14 @@ fn main() -> ExitCode {
         Some("deps") => deps(),
         Some("bindgen") => bindgen_cmd(),
         Some("golden") => golden::run(),
-        Some("codegen") => codegen::run(),
+        Some("codegen") => codegen::run().and_then(|_| stubs::generate()),
+        Some("golden-stubs") => stubs::golden(&args[1..]),
+        Some("stubgen") => stubs::generate(),
         Some("regen") => deps()
             .and_then(|_| bindgen_cmd())
             .and_then(|_| golden::run())
             .and_then(|_| codegen::run())
+            .and_then(|_| stubs::generate())
             .and_then(|_| fuzzgen::run()),
         Some("stage") => stage::run(&args[1..]),
         Some("fuzzgen") => fuzzgen::run(),

@@ -2,8 +2,9 @@
 //! directory (`target/phantom/lib/`), the directory that tests and users point `LD_LIBRARY_PATH` at; and the
 //! launcher `phantom` in `target/phantom/bin/`.
 //!
-//! Adding a library (`libcuda.so.1`, …) is one more row of [`LIBRARIES`]; a program, one more row of
-//! [`BINARIES`].
+//! Adding a library is one more row of [`LIBRARIES`]; a program, one more row of [`BINARIES`]. The generated stub
+//! libraries (`stubs/<name>/`, table in `xtask/src/stubs.rs`) are staged too, each under its SONAME with the
+//! link-time name (`libcublas.so`) as a symlink.
 
 use crate::{workspace_root, Result};
 use std::path::{Path, PathBuf};
@@ -75,11 +76,16 @@ pub fn run(args: &[String]) -> Result<()> {
     let profile = if debug { "debug" } else { "release" };
     let built_dir = target_dir().join(profile);
 
-    build(profile, LIBRARIES.iter().map(|l| l.package))?;
+    let stubs: Vec<(String, String, &'static str, &'static str)> =
+        crate::stubs::STUBS.iter().map(|s| (s.package(), s.built(), s.soname, s.link_name())).collect();
+    build(profile, LIBRARIES.iter().map(|l| l.package).chain(stubs.iter().map(|s| s.0.as_str())))?;
     let dir = stage_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for lib in LIBRARIES {
-        stage_one(lib, &built_dir, &dir)?;
+        stage_one(lib.package, lib.built, lib.soname, lib.links, &built_dir, &dir)?;
+    }
+    for (package, built, soname, link) in &stubs {
+        stage_one(package, built, soname, &[link], &built_dir, &dir)?;
     }
     // Which build the copies came from: the tests warn when that build is newer than the staged copy.
     let marker = dir.join(".phantom-stage");
@@ -135,11 +141,11 @@ fn copy_atomically(src: &Path, dest: &Path, package: &str) -> Result<()> {
     Ok(())
 }
 
-fn stage_one(lib: &Library, built_dir: &Path, dir: &Path) -> Result<()> {
-    copy_atomically(&built_dir.join(lib.built), &dir.join(lib.soname), lib.package)?;
-    for link in lib.links {
+fn stage_one(package: &str, built: &str, soname: &str, links: &[&str], built_dir: &Path, dir: &Path) -> Result<()> {
+    copy_atomically(&built_dir.join(built), &dir.join(soname), package)?;
+    for link in links {
         let path = dir.join(link);
-        if std::fs::read_link(&path).is_ok_and(|t| t == Path::new(lib.soname)) {
+        if std::fs::read_link(&path).is_ok_and(|t| t == Path::new(soname)) {
             continue;
         }
         match std::fs::remove_file(&path) {
@@ -147,8 +153,8 @@ fn stage_one(lib: &Library, built_dir: &Path, dir: &Path) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot replace {}: {e}", path.display())),
         }
-        std::os::unix::fs::symlink(lib.soname, &path)
-            .map_err(|e| format!("cannot link {} -> {}: {e}", path.display(), lib.soname))?;
+        std::os::unix::fs::symlink(soname, &path)
+            .map_err(|e| format!("cannot link {} -> {}: {e}", path.display(), soname))?;
     }
     Ok(())
 }

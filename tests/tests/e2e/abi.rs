@@ -1,5 +1,6 @@
 //! ABI parity: the staged `libcudart.so.13` exports every symbol of NVIDIA's, with the same version; the staged
 //! `libnccl.so.2` every symbol of NVIDIA's, unversioned like NVIDIA's.
+//! Every generated stub library (`stubs/`) exports its golden list with the right versions, types and SONAME.
 
 use phantom_tests::{dynamic_symbols, golden_cudart, golden_nccl, lib_dir, soname};
 use std::collections::BTreeMap;
@@ -100,4 +101,86 @@ fn nccl_golden_list_is_nvidias_export_table() {
     let mut golden = golden_nccl();
     golden.sort();
     assert_eq!(golden, nvidia, "cuda-sys/abi/libnccl.so.2.symbols is stale: run `cargo xtask golden`");
+}
+
+/// One line of a stub library's golden list (`cuda-sys/abi/<soname>.symbols`, written by
+/// `cargo xtask golden-stubs`): name, version (empty when unversioned), `FUNC` or `OBJECT` and its size.
+fn golden_stub(soname: &str) -> Vec<(String, String, String, Option<u64>)> {
+    let path = phantom_tests::workspace_root().join(format!("cuda-sys/abi/{soname}.symbols"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(f.len() >= 3, "{}: malformed line `{l}`", path.display());
+            (f[0].to_string(), f[1].to_string(), f[2].to_string(), f.get(3).map(|s| s.parse().unwrap()))
+        })
+        .collect()
+}
+
+/// ELF type and size of each defined dynamic symbol (by name), from `readelf --dyn-syms`.
+fn types_and_sizes(lib: &std::path::Path) -> BTreeMap<String, (String, u64)> {
+    let out = std::process::Command::new("readelf").args(["--dyn-syms", "-W"]).arg(lib).output().expect("readelf");
+    let mut map = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 || f[6] == "UND" || f[0] == "Num:" {
+            continue;
+        }
+        let size = match f[2].strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+            None => f[2].parse().unwrap_or(0),
+        };
+        let name = f[7].split('@').next().unwrap().to_string();
+        map.insert(name, (f[3].to_string(), size));
+    }
+    map
+}
+
+/// Every staged stub library (`stubs/`, generated) exports every symbol of its golden list, with NVIDIA's
+/// version (as the default, `@@`) or none, the same ELF type and, for data, the same size; and has NVIDIA's
+/// SONAME and the link-time symlink.
+#[test]
+fn stub_libraries_match_golden_lists() {
+    let mut failures = Vec::new();
+    for stub in phantom_tests::stubs::STUBS {
+        let lib = lib_dir().join(stub.soname);
+        if !lib.is_file() {
+            failures.push(format!("{} is not staged: run `cargo xtask stage`", lib.display()));
+            continue;
+        }
+        if soname(&lib).as_deref() != Some(stub.soname) {
+            failures.push(format!("{}: SONAME {:?}", stub.soname, soname(&lib)));
+        }
+        match std::fs::read_link(lib_dir().join(stub.link)) {
+            Ok(target) if target == std::path::Path::new(stub.soname) => {}
+            other => failures.push(format!("{} should be a symlink to {}: {other:?}", stub.link, stub.soname)),
+        }
+        let ours: BTreeMap<String, (String, bool)> =
+            dynamic_symbols(&lib).into_iter().map(|s| (s.name, (s.version, s.default_version))).collect();
+        let types = types_and_sizes(&lib);
+        let golden = golden_stub(stub.soname);
+        assert!(!golden.is_empty(), "empty golden list for {}", stub.soname);
+        for (name, version, kind, size) in &golden {
+            match ours.get(name) {
+                None => failures.push(format!("{}: {name} missing", stub.soname)),
+                Some((v, default)) if v != version || (!version.is_empty() && !default) => failures.push(format!(
+                    "{}: {name} has version {}{v}, NVIDIA's {version:?}",
+                    stub.soname,
+                    if *default { "@@" } else { "@" }
+                )),
+                Some(_) => {}
+            }
+            match (types.get(name), size) {
+                (Some((t, _)), None) if t != kind && !(kind == "FUNC" && t == "IFUNC") => {
+                    failures.push(format!("{}: {name} is {t}, NVIDIA's {kind}", stub.soname))
+                }
+                (Some((t, s)), Some(size)) if t != kind || s != size => {
+                    failures.push(format!("{}: {name} is {t} of {s} bytes, NVIDIA's {kind} of {size}", stub.soname))
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} stub ABI failures:\n{}", failures.len(), failures.join("\n"));
 }
