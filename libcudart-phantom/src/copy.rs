@@ -52,6 +52,13 @@ pub fn plan(rt: &Runtime, current: &Device, dst: Location, src: Location, bytes:
     }
 }
 
+/// Records a placed copy or memset when tracing is on (a captured one, with zero times, is not run).
+fn trace_copy(rt: &Runtime, dev: &Device, stream: &Stream, op: crate::trace::CopyOp, bytes: u64, start: SimTime, end: SimTime) {
+    if crate::trace::on() && end != SimTime::ZERO {
+        crate::trace::record(crate::trace::Record::Copy { lane: crate::trace::Lane::of(rt, dev, stream), op, bytes, start, end });
+    }
+}
+
 /// Checks the direction the application declared against where the pointers really are.
 fn check_kind(kind: cudaMemcpyKind, dst: Location, src: Location) -> CudaResult<()> {
     let dev = |l: Location| matches!(l, Location::Device(_));
@@ -117,7 +124,9 @@ pub fn copy(
     let (_, end) = if p.duration == SimDuration::ZERO && !matches!((dst_loc, src_loc), (Location::Device(_), _) | (_, Location::Device(_))) {
         stream.enqueue(dev, submit, SimTime::ZERO, Work::Marker)
     } else {
-        stream.enqueue(dev, submit, SimTime::ZERO, Work::Copy { engine: p.engine, duration: p.duration })
+        let (start, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Copy { engine: p.engine, duration: p.duration });
+        trace_copy(rt, dev, stream, crate::trace::CopyOp::Copy(p.engine), bytes, start, end);
+        (start, end)
     };
     if blocking {
         crate::clock::advance_to(end);
@@ -158,7 +167,8 @@ pub fn memset(
     }
     let dev = rt.device(stream.device as i32)?;
     let duration = secs(bytes, dev.spec.hbm_bytes_per_s);
-    let (_, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Copy { engine: CopyEngine::DeviceToDevice, duration });
+    let (start, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Copy { engine: CopyEngine::DeviceToDevice, duration });
+    trace_copy(rt, dev, stream, crate::trace::CopyOp::Memset, bytes, start, end);
     if blocking {
         crate::clock::advance_to(end);
     }

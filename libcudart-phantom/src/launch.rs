@@ -180,6 +180,19 @@ pub fn launch(
         TimeSource::Table => LAUNCHES_BY_TABLE.fetch_add(1, Ordering::Relaxed),
         _ => LAUNCHES_BY_MODEL.fetch_add(1, Ordering::Relaxed),
     };
-    stream.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration: d.duration, sms: d.sms });
+    let (start, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration: d.duration, sms: d.sms });
+    // A captured launch is recorded into the graph (times zero), not run.
+    if crate::trace::on() && end != SimTime::ZERO {
+        crate::trace::record(crate::trace::Record::Kernel {
+            lane: crate::trace::Lane::of(rt, dev, &stream),
+            host_fun,
+            grid: dims(grid),
+            block: dims(block),
+            shared: shared as u32,
+            source: d.source,
+            start,
+            end,
+        });
+    }
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod net;
 pub mod runtime;
 mod shim_table;
 pub mod stream;
+pub mod trace;
 pub mod device_props;
 pub mod export;
 mod interpose;

@@ -168,6 +168,16 @@ fn submit(ops: &[ShimOp]) -> CudaResult<()> {
                 }
             };
             let id = OpId(crate::net::next_id());
+            if crate::trace::on() {
+                let kind = match d.kind {
+                    OpKind::Coll { op, .. } => crate::trace::CommKind::Coll(op),
+                    OpKind::Send { peer } => crate::trace::CommKind::Send { peer },
+                    OpKind::Recv { peer } => crate::trace::CommKind::Recv { peer },
+                };
+                let s = &streams[i].0;
+                let lane = crate::trace::Lane::of(rt, rt.device(s.device as i32)?, s);
+                crate::trace::record(crate::trace::Record::Comm { lane, op: id, kind, bytes: op.bytes, comm: op.comm, rank: op.rank });
+            }
             streams[i].2.push(id);
             batch.push((id, CommId(op.comm), op.rank, d, streams[i].1.clone()));
         }

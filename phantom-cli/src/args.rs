@@ -69,6 +69,11 @@ pub struct RunArgs {
     #[arg(long = "kill-grace-s", value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub kill_grace: Duration,
 
+    /// Write a Chrome Trace Event / Perfetto JSON trace of the run's GPU work and communication to PATH
+    /// (docs/trace.md). Changes no simulated time.
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
+
     /// Do not print the summary at the end.
     #[arg(short, long)]
     pub quiet: bool,
@@ -137,6 +142,7 @@ mod tests {
         assert_eq!(r.kill_grace, Duration::from_secs(10));
         assert!(r.kernel_tables.is_empty());
         assert!(!r.quiet);
+        assert_eq!(r.trace, None);
         assert_eq!(r.command, os(&["prog"]));
     }
 
@@ -166,6 +172,8 @@ mod tests {
             "--kill-grace-s",
             "2",
             "-q",
+            "--trace",
+            "out/t.json",
             "--",
             "python",
             "train.py",
@@ -184,6 +192,7 @@ mod tests {
         assert_eq!(r.fail_grace, Duration::from_millis(500));
         assert_eq!(r.kill_grace, Duration::from_secs(2));
         assert!(r.quiet);
+        assert_eq!(r.trace, Some(PathBuf::from("out/t.json")));
         assert_eq!(r.command, os(&["python", "train.py", "--lr", "3e-4"]));
     }
 

@@ -62,6 +62,8 @@ pub struct RunEnv {
     pub ld_preload: Option<OsString>,
     pub master_addr: String,
     pub master_port: u16,
+    /// Where ranks write their trace files (`PHANTOM_TRACE_DIR`; `phantom run --trace`).
+    pub trace_dir: Option<PathBuf>,
     /// `OMP_NUM_THREADS` is set in the launcher's environment (then ranks keep it; otherwise, like torchrun,
     /// several ranks per node get 1).
     pub omp_num_threads_set: bool,
@@ -88,6 +90,9 @@ fn join_paths(first: &[PathBuf], rest: Option<&OsString>, sep: &str) -> Option<O
 pub fn process_env(run: &RunEnv) -> Vec<(String, OsString)> {
     let mut env: Vec<(String, OsString)> = vec![("PHANTOM_SIM".into(), run.sim_address.clone().into())];
     env.extend(run.phantom.iter().map(|(k, v)| (k.clone(), v.into())));
+    if let Some(dir) = &run.trace_dir {
+        env.push((crate::trace::TRACE_DIR_ENV.into(), dir.into()));
+    }
     if let Some(dir) = &run.lib_dir {
         let v = join_paths(std::slice::from_ref(dir), run.ld_library_path.as_ref(), ":").expect("non-empty");
         env.push(("LD_LIBRARY_PATH".into(), v));
@@ -197,9 +202,11 @@ mod tests {
     fn process_env_without_ranks_sets_no_rank_variables() {
         let env = map(process_env(&run_env()));
         assert_eq!(env["PHANTOM_SIM"], "unix:/tmp/phantom-x/sim.sock");
-        for k in ["RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT", "PHANTOM_NODE", "OMP_NUM_THREADS"] {
+        for k in ["RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT", "PHANTOM_NODE", "OMP_NUM_THREADS", "PHANTOM_TRACE_DIR"] {
             assert!(!env.contains_key(k), "{k}");
         }
+        let r = RunEnv { trace_dir: Some("/tmp/phantom-trace-x".into()), ..run_env() };
+        assert_eq!(map(process_env(&r))["PHANTOM_TRACE_DIR"], "/tmp/phantom-trace-x");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod signals;
 mod spawn;
 mod summary;
 mod supervise;
+mod trace;
 
 use clap::Parser;
 

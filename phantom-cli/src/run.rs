@@ -6,6 +6,7 @@ use crate::signals;
 use crate::spawn::{self, Event};
 use crate::summary::{self, Summary};
 use crate::supervise::{Action, Supervisor};
+use crate::trace;
 use sim_core::config::{ClusterConfig, DEFAULT_PRESET};
 use sim_core::engine::server::{self, Listen, ServerHandle};
 use sim_core::ktable::KernelTable;
@@ -181,6 +182,21 @@ pub fn run(args: RunArgs) -> i32 {
             return if bad_config { EXIT_USAGE } else { EXIT_INTERNAL };
         }
     };
+    // Ranks write their trace files into a private directory, merged into `--trace` after the run.
+    let trace_dir = match &args.trace {
+        Some(_) => match tempfile::Builder::new().prefix("phantom-trace-").tempdir() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                say!("phantom: error: cannot create a directory for the ranks' trace files: {e}");
+                return EXIT_INTERNAL;
+            }
+        },
+        None => None,
+    };
+    if trace_dir.is_some() {
+        handle.record_ops();
+    }
+
     let master_port = match args.master_port.map_or_else(free_port, Ok) {
         Ok(p) => p,
         Err(e) => {
@@ -198,6 +214,7 @@ pub fn run(args: RunArgs) -> i32 {
         ld_preload: std::env::var_os("LD_PRELOAD"),
         master_addr: "127.0.0.1".into(),
         master_port,
+        trace_dir: trace_dir.as_ref().map(|d| d.path().to_path_buf()),
         omp_num_threads_set: std::env::var_os("OMP_NUM_THREADS").is_some(),
     };
 
@@ -255,6 +272,15 @@ pub fn run(args: RunArgs) -> i32 {
     let sim = finish(handle, &mut printed);
     for m in sup.final_messages() {
         say!("{m}");
+    }
+    if let (Some(out), Some(dir)) = (&args.trace, &trace_dir) {
+        match trace::write(out, dir.path(), &sim.ops) {
+            Ok(m) if !args.quiet => {
+                say!("phantom: trace: {} ({} events from {} processes)", out.display(), m.events, m.processes)
+            }
+            Ok(_) => {}
+            Err(e) => say!("phantom: error: {e}"),
+        }
     }
     if !args.quiet {
         let (succeeded, failed) = sup.tally();

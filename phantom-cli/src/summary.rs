@@ -139,6 +139,7 @@ mod tests {
             simulated_end: SimTime::from_nanos(12_345_678),
             events: 10_234,
             failures: vec!["deadlock".into()],
+            ops: Vec::new(),
         };
         let s = Summary {
             cluster: &cluster,

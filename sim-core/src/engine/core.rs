@@ -14,7 +14,7 @@
 
 use super::proto::{CommId, CommInfo, FromSim, Join, Member, OpDesc, OpId, OpKind, Ready, ToSim};
 use crate::config::ClusterConfig;
-use crate::net::{CollOp, Collective, GpuId, Network, TransferId, Tuning};
+use crate::net::{Algo, CollOp, Collective, GpuId, Network, Proto, TransferId, Tuning};
 use crate::time::SimTime;
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,6 +24,8 @@ pub type ClientId = u32;
 #[derive(Debug)]
 struct Client {
     label: String,
+    /// The process id from `Hello` (0 until then).
+    pid: u32,
     /// Promise: nothing this client submits later is ready before this time.
     lbts: SimTime,
     /// Outstanding blocking requests (`Wait`, `Join`).
@@ -63,6 +65,9 @@ struct Match {
     /// The first description submitted and who submitted it (later ones must agree).
     first: Option<(u32, OpDesc)>,
     started: bool,
+    /// When it started, and the algorithm/protocol chosen (`None` when it stayed local); for the op log.
+    started_at: SimTime,
+    choice: Option<(Algo, Proto)>,
     /// Why it failed: every part, present or submitted later, fails with this message.
     failed: Option<String>,
 }
@@ -145,6 +150,23 @@ pub struct Coordinator {
     outbox: Vec<(ClientId, FromSim)>,
     failures: Vec<String>,
     stats: CoordStats,
+    /// Completed operations, per rank part, when [`Coordinator::record_ops`] asked for them.
+    op_log: Option<Vec<OpSpan>>,
+}
+
+/// One rank's part of a completed operation, as the simulator ran it (for `phantom run --trace`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpSpan {
+    /// The process that submitted it (its `Hello` pid).
+    pub pid: u32,
+    /// The process's own id for the operation.
+    pub op: OpId,
+    /// When every rank was ready and the operation started, and when it completed.
+    pub start: SimTime,
+    pub end: SimTime,
+    /// NCCL's algorithm and protocol as the tuning model chose them; `None` for operations that moved no
+    /// data over links (one GPU, zero bytes).
+    pub choice: Option<(Algo, Proto)>,
 }
 
 const NEVER: SimTime = SimTime::from_nanos(u64::MAX);
@@ -169,6 +191,7 @@ impl Coordinator {
             outbox: Vec::new(),
             failures: Vec::new(),
             stats: CoordStats::default(),
+            op_log: None,
         })
     }
 
@@ -177,6 +200,16 @@ impl Coordinator {
     pub fn expect_clients(&mut self, n: usize) {
         self.expected_clients = Some(n);
         self.pump();
+    }
+
+    /// From now on, keep an [`OpSpan`] for every completed operation (costs memory; for traces only).
+    pub fn record_ops(&mut self) {
+        self.op_log.get_or_insert_with(Vec::new);
+    }
+
+    /// The operations completed since the last call (empty unless [`Coordinator::record_ops`] was called).
+    pub fn take_op_log(&mut self) -> Vec<OpSpan> {
+        self.op_log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Whether some process waits for an answer that simulated time must first reach.
@@ -208,7 +241,7 @@ impl Coordinator {
 
     /// A new client; its first message should be `Hello`.
     pub fn connect(&mut self) -> ClientId {
-        self.clients.push(Client { label: format!("client {}", self.clients.len()), lbts: SimTime::ZERO, blocked: 0, alive: true, idle: false });
+        self.clients.push(Client { label: format!("client {}", self.clients.len()), pid: 0, lbts: SimTime::ZERO, blocked: 0, alive: true, idle: false });
         let id = (self.clients.len() - 1) as ClientId;
         self.outbox.push((id, FromSim::Welcome { client: id }));
         id
@@ -253,6 +286,7 @@ impl Coordinator {
         self.clients[client as usize].idle = false;
         match msg {
             ToSim::Hello { pid, node, label } => {
+                self.clients[client as usize].pid = pid;
                 self.clients[client as usize].label =
                     if label.is_empty() { format!("pid {pid} (node {node})") } else { label };
             }
@@ -473,7 +507,7 @@ impl Coordinator {
             }
         };
         self.ops.insert((client, id), Op { rank, comm, desc, ready, key, status: Status::Pending });
-        let m = self.matches.entry(key).or_insert_with(|| Match { parts: vec![None; slots], first: None, started: false, failed: None });
+        let m = self.matches.entry(key).or_insert_with(|| Match { parts: vec![None; slots], first: None, started: false, started_at: SimTime::ZERO, choice: None, failed: None });
         m.parts[slot] = Some((client, id));
         let mismatch = match m.first {
             None => {
@@ -661,6 +695,10 @@ impl Coordinator {
             if let Some(op) = self.ops.get_mut(&(c, id)) {
                 op.status = Status::Done(end);
             }
+            if let Some(log) = self.op_log.as_mut() {
+                let pid = self.clients.get(c as usize).map_or(0, |cl| cl.pid);
+                log.push(OpSpan { pid, op: id, start: m.started_at, end, choice: m.choice });
+            }
         }
         self.stats.operations += 1;
         self.stats.simulated_end = self.stats.simulated_end.max(end);
@@ -674,6 +712,7 @@ impl Coordinator {
         };
         let m = self.matches.get_mut(&key).expect("present");
         m.started = true;
+        m.started_at = at;
         for (c, id) in m.parts.iter().flatten() {
             if let Some(op) = self.ops.get_mut(&(*c, *id)) {
                 op.status = Status::Running;
@@ -693,7 +732,10 @@ impl Coordinator {
             self.finish(key, at);
             return;
         }
-        let tid = self.net.start(at, &coll, &c.tuning);
+        let (tid, algo, proto) = self.net.start_choosing(at, &coll, &c.tuning);
+        if let Some(m) = self.matches.get_mut(&key) {
+            m.choice = Some((algo, proto));
+        }
         self.transfers.insert(tid, key);
     }
 

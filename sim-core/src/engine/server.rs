@@ -1,6 +1,6 @@
 //! The simulator's socket server (started by `phantom run`).
 
-use super::core::{ClientId, Coordinator};
+use super::core::{ClientId, Coordinator, OpSpan};
 use super::proto::{read_msg, write_msg, FromSim, ToSim};
 use crate::config::ClusterConfig;
 use crate::time::SimTime;
@@ -49,6 +49,9 @@ pub struct RunSummary {
     pub events: u64,
     /// One line per failure diagnosed (mismatch, dead rank, deadlock), naming rank, communicator and operation.
     pub failures: Vec<String>,
+    /// Every rank's part of every completed operation, when [`ServerHandle::record_ops`] asked for them
+    /// (`phantom run --trace`); empty otherwise.
+    pub ops: Vec<OpSpan>,
 }
 
 /// A running server.
@@ -79,6 +82,12 @@ impl ServerHandle {
         self.inner.deliver(out);
     }
 
+    /// Keep the start and end of every operation for [`RunSummary::ops`] (`phantom run --trace`). Call before
+    /// the ranks start. Changes no simulated time.
+    pub fn record_ops(&self) {
+        lock(&self.inner.coord).record_ops();
+    }
+
     /// Stops accepting, waits for connected clients to disconnect (at most `grace`), and returns the summary.
     pub fn finish(mut self, grace: std::time::Duration) -> RunSummary {
         self.inner.stopping.store(true, Ordering::SeqCst);
@@ -100,7 +109,7 @@ impl ServerHandle {
         if let Some(p) = &self.inner.unix_path {
             let _ = std::fs::remove_file(p);
         }
-        let c = lock(&self.inner.coord);
+        let mut c = lock(&self.inner.coord);
         let stats = c.stats();
         let net = c.net().stats();
         RunSummary {
@@ -111,6 +120,7 @@ impl ServerHandle {
             simulated_end: stats.simulated_end,
             events: net.events,
             failures: c.failures().to_vec(),
+            ops: c.take_op_log(),
         }
     }
 }

@@ -229,13 +229,19 @@ impl Network {
 
     /// Starts `c` at `at` (every rank is ready then). `at` is never earlier than the time of the last `advance`.
     pub fn start(&mut self, at: SimTime, c: &Collective, tuning: &Tuning) -> TransferId {
+        self.start_choosing(at, c, tuning).0
+    }
+
+    /// Like [`Network::start`], also returning the algorithm and protocol chosen (for traces).
+    pub fn start_choosing(&mut self, at: SimTime, c: &Collective, tuning: &Tuning) -> (TransferId, Algo, Proto) {
         self.next_id += 1;
         let id = self.next_id;
         let p = self.prepare(c, tuning, id);
         let begin = at.max(self.now) + p.latency;
+        let (algo, proto) = (p.algo, p.proto);
         self.waiting.insert((begin, id), p.flows);
         self.stats.transfers_started += 1;
-        TransferId(id)
+        (TransferId(id), algo, proto)
     }
 
     /// Earliest time at which something is due (a flow finishing, a phase starting), if anything is running.

@@ -8,3 +8,4 @@ mod faults;
 mod nccl_api;
 mod programs;
 mod runtime_timing;
+mod trace;

@@ -1,0 +1,348 @@
+//! The rank side of `phantom run --trace` (docs/trace.md): when `PHANTOM_TRACE_DIR` is set, every kernel,
+//! copy, memset and communication operation placed on a stream is appended to an in-memory buffer, and the
+//! buffer is written as JSON lines to `<dir>/rank-<pid>.jsonl` whenever it holds [`FLUSH_AT`] records and at
+//! process exit (a libc `atexit` handler). A process that dies loses at most the unflushed tail.
+//!
+//! Recording never changes a simulated time: it only copies times the stream placement already decided.
+//! With tracing off, the cost is one relaxed atomic load ([`on`]). Communication records carry no times: the
+//! simulator knows when each operation started and completed and hands those to the launcher, which joins
+//! them to these records by (pid, operation id).
+
+use crate::runtime::{Device, Runtime};
+use crate::stream::Stream;
+use sim_core::engine::proto::OpId;
+use sim_core::ktable::TimeSource;
+use sim_core::timeline::CopyEngine;
+use sim_core::SimTime;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The variable `phantom run --trace` sets to the directory the rank files go to.
+pub const TRACE_DIR_ENV: &str = "PHANTOM_TRACE_DIR";
+
+/// Records buffered before they are written out.
+pub const FLUSH_AT: usize = 4096;
+
+const UNKNOWN: u8 = 0;
+const OFF: u8 = 1;
+const ON: u8 = 2;
+static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+static TRACER: OnceLock<Option<Tracer>> = OnceLock::new();
+
+/// What moved data on a copy engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyOp {
+    Copy(CopyEngine),
+    Memset,
+}
+
+/// One communication operation's kind as queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommKind {
+    Coll(sim_core::net::CollOp),
+    Send { peer: u32 },
+    Recv { peer: u32 },
+}
+
+/// Where a command ran: the application's stream handle and the global GPU index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lane {
+    pub stream: usize,
+    pub gpu: u32,
+}
+
+impl Lane {
+    pub fn of(rt: &Runtime, dev: &Device, stream: &Stream) -> Lane {
+        Lane {
+            stream: stream.handle,
+            gpu: crate::net::node() * rt.config.gpus_per_node + dev.physical,
+        }
+    }
+}
+
+/// One recorded command: small and `Copy`, so recording only pushes it (kernel names are looked up when
+/// the buffer is written).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Record {
+    Kernel {
+        lane: Lane,
+        /// The kernel's host stub (key of `launch::KERNELS`).
+        host_fun: usize,
+        grid: [u32; 3],
+        block: [u32; 3],
+        shared: u32,
+        source: TimeSource,
+        start: SimTime,
+        end: SimTime,
+    },
+    Copy {
+        lane: Lane,
+        op: CopyOp,
+        bytes: u64,
+        start: SimTime,
+        end: SimTime,
+    },
+    Comm {
+        lane: Lane,
+        op: OpId,
+        kind: CommKind,
+        bytes: u64,
+        comm: u64,
+        rank: u32,
+    },
+}
+
+struct Tracer {
+    path: std::path::PathBuf,
+    buf: Mutex<Vec<Record>>,
+    /// The open file, after its header line; `None` until the first write (or after a failed open).
+    file: Mutex<Option<std::fs::File>>,
+}
+
+/// Whether tracing is on. After the first call: one relaxed load.
+#[inline]
+pub fn on() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        OFF => false,
+        ON => true,
+        _ => init(),
+    }
+}
+
+#[cold]
+fn init() -> bool {
+    let t = TRACER.get_or_init(|| {
+        let dir = std::env::var_os(TRACE_DIR_ENV).filter(|d| !d.is_empty())?;
+        let path = std::path::Path::new(&dir).join(format!("rank-{}.jsonl", std::process::id()));
+        // SAFETY: `flush_at_exit` is a plain `extern "C" fn()` that never unwinds.
+        unsafe { libc::atexit(flush_at_exit) };
+        Some(Tracer {
+            path,
+            buf: Mutex::new(Vec::with_capacity(FLUSH_AT)),
+            file: Mutex::new(None),
+        })
+    });
+    STATE.store(if t.is_some() { ON } else { OFF }, Ordering::Relaxed);
+    t.is_some()
+}
+
+/// Appends `r` (call only when [`on`] said so); writes the buffer out when it is full.
+pub fn record(r: Record) {
+    let Some(Some(t)) = TRACER.get() else { return };
+    let full = {
+        let mut b = t.buf.lock().unwrap_or_else(|e| e.into_inner());
+        b.push(r);
+        (b.len() >= FLUSH_AT).then(|| std::mem::replace(&mut *b, Vec::with_capacity(FLUSH_AT)))
+    };
+    if let Some(batch) = full {
+        t.write(&batch);
+    }
+}
+
+/// Writes whatever is buffered (also called at exit).
+pub fn flush() {
+    let Some(Some(t)) = TRACER.get() else { return };
+    let batch = std::mem::take(&mut *t.buf.lock().unwrap_or_else(|e| e.into_inner()));
+    t.write(&batch);
+}
+
+extern "C" fn flush_at_exit() {
+    let _ = std::panic::catch_unwind(flush);
+}
+
+impl Tracer {
+    fn write(&self, batch: &[Record]) {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if file.is_none() {
+            let opened = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path);
+            match opened {
+                Ok(mut f) => {
+                    let _ = f.write_all(header().as_bytes());
+                    *file = Some(f);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "phantom: cannot write the trace file {}: {e}",
+                        self.path.display()
+                    );
+                    return;
+                }
+            }
+        }
+        let mut out = String::with_capacity(batch.len() * 160);
+        for r in batch {
+            line(&mut out, r);
+        }
+        if let Some(f) = file.as_mut() {
+            let _ = f.write_all(out.as_bytes());
+        }
+    }
+}
+
+/// The file's first line: who this process is.
+fn header() -> String {
+    let rank = std::env::var("RANK")
+        .ok()
+        .and_then(|r| r.trim().parse::<u32>().ok());
+    let rank = rank.map_or("null".to_string(), |r| r.to_string());
+    format!(
+        "{{\"type\":\"process\",\"pid\":{},\"rank\":{rank},\"node\":{}}}\n",
+        std::process::id(),
+        crate::net::node()
+    )
+}
+
+/// `s` as a JSON string literal.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn source_name(s: TimeSource) -> &'static str {
+    match s {
+        TimeSource::Table => "table",
+        TimeSource::Model => "model",
+        TimeSource::Profiled => "profiled",
+    }
+}
+
+fn copy_name(op: CopyOp) -> &'static str {
+    match op {
+        CopyOp::Copy(CopyEngine::HostToDevice) => "HtoD",
+        CopyOp::Copy(CopyEngine::DeviceToHost) => "DtoH",
+        CopyOp::Copy(CopyEngine::DeviceToDevice) => "DtoD",
+        CopyOp::Memset => "memset",
+    }
+}
+
+/// One JSON line for `r` (times in nanoseconds of simulated time).
+fn line(out: &mut String, r: &Record) {
+    match *r {
+        Record::Kernel {
+            lane,
+            host_fun,
+            grid,
+            block,
+            shared,
+            source,
+            start,
+            end,
+        } => {
+            let name = crate::launch::KERNELS
+                .get(&host_fun)
+                .map(|k| k.name.clone())
+                .unwrap_or_else(|| format!("kernel {host_fun:#x}"));
+            let _ = write!(
+                out,
+                "{{\"type\":\"kernel\",\"stream\":{},\"gpu\":{},\"name\":",
+                lane.stream, lane.gpu
+            );
+            json_str(out, &name);
+            let _ = writeln!(
+                out,
+                ",\"grid\":[{},{},{}],\"block\":[{},{},{}],\"shared\":{shared},\"source\":\"{}\",\"start\":{},\"end\":{}}}",
+                grid[0],
+                grid[1],
+                grid[2],
+                block[0],
+                block[1],
+                block[2],
+                source_name(source),
+                start.as_nanos(),
+                end.as_nanos()
+            );
+        }
+        Record::Copy {
+            lane,
+            op,
+            bytes,
+            start,
+            end,
+        } => {
+            let _ = writeln!(
+                out,
+                "{{\"type\":\"copy\",\"stream\":{},\"gpu\":{},\"kind\":\"{}\",\"bytes\":{bytes},\"start\":{},\"end\":{}}}",
+                lane.stream,
+                lane.gpu,
+                copy_name(op),
+                start.as_nanos(),
+                end.as_nanos()
+            );
+        }
+        Record::Comm {
+            lane,
+            op,
+            kind,
+            bytes,
+            comm,
+            rank,
+        } => {
+            let (name, peer) = match kind {
+                CommKind::Coll(c) => (format!("{c:?}"), None),
+                CommKind::Send { peer } => ("Send".to_string(), Some(peer)),
+                CommKind::Recv { peer } => ("Recv".to_string(), Some(peer)),
+            };
+            let peer = peer.map_or("null".to_string(), |p| p.to_string());
+            let _ = writeln!(
+                out,
+                "{{\"type\":\"comm\",\"stream\":{},\"gpu\":{},\"op\":{},\"kind\":\"{name}\",\"bytes\":{bytes},\"comm\":{comm},\"rank\":{rank},\"peer\":{peer}}}",
+                lane.stream, lane.gpu, op.0
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_json_with_escaped_names() {
+        let mut out = String::new();
+        json_str(&mut out, "k<\"a\\b\">\n");
+        assert_eq!(out, r#""k<\"a\\b\">\u000a""#);
+        let mut out = String::new();
+        let lane = Lane { stream: 1, gpu: 3 };
+        line(
+            &mut out,
+            &Record::Copy {
+                lane,
+                op: CopyOp::Memset,
+                bytes: 64,
+                start: SimTime::from_nanos(5),
+                end: SimTime::from_nanos(9),
+            },
+        );
+        line(
+            &mut out,
+            &Record::Comm {
+                lane,
+                op: OpId(7),
+                kind: CommKind::Send { peer: 2 },
+                bytes: 8,
+                comm: 0,
+                rank: 1,
+            },
+        );
+        assert_eq!(
+            out,
+            "{\"type\":\"copy\",\"stream\":1,\"gpu\":3,\"kind\":\"memset\",\"bytes\":64,\"start\":5,\"end\":9}\n\
+             {\"type\":\"comm\",\"stream\":1,\"gpu\":3,\"op\":7,\"kind\":\"Send\",\"bytes\":8,\"comm\":0,\"rank\":1,\"peer\":2}\n"
+        );
+    }
+}
