@@ -112,7 +112,13 @@ fn join(joins: &[ShimJoin]) -> CudaResult<Vec<ShimCommInfo>> {
             }
         })
         .collect();
-    if let Some(why) = failure {
+    if let Some(mut why) = failure {
+        if sim.is_embedded() && why.contains("never joined") {
+            why.push_str(&format!(
+                " (this process simulates alone because {} is not set: start runs of several processes with `phantom run`)",
+                sim_core::engine::client::SIM_ENV
+            ));
+        }
         fail(cudaError::cudaSuccess, why);
     }
     Ok(out)

@@ -90,6 +90,7 @@ fn check(rt: &Runtime, what: &str, rc: i32) -> NcclResult<()> {
         400 | 900..=910 => Err(export::error(ncclResult_t::ncclInvalidUsage, format!("{what}: {}", last_message(rt)))),
         _ => {
             let msg = format!("{what}: {} (CUDA error {rc})", last_message(rt));
+            crate::log::init();
             tracing::error!("phantom: {msg}");
             Err(export::error(ncclResult_t::ncclUnhandledCudaError, msg))
         }
@@ -211,6 +212,7 @@ fn run_joins(joins: Vec<PendingJoin>) -> NcclResult<()> {
             _ => {
                 if result.is_ok() {
                     let msg = format!("communicator initialisation failed: {}", last_message(rt));
+                    crate::log::init();
                     tracing::error!("phantom: {msg}");
                     result = Err(export::error(ncclResult_t::ncclInvalidUsage, msg));
                 }

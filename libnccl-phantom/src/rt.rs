@@ -22,6 +22,7 @@ pub fn runtime() -> Result<&'static Runtime, String> {
         .get_or_init(|| {
             let r = unsafe { find() };
             if let Err(e) = &r {
+                crate::log::init();
                 tracing::error!("phantom: libnccl.so.2 cannot work: {e}");
             }
             r
