@@ -929,15 +929,22 @@ impl CudartApi for Phantom {
     unsafe fn cudaGetDriverEntryPoint(sym: *const c_char, f: *mut *mut c_void, _flags: c_ulonglong, st: *mut cudaDriverEntryPointQueryResult) -> cudaError_t {
         unsafe { Self::cudaGetDriverEntryPointByVersion(sym, f, 13000, _flags, st) }
     }
-    unsafe fn cudaGetDriverEntryPointByVersion(sym: *const c_char, f: *mut *mut c_void, _v: c_uint, _flags: c_ulonglong, st: *mut cudaDriverEntryPointQueryResult) -> cudaError_t {
-        // Phantom's driver library is separate; here no driver symbol is found (a documented, non-fatal answer).
+    unsafe fn cudaGetDriverEntryPointByVersion(sym: *const c_char, f: *mut *mut c_void, v: c_uint, flags: c_ulonglong, st: *mut cudaDriverEntryPointQueryResult) -> cudaError_t {
+        // Phantom's driver library (`libcuda.so.1`, a separate cdylib) resolves the name itself: its
+        // cuGetProcAddress_v2 picks the variant (`name_v2`, ...) and answers "not found" for what it lacks. Without
+        // that library (not loaded and not loadable) no driver symbol is found: a documented, non-fatal answer.
         if sym.is_null() || f.is_null() {
             return cudaError::cudaErrorInvalidValue;
         }
+        let found = unsafe { crate::driver::get_proc_address(sym, v, flags) };
         unsafe {
-            *f = std::ptr::null_mut();
+            *f = found.unwrap_or(std::ptr::null_mut());
             if !st.is_null() {
-                *st = cudaDriverEntryPointQueryResult::cudaDriverEntryPointSymbolNotFound;
+                *st = if found.is_some() {
+                    cudaDriverEntryPointQueryResult::cudaDriverEntryPointSuccess
+                } else {
+                    cudaDriverEntryPointQueryResult::cudaDriverEntryPointSymbolNotFound
+                };
             }
         }
         cudaError::cudaSuccess

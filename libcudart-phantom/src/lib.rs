@@ -13,6 +13,7 @@ mod generated {
 }
 
 mod api;
+mod driver;
 pub mod clock;
 pub mod copy;
 pub mod device;

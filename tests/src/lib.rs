@@ -143,6 +143,12 @@ pub fn compile(name: &str) -> PathBuf {
         libs.extend([format!("-L{}", nccl.join("lib").display()), "-lnccl".to_string()]);
     }
 
+    // A program that includes cuda.h (the driver API) is linked with -lcuda against the staged libcuda.so (NVIDIA's
+    // driver library is not in the wheels).
+    if String::from_utf8_lossy(&source).contains("<cuda.h>") {
+        libs.extend([format!("-L{}", lib_dir().display()), "-lcuda".to_string()]);
+    }
+
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     source.hash(&mut hasher);
     compiler.hash(&mut hasher);

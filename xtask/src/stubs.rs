@@ -39,6 +39,122 @@ pub struct Stub {
     pub status_name: &'static str,
     /// Why that status (the header's enum rarely has an exact "not supported").
     pub status_reason: &'static str,
+    /// A hand-written module of implementations (docs/abi.md, "Stub libraries"), or none: a pure stub.
+    pub overrides: Option<Overrides>,
+}
+
+/// The hand-written part of a stub library: a module in the crate (`src/imp.rs`, never generated) whose every
+/// `pub fn` is an implemented export of the same name. Its functions are typed: `&mut T` / `&T` for pointer
+/// arguments the C API requires (the generated export passes NULL back as `null_status`), `Option<&mut T>` /
+/// `Option<&T>` for optional ones, `&CStr` for a required C string, any other type as the C ABI passes it; each
+/// returns `phantom_stub_common::Status` (`Ok(())` is 0 on the wire). A `pub fn` the golden list lacks is exported
+/// too (a function that callers reach by `dlsym`/`cuGetProcAddress` or through a header macro's `_v2` name).
+pub struct Overrides {
+    /// Path of the module, relative to `stubs/<name>/`.
+    pub module: &'static str,
+    /// What an export returns when a required pointer argument is NULL, and its name in NVIDIA's header.
+    pub null_status: u32,
+    pub null_status_name: &'static str,
+    /// Crates the module uses besides `phantom-stub-common`: `(package, TOML dependency value)`.
+    pub dependencies: &'static [(&'static str, &'static str)],
+}
+
+/// One implemented export: its name and the generated `extern "C"` wrapper around `imp::<name>`.
+struct Implemented {
+    name: String,
+    wrapper: String,
+}
+
+/// How one typed parameter crosses the C ABI.
+enum Param {
+    /// `&mut T` / `&T`: a required pointer (NULL → the null status).
+    Required { mutable: bool, inner: String },
+    /// `Option<&mut T>` / `Option<&T>`: an optional pointer.
+    Optional { mutable: bool, inner: String },
+    /// `&CStr`: a required NUL-terminated string.
+    CStr,
+    /// Anything else, as is.
+    Value(String),
+}
+
+fn tokens(t: &impl quote::ToTokens) -> String {
+    t.to_token_stream().to_string()
+}
+
+fn classify(ty: &syn::Type) -> Param {
+    match ty {
+        syn::Type::Reference(r) if tokens(&r.elem) == "CStr" => Param::CStr,
+        syn::Type::Reference(r) => Param::Required { mutable: r.mutability.is_some(), inner: tokens(&r.elem) },
+        syn::Type::Path(p) if p.path.segments.len() == 1 && p.path.segments[0].ident == "Option" => {
+            if let syn::PathArguments::AngleBracketed(a) = &p.path.segments[0].arguments {
+                if let Some(syn::GenericArgument::Type(syn::Type::Reference(r))) = a.args.first() {
+                    return Param::Optional { mutable: r.mutability.is_some(), inner: tokens(&r.elem) };
+                }
+            }
+            Param::Value(tokens(ty))
+        }
+        _ => Param::Value(tokens(ty)),
+    }
+}
+
+/// The `pub fn`s of an override module, each with its generated export.
+fn implemented(stub: &Stub, ov: &Overrides, dir: &Path) -> Result<Vec<Implemented>> {
+    let path = dir.join(ov.module);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file = syn::parse_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let module = Path::new(ov.module).file_stem().unwrap().to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for item in &file.items {
+        let syn::Item::Fn(f) = item else { continue };
+        if !matches!(f.vis, syn::Visibility::Public(_)) {
+            continue;
+        }
+        let name = f.sig.ident.to_string();
+        let (mut params, mut checks, mut args) = (Vec::new(), String::new(), Vec::new());
+        for input in &f.sig.inputs {
+            let syn::FnArg::Typed(pt) = input else {
+                return Err(format!("{}: {name} takes self", path.display()));
+            };
+            let arg = tokens(&pt.pat);
+            match classify(&pt.ty) {
+                Param::Required { mutable, inner } => {
+                    let (ptr, conv) = if mutable { ("*mut", "as_mut") } else { ("*const", "as_ref") };
+                    params.push(format!("{arg}: {ptr} {inner}"));
+                    let _ = writeln!(
+                        checks,
+                        "        let Some({arg}) = (unsafe {{ {arg}.{conv}() }}) else {{ return Err(NULL_ARGUMENT) }};"
+                    );
+                }
+                Param::Optional { mutable, inner } => {
+                    let (ptr, conv) = if mutable { ("*mut", "as_mut") } else { ("*const", "as_ref") };
+                    params.push(format!("{arg}: {ptr} {inner}"));
+                    let _ = writeln!(checks, "        let {arg} = unsafe {{ {arg}.{conv}() }};");
+                }
+                Param::CStr => {
+                    params.push(format!("{arg}: *const ::core::ffi::c_char"));
+                    let _ = writeln!(
+                        checks,
+                        "        if {arg}.is_null() {{ return Err(NULL_ARGUMENT) }}\n        \
+                         let {arg} = unsafe {{ ::core::ffi::CStr::from_ptr({arg}) }};"
+                    );
+                }
+                Param::Value(ty) => params.push(format!("{arg}: {ty}")),
+            }
+            args.push(arg);
+        }
+        let wrapper = format!(
+            "/// `{name}`: implemented by `{module}::{name}`.\n#[no_mangle]\n\
+             pub unsafe extern \"C\" fn {name}({params}) -> u64 {{\n    \
+             phantom_stub_common::guard(\"{name}\", NOTE, STATUS, || {{\n{checks}        {module}::{name}({args})\n    }})\n}}\n",
+            params = params.join(", "),
+            args = args.join(", "),
+        );
+        out.push(Implemented { name, wrapper });
+    }
+    if out.is_empty() {
+        return Err(format!("{}: {} has no `pub fn`", stub.soname, path.display()));
+    }
+    Ok(out)
 }
 
 /// The versions torch 2.11.0 (PyPI, CUDA 13.0 build) pins: `cuda-toolkit[...]==13.0.2` for the toolkit libraries,
@@ -55,6 +171,7 @@ pub const STUBS: &[Stub] = &[
         status: 15,
         status_name: "CUBLAS_STATUS_NOT_SUPPORTED",
         status_reason: "cublasStatus_t's own 'not supported'",
+        overrides: None,
     },
     Stub {
         name: "cublaslt",
@@ -67,6 +184,7 @@ pub const STUBS: &[Stub] = &[
         status: 15,
         status_name: "CUBLAS_STATUS_NOT_SUPPORTED",
         status_reason: "cublasLt returns cublasStatus_t",
+        overrides: None,
     },
     Stub {
         name: "cudnn",
@@ -79,6 +197,7 @@ pub const STUBS: &[Stub] = &[
         status: 3000,
         status_name: "CUDNN_STATUS_NOT_SUPPORTED",
         status_reason: "cudnnStatus_t's own 'not supported'",
+        overrides: None,
     },
     Stub {
         name: "cufft",
@@ -91,6 +210,7 @@ pub const STUBS: &[Stub] = &[
         status: 16,
         status_name: "CUFFT_NOT_SUPPORTED",
         status_reason: "cufftResult's own 'not supported'",
+        overrides: None,
     },
     Stub {
         name: "curand",
@@ -104,6 +224,7 @@ pub const STUBS: &[Stub] = &[
         status_name: "CURAND_STATUS_INITIALIZATION_FAILED",
         status_reason: "curandStatus_t has no 'not supported'; 'initialization of CUDA failed' is what a caller \
                         handles as 'cuRAND unusable here'",
+        overrides: None,
     },
     Stub {
         name: "cusolver",
@@ -116,6 +237,7 @@ pub const STUBS: &[Stub] = &[
         status: 15,
         status_name: "CUSOLVER_STATUS_NOT_SUPPORTED",
         status_reason: "cusolverStatus_t's own 'not supported'",
+        overrides: None,
     },
     Stub {
         name: "cusparse",
@@ -128,6 +250,7 @@ pub const STUBS: &[Stub] = &[
         status: 10,
         status_name: "CUSPARSE_STATUS_NOT_SUPPORTED",
         status_reason: "cusparseStatus_t's own 'not supported'",
+        overrides: None,
     },
     Stub {
         name: "cusparselt",
@@ -140,6 +263,7 @@ pub const STUBS: &[Stub] = &[
         status: 10,
         status_name: "CUSPARSE_STATUS_NOT_SUPPORTED",
         status_reason: "cusparseLt returns cusparseStatus_t",
+        overrides: None,
     },
     Stub {
         name: "cufile",
@@ -153,6 +277,7 @@ pub const STUBS: &[Stub] = &[
         status_name: "CU_FILE_PLATFORM_NOT_SUPPORTED",
         status_reason: "cuFile functions return CUfileError_t { err, cu_err }, 8 bytes in rax: err = \
                         CU_FILE_PLATFORM_NOT_SUPPORTED (5000 + 7), cu_err = CUDA_SUCCESS",
+        overrides: None,
     },
     Stub {
         name: "cupti",
@@ -165,6 +290,7 @@ pub const STUBS: &[Stub] = &[
         status: 27,
         status_name: "CUPTI_ERROR_NOT_SUPPORTED",
         status_reason: "CUptiResult's own 'not supported'",
+        overrides: None,
     },
     Stub {
         name: "nvrtc",
@@ -177,6 +303,7 @@ pub const STUBS: &[Stub] = &[
         status: 11,
         status_name: "NVRTC_ERROR_INTERNAL_ERROR",
         status_reason: "nvrtcResult has no 'not supported'",
+        overrides: None,
     },
     Stub {
         name: "nvjitlink",
@@ -189,6 +316,7 @@ pub const STUBS: &[Stub] = &[
         status: 6,
         status_name: "NVJITLINK_ERROR_INTERNAL",
         status_reason: "nvJitLinkResult has no 'not supported' (libcusparse.so.12 needs this library)",
+        overrides: None,
     },
     Stub {
         name: "nvshmem-host",
@@ -201,6 +329,7 @@ pub const STUBS: &[Stub] = &[
         status: 3,
         status_name: "NVSHMEMX_ERROR_NOT_SUPPORTED",
         status_reason: "nvshmemx_status's own 'not supported' (nonzero, so int-returning calls report failure)",
+        overrides: None,
     },
     Stub {
         name: "cuda-driver",
@@ -215,6 +344,13 @@ pub const STUBS: &[Stub] = &[
         status: 801,
         status_name: "CUDA_ERROR_NOT_SUPPORTED",
         status_reason: "CUresult's own 'not supported'",
+        overrides: Some(Overrides {
+            module: "src/imp.rs",
+            null_status: 1,
+            null_status_name: "CUDA_ERROR_INVALID_VALUE",
+            // Types only (`cudaDeviceProp`, ...): the runtime is reached with dlopen, never linked.
+            dependencies: &[("libc", "{ workspace = true }"), ("phantom-cuda-sys", "{ workspace = true }")],
+        }),
     },
     Stub {
         name: "nvml",
@@ -229,6 +365,7 @@ pub const STUBS: &[Stub] = &[
         status: 3,
         status_name: "NVML_ERROR_NOT_SUPPORTED",
         status_reason: "nvmlReturn_t's own 'not supported'; torch falls back to cudaGetDeviceCount when NVML fails",
+        overrides: None,
     },
 ];
 
@@ -542,11 +679,17 @@ pub fn generate() -> Result<()> {
                  license.workspace = true\npublish = false\n\
                  description = \"Phantom stub of NVIDIA's {so}: every export, each returning {sn}.\"\n\n\
                  [lib]\nname = \"{lib}\"\ncrate-type = [\"cdylib\"]\n\n\
-                 [dependencies]\nphantom-stub-common = {{ path = \"../common\" }}\n",
+                 [dependencies]\nphantom-stub-common = {{ path = \"../common\" }}\n{extra}",
                 pkg = stub.package(),
                 so = stub.soname,
                 sn = stub.status_name,
-                lib = stub.lib_name()
+                lib = stub.lib_name(),
+                extra = stub
+                    .overrides
+                    .iter()
+                    .flat_map(|o| o.dependencies)
+                    .map(|(pkg, spec)| format!("{pkg} = {spec}\n"))
+                    .collect::<String>(),
             ),
         )?;
 
@@ -571,14 +714,20 @@ pub fn generate() -> Result<()> {
         build.push_str("    println!(\"cargo:rerun-if-changed=build.rs\");\n}\n");
         write(&dir.join("build.rs"), &build)?;
 
-        let funcs: Vec<&Export> = exports.iter().filter(|e| e.kind == Kind::Func).collect();
+        let implemented = match &stub.overrides {
+            Some(ov) => implemented(stub, ov, &dir)?,
+            None => Vec::new(),
+        };
+        let is_implemented = |name: &str| implemented.iter().any(|i| i.name == name);
+        let funcs: Vec<&Export> =
+            exports.iter().filter(|e| e.kind == Kind::Func && !is_implemented(&e.name)).collect();
         let objects: Vec<&Export> = exports.iter().filter(|e| e.kind != Kind::Func).collect();
         let mut lib = format!(
             "// @generated by `cargo xtask stubgen` from cuda-sys/abi/{so}.symbols and xtask/src/stubs.rs.\n\
              // Do not edit: regenerate instead (docs/abi.md, \"Stub libraries\"). {nf} functions, {no} data exports.\n\
              //! Phantom stub of NVIDIA's `{so}`: every function logs once and returns `{sn}` ({st}: {why});\n\
              //! every data export is zero-filled.\n\
-             #![allow(non_snake_case, non_upper_case_globals)]\n\n",
+             #![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]\n\n",
             so = stub.soname,
             nf = funcs.len(),
             no = objects.len(),
@@ -591,6 +740,37 @@ pub fn generate() -> Result<()> {
             let _ = writeln!(lib, "    {}", e.name);
         }
         lib.push_str("}\n");
+        if let Some(ov) = &stub.overrides {
+            let module = Path::new(ov.module).file_stem().unwrap().to_string_lossy().into_owned();
+            let extra: Vec<&str> = implemented
+                .iter()
+                .map(|i| i.name.as_str())
+                .filter(|n| !exports.iter().any(|e| e.name == *n))
+                .collect();
+            let _ = write!(
+                lib,
+                "\n// {n} exports are implemented by the hand-written module `{m}` ({path}); {x} of them are not in the\n\
+                 // golden list ({extra}).\n\
+                 #[path = {path_rel:?}]\nmod {module};\n#[allow(unused_imports)]\nuse {module}::*;\n\n\
+                 const NOTE: &str = {note:?};\nconst STATUS: u64 = {st};\n\
+                 /// {nsn}: what an export returns when a required pointer argument is NULL.\n\
+                 const NULL_ARGUMENT: ::core::num::NonZeroU32 = match ::core::num::NonZeroU32::new({ns}) {{\n    \
+                 Some(s) => s,\n    None => panic!(),\n}};\n\n",
+                n = implemented.len(),
+                m = module,
+                path = ov.module,
+                path_rel = Path::new(ov.module).strip_prefix("src").unwrap_or(Path::new(ov.module)).display().to_string(),
+                x = extra.len(),
+                extra = if extra.is_empty() { "none".to_string() } else { extra.join(", ") },
+                st = stub.status,
+                nsn = ov.null_status_name,
+                ns = ov.null_status,
+            );
+            for i in &implemented {
+                lib.push_str(&i.wrapper);
+                lib.push('\n');
+            }
+        }
         if !objects.is_empty() {
             lib.push_str("\nphantom_stub_common::objects! {\n");
             for e in &objects {

@@ -32,6 +32,25 @@ pub fn unsupported(name: &str, note: &str, logged: &AtomicBool) {
     };
 }
 
+/// What an implemented export of a stub library returns (`xtask/src/stubs.rs`, `Overrides`): `Ok(())` is 0 on
+/// the wire, an error its status.
+pub type Status = Result<(), std::num::NonZeroU32>;
+
+/// Runs an implemented export's body: its status, zero-extended as the stubs' are, or `fallback` (the library's
+/// "not supported") after logging if the body panicked; a panic never unwinds into C.
+pub fn guard(name: &str, note: &str, fallback: u64, body: impl FnOnce() -> Status) -> u64 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(status)) => u64::from(status.get()),
+        Err(_) => {
+            if enabled() {
+                let _ = std::io::stderr().write_all(format!("phantom: {name} panicked ({note})\n").as_bytes());
+            }
+            fallback
+        }
+    }
+}
+
 /// A zero-filled, writable data export of exactly `N` bytes (`.bss`), standing in for a data symbol of
 /// NVIDIA's library whose contents Phantom does not model.
 #[repr(transparent)]

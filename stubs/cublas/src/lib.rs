@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 756 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libcublas.so.13`: every function logs once and returns `CUBLAS_STATUS_NOT_SUPPORTED` (15: cublasStatus_t's own 'not supported');
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 15, note = "libcublas.so.13 stub; returns CUBLAS_STATUS_NOT_SUPPORTED = 15";
     cublasAlloc

@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 184 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libcublasLt.so.13`: every function logs once and returns `CUBLAS_STATUS_NOT_SUPPORTED` (15: cublasLt returns cublasStatus_t);
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 15, note = "libcublasLt.so.13 stub; returns CUBLAS_STATUS_NOT_SUPPORTED = 15";
     cublasLtACCMatmul

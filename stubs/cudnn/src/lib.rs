@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 224 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libcudnn.so.9`: every function logs once and returns `CUDNN_STATUS_NOT_SUPPORTED` (3000: cudnnStatus_t's own 'not supported');
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 3000, note = "libcudnn.so.9 stub; returns CUDNN_STATUS_NOT_SUPPORTED = 3000";
     cudnnActivationBackward

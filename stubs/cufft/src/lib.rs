@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 58 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libcufft.so.12`: every function logs once and returns `CUFFT_NOT_SUPPORTED` (16: cufftResult's own 'not supported');
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 16, note = "libcufft.so.12 stub; returns CUFFT_NOT_SUPPORTED = 16";
     cufftCreate

@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 53 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libcufile.so.0`: every function logs once and returns `CU_FILE_PLATFORM_NOT_SUPPORTED` (5007: cuFile functions return CUfileError_t { err, cu_err }, 8 bytes in rax: err = CU_FILE_PLATFORM_NOT_SUPPORTED (5000 + 7), cu_err = CUDA_SUCCESS);
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 5007, note = "libcufile.so.0 stub; returns CU_FILE_PLATFORM_NOT_SUPPORTED = 5007";
     cuFileBatchIOCancel

@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 197 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libcupti.so.13`: every function logs once and returns `CUPTI_ERROR_NOT_SUPPORTED` (27: CUptiResult's own 'not supported');
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 27, note = "libcupti.so.13 stub; returns CUPTI_ERROR_NOT_SUPPORTED = 27";
     InitializeInjectionNvtx

@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 27 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libcurand.so.10`: every function logs once and returns `CURAND_STATUS_INITIALIZATION_FAILED` (203: curandStatus_t has no 'not supported'; 'initialization of CUDA failed' is what a caller handles as 'cuRAND unusable here');
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 203, note = "libcurand.so.10 stub; returns CURAND_STATUS_INITIALIZATION_FAILED = 203";
     curandCreateGenerator

@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 423 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libcusparse.so.12`: every function logs once and returns `CUSPARSE_STATUS_NOT_SUPPORTED` (10: cusparseStatus_t's own 'not supported');
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 10, note = "libcusparse.so.12 stub; returns CUSPARSE_STATUS_NOT_SUPPORTED = 10";
     cusparseAxpby

@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 28 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libnvJitLink.so.13`: every function logs once and returns `NVJITLINK_ERROR_INTERNAL` (6: nvJitLinkResult has no 'not supported' (libcusparse.so.12 needs this library));
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 6, note = "libnvJitLink.so.13 stub; returns NVJITLINK_ERROR_INTERNAL = 6";
     __nvJitLinkAPI

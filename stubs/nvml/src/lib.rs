@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 27 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libnvidia-ml.so.1`: every function logs once and returns `NVML_ERROR_NOT_SUPPORTED` (3: nvmlReturn_t's own 'not supported'; torch falls back to cudaGetDeviceCount when NVML fails);
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 3, note = "libnvidia-ml.so.1 stub; returns NVML_ERROR_NOT_SUPPORTED = 3";
     nvmlDeviceGetComputeRunningProcesses

@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 25 functions, 0 data exports.
 //! Phantom stub of NVIDIA's `libnvrtc.so.13`: every function logs once and returns `NVRTC_ERROR_INTERNAL_ERROR` (11: nvrtcResult has no 'not supported');
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 11, note = "libnvrtc.so.13 stub; returns NVRTC_ERROR_INTERNAL_ERROR = 11";
     __nvrtcCPEx

@@ -2,7 +2,7 @@
 // Do not edit: regenerate instead (docs/abi.md, "Stub libraries"). 1479 functions, 6 data exports.
 //! Phantom stub of NVIDIA's `libnvshmem_host.so.3`: every function logs once and returns `NVSHMEMX_ERROR_NOT_SUPPORTED` (3: nvshmemx_status's own 'not supported' (nonzero, so int-returning calls report failure));
 //! every data export is zero-filled.
-#![allow(non_snake_case, non_upper_case_globals)]
+#![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
 
 phantom_stub_common::functions! { status = 3, note = "libnvshmem_host.so.3 stub; returns NVSHMEMX_ERROR_NOT_SUPPORTED = 3";
     nvshmem_align

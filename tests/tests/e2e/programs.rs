@@ -96,3 +96,35 @@ fn nccl_version_and_strings() {
     assert_eq!(strings.len(), 9, "one string per status: {}", out.describe());
     assert_eq!(out.value("pstring_same"), "1");
 }
+
+/// A C program built with NVIDIA's cuda.h and linked with -lcuda runs on the staged `libcuda.so.1`: the driver
+/// calls implemented over the runtime (devices, primary contexts, error strings, cuGetProcAddress).
+#[test]
+fn driver_api_sees_dgx_h100() {
+    let out = run_program(&compile("driver_api.c"), &[]);
+    out.assert_clean_success();
+    assert_eq!(out.value("driver_version"), CUDART_VERSION.to_string());
+    assert_eq!(out.value("device_count"), "8");
+    assert_eq!(out.value("name"), "NVIDIA H100 80GB HBM3");
+    assert_eq!(out.value("multiProcessorCount"), "132");
+    assert_eq!(out.value("totalMem"), "85029158912");
+    assert_eq!(out.value("cuDeviceGet_bad"), "101", "CUDA_ERROR_INVALID_DEVICE");
+    assert_eq!(out.value("cuDeviceGetCount_null"), "1", "CUDA_ERROR_INVALID_VALUE");
+    assert_eq!(out.value("ctx_flags"), "0");
+    assert_eq!(out.value("ctx_active_before"), "0", "device 3 unused and not current");
+    assert_eq!(out.value("ctx_active_after"), "1", "retained");
+    assert_eq!(out.value("ctx_nonnull"), "1");
+    assert_eq!(out.value("current_is_ctx"), "1");
+    assert_eq!(out.value("ctx_device"), "3");
+    assert_eq!(out.value("popped_is_ctx"), "1");
+    assert_eq!(out.value("device_after_pop"), "0");
+    assert_eq!(out.value("string_1"), "invalid argument");
+    assert_eq!(out.value("name_801"), "CUDA_ERROR_NOT_SUPPORTED");
+    assert_eq!(out.value("cuGetErrorString_unknown"), "1");
+    assert_eq!(out.value("proc_status"), "0", "CU_GET_PROC_ADDRESS_SUCCESS");
+    assert_eq!(out.value("proc_cuDeviceGet"), "0");
+    assert_eq!(out.value("proc_device"), "3");
+    assert_eq!(out.value("cuGetProcAddress_missing"), "500", "CUDA_ERROR_NOT_FOUND");
+    assert_eq!(out.value("missing_fn_null"), "1");
+    assert_eq!(out.value("missing_status"), "1", "CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND");
+}
