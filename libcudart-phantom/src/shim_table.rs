@@ -4,12 +4,13 @@
 
 use crate::export::CudaResult;
 use crate::runtime::{api, rt, Cost};
-use crate::stream::{self, Stream};
+use crate::stream::{self, Stream, Work};
 use phantom_cuda_sys::cudaError;
 use sim_core::engine::proto::{CommId, CommInfo, FromSim, Join, Member, OpDesc, OpId, OpKind, Ready, ToSim};
 use sim_core::shim_abi::*;
 use std::cell::RefCell;
-use std::ffi::c_char;
+use sim_core::{SimDuration, SimTime};
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 pub static TABLE: RuntimeTable = RuntimeTable {
@@ -21,6 +22,8 @@ pub static TABLE: RuntimeTable = RuntimeTable {
     estimate: estimate_c,
     leave: leave_c,
     last_message: last_message_c,
+    enqueue_work: enqueue_work_c,
+    gemm_ns: gemm_ns_c,
 };
 
 thread_local! {
@@ -249,4 +252,52 @@ unsafe extern "C" fn leave_c(comm: u64, rank: u32) -> i32 {
 
 unsafe extern "C" fn last_message_c(buf: *mut c_char, len: usize) -> usize {
     std::panic::catch_unwind(|| LAST_MESSAGE.with(|m| unsafe { copy_message(&m.borrow(), buf, len) })).unwrap_or(0)
+}
+
+unsafe extern "C" fn enqueue_work_c(stream: *mut c_void, duration_ns: u64, sms: u32, name: *const c_char) -> i32 {
+    guarded("phantom runtime table: enqueue_work", || {
+        let name = if name.is_null() {
+            String::from("work")
+        } else {
+            unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned()
+        };
+        crate::export::status(enqueue_work(stream, SimDuration::from_nanos(duration_ns), sms, &name))
+    })
+}
+
+/// Places library work (a cuBLAS GEMM, ...) on a stream like a kernel launch.
+fn enqueue_work(stream: *mut c_void, duration: SimDuration, sms: u32, name: &str) -> CudaResult<()> {
+    api(Cost::Launch, |rt, submit| {
+        let s = stream::resolve(stream as phantom_cuda_sys::cudaStream_t)?;
+        let dev = rt.device(s.device as i32)?;
+        let sms = if sms == 0 { dev.spec.sm_count } else { sms.min(dev.spec.sm_count) };
+        let (start, end) = s.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration, sms });
+        tracing::debug!("{name}: {} ns on device {} ({start:?}..{end:?})", duration.as_nanos(), dev.ordinal);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn gemm_ns_c(stream: *mut c_void, gemm: *const ShimGemm, out_ns: *mut u64) -> i32 {
+    guarded("phantom runtime table: gemm_ns", || {
+        if gemm.is_null() || out_ns.is_null() {
+            return fail(cudaError::cudaErrorInvalidValue, "null argument");
+        }
+        let shim = unsafe { *gemm };
+        let r = (|| {
+            let g = shim
+                .gemm()
+                .ok_or_else(|| fail(cudaError::cudaErrorInvalidValue, format!("unknown precision {}", shim.precision)))?;
+            let rt = rt()?;
+            let s = stream::resolve(stream as phantom_cuda_sys::cudaStream_t)?;
+            let dev = rt.device(s.device as i32)?;
+            g.time_ns(&dev.spec).map_err(|e| fail(cudaError::cudaErrorNotSupported, e))
+        })();
+        match r {
+            Ok(ns) => {
+                unsafe { out_ns.write(ns) };
+                cudaError::cudaSuccess
+            }
+            Err(e) => e,
+        }
+    })
 }

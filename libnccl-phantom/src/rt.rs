@@ -2,7 +2,10 @@
 //! (`sim_core::shim_abi`) and its public API, so that NCCL and CUDA share one state (streams, devices,
 //! clocks, the simulator link) and never a second copy.
 
-use sim_core::shim_abi::{RuntimeTable, RUNTIME_TABLE_ID, RUNTIME_TABLE_VERSION};
+use sim_core::shim_abi::{RuntimeTable, RUNTIME_TABLE_ID, RUNTIME_TABLE_V1_SIZE};
+
+/// The table version whose fields this library uses (version 1: NCCL's entries).
+const NEEDS_VERSION: u32 = 1;
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::OnceLock;
 
@@ -56,9 +59,9 @@ unsafe fn find() -> Result<Runtime, String> {
             .into());
     }
     let table = unsafe { &*(table as *const RuntimeTable) };
-    if table.version < RUNTIME_TABLE_VERSION || table.size < std::mem::size_of::<RuntimeTable>() {
+    if table.version < NEEDS_VERSION || table.size < RUNTIME_TABLE_V1_SIZE {
         return Err(format!(
-            "Phantom's libcudart.so.13 has runtime table version {} ({} bytes); this libnccl.so.2 needs version {RUNTIME_TABLE_VERSION}: use libraries from the same build",
+            "Phantom's libcudart.so.13 has runtime table version {} ({} bytes); this libnccl.so.2 needs version {NEEDS_VERSION}: use libraries from the same build",
             table.version, table.size
         ));
     }

@@ -10,6 +10,7 @@
 //! - [`engine`]: the shared simulator (conservative coordinator, socket server and client).
 //! - [`shim_abi`]: the private table through which the other shim libraries use libcudart's runtime state.
 
+pub mod blas;
 pub mod config;
 pub mod engine;
 pub mod gpu;

@@ -13,7 +13,47 @@ use std::ffi::{c_char, c_void};
 pub const RUNTIME_TABLE_ID: [u8; 16] = *b"PhantomRtTable01";
 
 /// The layout version of [`RuntimeTable`].
-pub const RUNTIME_TABLE_VERSION: u32 = 1;
+/// Version 2 appended `enqueue_work` and `gemm_ns` (cuBLAS). A reader accepts any version at least the one
+/// that introduced the last field it uses (and a `size` covering it).
+pub const RUNTIME_TABLE_VERSION: u32 = 2;
+
+/// `ShimGemm::precision`: the index of a `crate::blas::Precision` (`Precision::from_index`).
+pub const PREC_FP64: u32 = 0;
+pub const PREC_FP32: u32 = 1;
+pub const PREC_TF32: u32 = 2;
+pub const PREC_FP16: u32 = 3;
+pub const PREC_BF16: u32 = 4;
+pub const PREC_FP8: u32 = 5;
+
+/// One GEMM to be timed by `crate::blas::Gemm::time_ns` on a stream's GPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShimGemm {
+    pub m: u64,
+    pub n: u64,
+    pub k: u64,
+    pub batch: u64,
+    /// `PREC_*`.
+    pub precision: u32,
+    /// Bytes per element of A and B, and of C.
+    pub in_bytes: u32,
+    pub out_bytes: u32,
+}
+
+impl ShimGemm {
+    /// The model's view, or `None` for an unknown precision.
+    pub fn gemm(&self) -> Option<crate::blas::Gemm> {
+        Some(crate::blas::Gemm {
+            m: self.m,
+            n: self.n,
+            k: self.k,
+            batch: self.batch,
+            precision: crate::blas::Precision::from_index(self.precision)?,
+            in_bytes: self.in_bytes as u64,
+            out_bytes: self.out_bytes as u64,
+        })
+    }
+}
 
 /// `ShimOp::kind`.
 pub const OP_COLL: u32 = 0;
@@ -100,7 +140,17 @@ pub struct RuntimeTable {
     /// The reason for the calling thread's last failed call of this table (NUL-terminated into `buf`);
     /// returns the full length.
     pub last_message: unsafe extern "C" fn(buf: *mut c_char, len: usize) -> usize,
+    // Version 2.
+    /// Places a kernel-like command of `duration_ns` on `stream` using `sms` SMs (0: all of the device's), as a
+    /// kernel launch does (charging the host the launch cost; recorded instead while the stream is captured).
+    /// `name` (NUL-terminated, or null) names it in traces.
+    pub enqueue_work: unsafe extern "C" fn(stream: *mut c_void, duration_ns: u64, sms: u32, name: *const c_char) -> i32,
+    /// The duration (ns) of `gemm` on the GPU of `stream` (`crate::blas`).
+    pub gemm_ns: unsafe extern "C" fn(stream: *mut c_void, gemm: *const ShimGemm, out_ns: *mut u64) -> i32,
 }
+
+/// `size` of a version-1 table: the bytes through `last_message`.
+pub const RUNTIME_TABLE_V1_SIZE: usize = std::mem::offset_of!(RuntimeTable, enqueue_work);
 
 /// `CollOp` from its `ShimOp::coll` index.
 pub fn coll_op_from_index(i: u32) -> Option<crate::net::CollOp> {
@@ -147,6 +197,15 @@ mod tests {
             assert_eq!(coll_op_index(coll_op_from_index(i).unwrap()), i);
         }
         assert_eq!(coll_op_from_index(9), None);
+    }
+
+    #[test]
+    fn version_1_fields_keep_their_offsets() {
+        // size (8) + version (4, padded to 8) + six function pointers of version 1 (8 each).
+        assert_eq!(RUNTIME_TABLE_V1_SIZE, 64);
+        assert_eq!(std::mem::size_of::<RuntimeTable>(), 80);
+        assert_eq!(ShimGemm { precision: PREC_BF16, ..Default::default() }.gemm().unwrap().precision, crate::blas::Precision::Bf16);
+        assert!(ShimGemm { precision: 6, ..Default::default() }.gemm().is_none());
     }
 
     #[test]

@@ -171,7 +171,13 @@ pub const STUBS: &[Stub] = &[
         status: 15,
         status_name: "CUBLAS_STATUS_NOT_SUPPORTED",
         status_reason: "cublasStatus_t's own 'not supported'",
-        overrides: None,
+        overrides: Some(Overrides {
+            module: "src/imp.rs",
+            null_status: 7,
+            null_status_name: "CUBLAS_STATUS_INVALID_VALUE",
+            // The runtime table's types and the GEMM model; the runtime itself is reached with dlopen.
+            dependencies: &[("libc", "{ workspace = true }"), ("sim-core", "{ workspace = true }")],
+        }),
     },
     Stub {
         name: "cublaslt",

@@ -128,3 +128,20 @@ fn driver_api_sees_dgx_h100() {
     assert_eq!(out.value("missing_fn_null"), "1");
     assert_eq!(out.value("missing_status"), "1", "CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND");
 }
+
+/// cuBLAS GEMMs on the staged `libcublas.so.13` take the roofline model's time (sim-core/src/blas.rs; the
+/// numbers are derived in tests/programs/cublas_gemm.c) on the handle's stream, measured with CUDA events; handles
+/// are validated.
+#[test]
+fn cublas_gemms_take_the_model_time() {
+    let out = run_program(&compile("cublas_gemm.c"), &[]);
+    out.assert_clean_success();
+    assert_eq!(out.value("stream_same"), "1");
+    assert_eq!(out.value("sgemm_ms"), "2.738104");
+    assert_eq!(out.value("gemm_ex_bf16_ms"), "0.188216");
+    assert_eq!(out.value("sgemm_negative"), "7", "CUBLAS_STATUS_INVALID_VALUE");
+    assert_eq!(out.value("create_null"), "7", "CUBLAS_STATUS_INVALID_VALUE");
+    assert_eq!(out.value("gemm_ex_bad_type"), "15", "CUBLAS_STATUS_NOT_SUPPORTED");
+    assert_eq!(out.value("destroy_again"), "1", "CUBLAS_STATUS_NOT_INITIALIZED");
+    assert_eq!(out.value("sgemm_destroyed"), "1", "CUBLAS_STATUS_NOT_INITIALIZED");
+}
