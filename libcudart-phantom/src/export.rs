@@ -69,12 +69,7 @@ pub fn guard<R: FfiReturn>(name: &'static str, f: impl FnOnce() -> R) -> R {
     let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!("internal error in {name}: {msg}; returning an error instead of aborting");
+            phantom_log::internal_error(name, &*payload);
             R::panicked()
         }
     };

@@ -142,12 +142,6 @@ pub fn settle(pending: &mut Pending) -> SimTime {
     t
 }
 
-/// Whether `pending` is complete by `now`, without blocking: `Some(time)` when every completion is known.
-pub fn known(pending: &Pending) -> Option<SimTime> {
-    let b = book();
-    pending.iter().map(|(op, off)| b.done.get(op).map(|t| *t + *off)).try_fold(SimTime::ZERO, |acc, t| t.map(|t| acc.max(t)))
-}
-
 /// Blocks until the simulator has decided `ops`, and records the answers.
 fn fetch(ops: &[OpId]) {
     let Some(Ok(sim)) = SIM.get() else {

@@ -40,8 +40,8 @@ fn fail(code: cudaError, msg: impl Into<String>) -> cudaError {
 fn guarded(name: &'static str, f: impl FnOnce() -> cudaError) -> i32 {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(e) => e.0 as i32,
-        Err(_) => {
-            tracing::error!("phantom: internal error in {name}; returning an error instead of aborting");
+        Err(payload) => {
+            phantom_log::internal_error(name, &*payload);
             cudaError::cudaErrorUnknown.0 as i32
         }
     }

@@ -105,12 +105,7 @@ impl Stream {
         }
         settle(&mut st);
         let mut sched = dev.sched();
-        let mut earliest = (submit + dev.launch_latency()).max(st.tail).max(extra_dep);
-        match (self.kind, self.is_blocking()) {
-            (StreamKind::Legacy, _) => earliest = earliest.max(sched.blocking_end),
-            (_, true) => earliest = earliest.max(sched.legacy_end),
-            _ => {}
-        }
+        let earliest = self.earliest(dev, &st, &sched, submit).max(extra_dep);
         let (start, end) = place(&mut sched.timeline, earliest);
         st.tail = st.tail.max(end);
         sched.max_end = sched.max_end.max(end);
@@ -141,14 +136,19 @@ impl Stream {
         if st.capture.is_some() {
             return Err(cudaError::cudaErrorStreamCaptureUnsupported);
         }
-        let mut floor = (submit + dev.launch_latency()).max(st.tail);
-        let sched = dev.sched();
-        match (self.kind, self.is_blocking()) {
-            (StreamKind::Legacy, _) => floor = floor.max(sched.blocking_end),
-            (_, true) => floor = floor.max(sched.legacy_end),
-            _ => {}
-        }
+        let floor = self.earliest(dev, &st, &dev.sched(), submit);
         Ok(sim_core::engine::proto::Ready { floor, after: st.pending.clone() })
+    }
+
+    /// The earliest start of a command queued at `submit`: after the launch latency, the stream's known tail
+    /// and the legacy default stream's implicit synchronisation.
+    fn earliest(&self, dev: &Device, st: &StreamState, sched: &crate::runtime::DeviceSched, submit: SimTime) -> SimTime {
+        let t = (submit + dev.launch_latency()).max(st.tail);
+        match (self.kind, self.is_blocking()) {
+            (StreamKind::Legacy, _) => t.max(sched.blocking_end),
+            (_, true) => t.max(sched.legacy_end),
+            _ => t,
+        }
     }
 
     /// From now on the stream also waits for `ops` (communication operations just queued on it).

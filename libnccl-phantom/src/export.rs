@@ -135,13 +135,7 @@ pub fn guard<R: FfiReturn>(name: &'static str, f: impl FnOnce() -> R) -> R {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            crate::log::init();
-            tracing::error!("internal error in {name}: {msg}; returning an error instead of aborting");
+            let msg = phantom_log::internal_error(name, &*payload);
             set_last_error(&format!("internal error in Phantom's {name}: {msg}"));
             R::panicked()
         }

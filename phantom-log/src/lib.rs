@@ -32,11 +32,32 @@ pub fn first_report(name: &'static str) -> bool {
     REPORTED.lock().map(|mut s| s.insert(name)).unwrap_or(false)
 }
 
+/// Reports a panic caught at the FFI edge of export `name` (the program gets an error code instead of an
+/// abort) and returns the panic's message.
+pub fn internal_error(name: &str, payload: &(dyn std::any::Any + Send)) -> String {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    init();
+    tracing::error!("internal error in {name}: {msg}; returning an error instead of aborting");
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn reports_once() {
         assert!(super::first_report("phantomLogTest"));
         assert!(!super::first_report("phantomLogTest"));
+    }
+
+    #[test]
+    fn panic_messages_are_recovered() {
+        let p = std::panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
+        assert_eq!(super::internal_error("phantomTest", &*p), "boom 7");
+        let p = std::panic::catch_unwind(|| panic!("static")).unwrap_err();
+        assert_eq!(super::internal_error("phantomTest", &*p), "static");
     }
 }

@@ -6,13 +6,14 @@
 //! may wait for its reply while other threads keep submitting.
 
 use super::core::Coordinator;
+use super::lock;
 use super::proto::{read_msg, write_msg, FromSim, ToSim};
 use super::server::Conn;
 use crate::config::ClusterConfig;
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 
 /// The environment variable `phantom run` sets to the simulator's address (`unix:PATH` or `tcp:HOST:PORT`).
 pub const SIM_ENV: &str = "PHANTOM_SIM";
@@ -44,9 +45,6 @@ struct Inbox {
     closed: Option<String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 impl SimClient {
     /// A simulator inside this process, for a run of exactly this one process.

@@ -11,3 +11,9 @@ pub mod client;
 pub mod core;
 pub mod proto;
 pub mod server;
+
+/// Locks `m`, going on with the data of a thread that panicked while holding it (the state is plain data,
+/// consistent between operations).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

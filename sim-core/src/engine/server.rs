@@ -1,5 +1,6 @@
 //! The simulator's socket server (started by `phantom run`).
 
+use super::lock;
 use super::core::{ClientId, Coordinator, OpSpan};
 use super::proto::{read_msg, write_msg, FromSim, ToSim};
 use crate::config::ClusterConfig;
@@ -10,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the server looks for idle clients.
@@ -127,9 +128,6 @@ impl ServerHandle {
 
 
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A connection over either kind of socket.
 pub enum Conn {
