@@ -16,10 +16,10 @@
 //! `clock_gettime` calls `now()`, so thread CPU time is read with the raw system call, thread-locals are
 //! const-initialised `Cell`s (no lazy allocation), and the lazily read mode uses `getenv` (no allocation).
 
-use sim_core::config::{HostConfig, HostTimeMode};
+use sim_core::config::{HostConfig, HostTimeMode, SleepMode};
 use sim_core::{SimDuration, SimTime};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 const MODE_UNSET: u8 = 0;
 const MODE_RESOLVING: u8 = 1;
@@ -33,6 +33,8 @@ static MODE: AtomicU8 = AtomicU8::new(MODE_UNSET);
 static CPU_SCALE: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000);
 static API_CALL_NS: AtomicU64 = AtomicU64::new(0);
 static LAUNCH_CALL_NS: AtomicU64 = AtomicU64::new(0);
+/// `host.sleeps == real` (the default): sleeps and timed waits also take real time.
+static REAL_SLEEPS: AtomicBool = AtomicBool::new(true);
 /// The latest virtual time any thread of this process has reached; a thread seen for the first time
 /// starts here, so it never observes a time earlier than what another thread already reported.
 static WATERMARK: AtomicU64 = AtomicU64::new(0);
@@ -143,6 +145,7 @@ pub fn configure(host: &HostConfig) {
     CPU_SCALE.store(scale.to_bits(), Ordering::Relaxed);
     API_CALL_NS.store(host.api_call_ns, Ordering::Relaxed);
     LAUNCH_CALL_NS.store(host.launch_call_ns, Ordering::Relaxed);
+    REAL_SLEEPS.store(host.sleeps == SleepMode::Real, Ordering::Relaxed);
     let mode = match host.mode {
         HostTimeMode::Measured => MODE_MEASURED,
         HostTimeMode::Deterministic => MODE_DETERMINISTIC,
@@ -157,6 +160,11 @@ pub fn mode() -> HostTimeMode {
     } else {
         HostTimeMode::Measured
     }
+}
+
+/// Whether sleeps and timed waits also take real time (`host.sleeps`, docs/time.md).
+pub fn real_sleeps() -> bool {
+    REAL_SLEEPS.load(Ordering::Relaxed)
 }
 
 /// Host time charged for an ordinary runtime API call (zero until `configure`).
@@ -304,6 +312,7 @@ mod tests {
             cpu_scale: 1.0,
             api_call_ns: 100,
             launch_call_ns: 2_000,
+            sleeps: SleepMode::Virtual,
         });
     }
 

@@ -1,7 +1,8 @@
 //! Copies and memsets: what they do to data, and how long they take.
 //!
-//! Data: device memory has no backing store, so host-to-device copies read nothing, device-to-host copies
-//! deliver zeros, and host-to-host copies (including pinned and managed memory) are real copies.
+//! Data: device memory has no backing store; small copies and memsets are remembered by `crate::data`, so
+//! device-to-host copies deliver what small writes left there and zeros elsewhere; host-to-host copies
+//! (including pinned and managed memory) are real copies.
 //! Time (docs/gpu-model.md): `bytes / bandwidth` on a copy engine, where the bandwidth is the GPU model's
 //! PCIe figure for pinned host memory, its pageable figure for ordinary host memory, `hbm / 2` for copies
 //! within one device (each byte is read and written), and NVLink for copies between devices. A memset writes
@@ -78,16 +79,22 @@ fn check_kind(kind: cudaMemcpyKind, dst: Location, src: Location) -> CudaResult<
     }
 }
 
-/// Performs the data side of a copy: zeros for device-to-host, a real copy host-to-host.
+/// Performs the data side of a copy (`crate::data`): device-to-host delivers what the device range holds
+/// (zeros where nothing small was written), host-to-device and device-to-device record small copies, and
+/// host-to-host is a real copy.
 ///
 /// # Safety
 /// Host pointers must be valid for `bytes` as the application promised to CUDA.
 unsafe fn move_data(dst: u64, dst_loc: Location, src: u64, src_loc: Location, bytes: u64) {
     let dev = |l: Location| matches!(l, Location::Device(_));
     match (dev(dst_loc), dev(src_loc)) {
-        (false, true) => unsafe { std::ptr::write_bytes(dst as *mut u8, 0, bytes as usize) },
+        (false, true) => crate::data::read(src, unsafe { std::slice::from_raw_parts_mut(dst as *mut u8, bytes as usize) }),
+        (true, false) if bytes <= crate::data::MAX_BYTES => {
+            crate::data::write(dst, unsafe { std::slice::from_raw_parts(src as *const u8, bytes as usize) })
+        }
+        (true, false) => crate::data::clear(dst, bytes),
+        (true, true) => crate::data::copy(dst, src, bytes),
         (false, false) => unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes as usize) },
-        _ => {}
     }
 }
 
@@ -134,7 +141,8 @@ pub fn copy(
     Ok(())
 }
 
-/// `cudaMemset*`: device memory gets no data; managed or host memory is really written.
+/// `cudaMemset*`: device memory remembers a small memset (`crate::data`); managed or host memory is really
+/// written.
 #[allow(clippy::too_many_arguments)]
 pub fn memset(
     rt: &Runtime,
@@ -156,7 +164,15 @@ pub fn memset(
     }
     let loc = locate(rt, dst);
     match loc {
-        Location::Device(_) => {}
+        Location::Device(_) => {
+            for r in 0..rows {
+                if bytes <= crate::data::MAX_BYTES {
+                    crate::data::write(dst + r * pitch, &vec![value as u8; width as usize]);
+                } else {
+                    crate::data::clear(dst + r * pitch, width);
+                }
+            }
+        }
         Location::PinnedHost if crate::memory::find_host(dst).is_some_and(|(_, r)| matches!(r.kind, crate::memory::HostKind::Managed { .. })) => {
             for r in 0..rows {
                 // SAFETY: managed memory is real host memory of at least this size.

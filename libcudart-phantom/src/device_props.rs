@@ -48,16 +48,6 @@ const NVIDIA_PCI_VENDOR: u32 = 0x10de;
 /// First PCI bus of the second CPU socket's root complexes on a two-socket DGX (decides the host NUMA node).
 const SECOND_SOCKET_FIRST_BUS: u32 = 0x80;
 
-/// A stable, made-up UUID for device `ordinal`: the same on every run, different per ordinal, and marked
-/// as Phantom's (bytes 0..4 spell `PHNT`), with the RFC 4122 version-4/variant bits set.
-pub fn device_uuid(ordinal: u32) -> [u8; 16] {
-    let o = ordinal.to_be_bytes();
-    [
-        b'P', b'H', b'N', b'T', 0x00, 0x00, 0x40, 0x00, 0x80, 0x00, 0x00, 0x00, o[0], o[1], o[2],
-        o[3],
-    ]
-}
-
 fn flag(b: bool) -> i32 {
     b as i32
 }
@@ -70,8 +60,9 @@ fn dims<const N: usize>(v: [u32; N]) -> [i32; N] {
     v.map(|x| clamp_i32(x as u64))
 }
 
-/// The properties a real GPU of this model reports, for device `ordinal` at PCI bus `pci_bus`.
-pub fn device_prop(spec: &GpuSpec, ordinal: u32, pci_bus: u32) -> cudaDeviceProp {
+/// The properties a real GPU of this model reports, for device `ordinal` at PCI bus `pci_bus` with UUID `uuid`
+/// (`sim_core::gpu::gpu_uuid`).
+pub fn device_prop(spec: &GpuSpec, ordinal: u32, pci_bus: u32, uuid: [u8; 16]) -> cudaDeviceProp {
     use limits::*;
     let hopper_or_later = spec.compute_capability[0] >= 9;
     let mut p = cudaDeviceProp::default();
@@ -79,7 +70,7 @@ pub fn device_prop(spec: &GpuSpec, ordinal: u32, pci_bus: u32) -> cudaDeviceProp
     for (dst, src) in p.name.iter_mut().take(255).zip(spec.name.bytes()) {
         *dst = src as c_char;
     }
-    for (dst, src) in p.uuid.bytes.iter_mut().zip(device_uuid(ordinal)) {
+    for (dst, src) in p.uuid.bytes.iter_mut().zip(uuid) {
         *dst = src as c_char;
     }
     // luid / luidDeviceNodeMask are Windows-only: zero on Linux.
@@ -181,7 +172,7 @@ pub fn device_prop(spec: &GpuSpec, ordinal: u32, pci_bus: u32) -> cudaDeviceProp
 
 /// `cudaDeviceGetAttribute`; `None` for an attribute this version does not know (→ cudaErrorInvalidValue).
 pub fn device_attribute(spec: &GpuSpec, ordinal: u32, attr: cudaDeviceAttr) -> Option<i32> {
-    let prop = device_prop(spec, ordinal, crate::runtime::pci_bus_of(ordinal));
+    let prop = device_prop(spec, ordinal, sim_core::gpu::pci_bus(ordinal), sim_core::gpu::gpu_uuid(0, ordinal));
     attribute_from_prop(spec, &prop, attr)
 }
 
@@ -441,9 +432,9 @@ mod tests {
 
     #[test]
     fn h100_props_are_what_a_dgx_h100_reports() {
-        let p = device_prop(&h100(), 3, 0x5d);
+        let p = device_prop(&h100(), 3, 0x5d, sim_core::gpu::gpu_uuid(0, 3));
         assert_eq!(name_of(&p), "NVIDIA H100 80GB HBM3");
-        assert_eq!(p.totalGlobalMem, 85_029_158_912);
+        assert_eq!(p.totalGlobalMem, 85_017_493_504);
         assert_eq!((p.major, p.minor), (9, 0));
         assert_eq!(p.multiProcessorCount, 132);
         assert_eq!(p.sharedMemPerBlock, 49_152);
@@ -488,17 +479,17 @@ mod tests {
         assert_eq!(p.multiGpuBoardGroupID, 3);
         assert_eq!(p.luid, [0; 8]);
         assert_eq!(p.reserved, [0; 56]);
-        assert_eq!(device_prop(&h100(), 4, 0x9a).hostNumaId, 1);
+        assert_eq!(device_prop(&h100(), 4, 0x9a, sim_core::gpu::gpu_uuid(0, 4)).hostNumaId, 1);
     }
 
     #[test]
     fn uuids_are_stable_and_distinct() {
-        let a = device_prop(&h100(), 0, 0x18).uuid;
-        let b = device_prop(&h100(), 1, 0x2a).uuid;
-        assert_eq!(a, device_prop(&h100(), 0, 0x18).uuid);
+        let a = device_prop(&h100(), 0, 0x18, sim_core::gpu::gpu_uuid(0, 0)).uuid;
+        let b = device_prop(&h100(), 1, 0x2a, sim_core::gpu::gpu_uuid(0, 1)).uuid;
+        assert_eq!(a, device_prop(&h100(), 0, 0x18, sim_core::gpu::gpu_uuid(0, 0)).uuid);
         assert_ne!(a, b);
         assert_eq!(
-            device_uuid(1),
+            sim_core::gpu::gpu_uuid(0, 1),
             [b'P', b'H', b'N', b'T', 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1]
         );
     }
@@ -506,7 +497,7 @@ mod tests {
     #[test]
     fn a100_props() {
         let a100 = gpu_preset("a100-sxm-80gb").unwrap();
-        let p = device_prop(&a100, 0, 0x07);
+        let p = device_prop(&a100, 0, 0x07, sim_core::gpu::gpu_uuid(0, 0));
         assert_eq!(name_of(&p), "NVIDIA A100-SXM4-80GB");
         assert_eq!((p.major, p.minor), (8, 0));
         assert_eq!(p.multiProcessorCount, 108);

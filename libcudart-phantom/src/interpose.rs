@@ -4,9 +4,11 @@
 //! a DT_NEEDED of the executable, or through `LD_PRELOAD`. When the library is merely `dlopen`ed, libc
 //! still answers every call and nothing here runs.
 //!
+//! Until the process first uses CUDA (`engage`, at runtime initialisation) every export is libc's own.
+//!
 //! - Clock reads (`clock_gettime`, `gettimeofday`, `time`, `timespec_get`): for the wall and monotonic
-//!   clocks, the clock's real value when the library was loaded plus the calling thread's virtual time
-//!   (`clock::now`). CPU-time clocks and unknown clock ids go to libc.
+//!   clocks, an origin (set by `engage` so the reading continues from the real one) plus the calling thread's
+//!   virtual time (`clock::now`). CPU-time clocks and unknown clock ids go to libc.
 //! - Sleeps (`nanosleep`, `clock_nanosleep`, `usleep`, `sleep`) advance the thread's virtual clock by the
 //!   requested amount (or to the absolute deadline) and return at once after `sched_yield`.
 //! - Timed waits (`pthread_cond_timedwait`, `pthread_cond_clockwait`, `sem_timedwait`, `sem_clockwait`) wait
@@ -20,7 +22,7 @@
 
 use crate::clock;
 use sim_core::{SimDuration, SimTime};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// The longest a timed wait blocks for real before its virtual deadline is declared reached.
 pub const REAL_WAIT_CAP_NS: u64 = 2_000_000;
@@ -73,9 +75,9 @@ impl Virtual {
         self as usize
     }
 
-    /// The real value of this clock at simulated time 0 (taken when the library is loaded, or at first use).
+    /// What this clock reads at simulated time 0: set by `engage` so that the clock goes on from its real
+    /// reading at that moment (or, should it be needed earlier, the real value at first use).
     fn origin(self) -> Option<u64> {
-        static ORIGINS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
         let slot = &ORIGINS[self.index()];
         match slot.load(Ordering::Acquire) {
             0 => {
@@ -125,12 +127,29 @@ pub fn real_clock_ns(clock: libc::clockid_t) -> Option<u64> {
     }
 }
 
-/// Takes every clock origin now; runs when the library is loaded, so simulated time 0 is (close to)
-/// process start for a DT_NEEDED or preloaded library.
-pub fn take_origins() {
+static ORIGINS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+/// Whether this process's clocks are virtual yet (see `engage`).
+static ENGAGED: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process's clocks virtual from now on: called when the runtime initialises, i.e. at the process's
+/// first use of CUDA. Until then every interposed function is libc's, so a process that merely has the library
+/// preloaded (a launcher, a shell, torchrun's agent) keeps real clocks and real sleeps. Each clock's origin is
+/// set so that its reading goes on from the real one: origin = real reading − the calling thread's virtual time.
+/// Simulated time itself is unaffected (0 is still process start); only what the clocks print is shifted.
+pub fn engage() {
+    let virt = clock::now().as_nanos();
     for v in Virtual::ALL {
-        let _ = v.origin();
+        if let Some(real) = real_clock_ns(v.real_id()) {
+            ORIGINS[v.index()].store(real.saturating_sub(virt).max(1), Ordering::Release);
+        }
     }
+    ENGAGED.store(true, Ordering::Release);
+}
+
+/// Whether `engage` has run.
+pub fn engaged() -> bool {
+    ENGAGED.load(Ordering::Acquire)
 }
 
 /// A valid, non-negative `timespec` in nanoseconds (saturating); `None` when `tv_nsec` is out of range or
@@ -162,11 +181,13 @@ pub struct WaitPlan {
     pub real_wait_ns: u64,
 }
 
-/// Plans a wait until `deadline` for a thread whose virtual time is `now`.
-pub fn plan_wait(now: SimTime, deadline: SimTime) -> WaitPlan {
+/// Plans a wait until `deadline` for a thread whose virtual time is `now`: with real sleeps the whole
+/// remaining time, else at most `REAL_WAIT_CAP_NS`.
+pub fn plan_wait(now: SimTime, deadline: SimTime, real_sleeps: bool) -> WaitPlan {
+    let remaining = (deadline - now).as_nanos();
     WaitPlan {
         deadline,
-        real_wait_ns: (deadline - now).as_nanos().min(REAL_WAIT_CAP_NS),
+        real_wait_ns: if real_sleeps { remaining } else { remaining.min(REAL_WAIT_CAP_NS) },
     }
 }
 
@@ -335,7 +356,7 @@ fn set_errno(e: libc::c_int) {
 
 /// Runs the virtual implementation; `None` or a panic means "let libc do it".
 fn virtualised<R>(f: impl FnOnce() -> Option<R>, real: impl FnOnce() -> R) -> R {
-    if !active() {
+    if !active() || !engaged() {
         return real();
     }
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
@@ -344,18 +365,47 @@ fn virtualised<R>(f: impl FnOnce() -> Option<R>, real: impl FnOnce() -> R) -> R 
     }
 }
 
-/// A sleep of `d` simulated time: advances the clock and lets other threads run.
-fn sleep_for(d: SimDuration) {
-    clock::advance_by(d);
-    // SAFETY: plain system call.
-    unsafe { libc::sched_yield() };
+/// A sleep of `d` simulated time. With real sleeps (the default) the thread also sleeps `d` for real; a signal
+/// that interrupts it ends the sleep early with `EINTR` (-1), the clock advanced by the part slept and `rem`
+/// (if given) holding the rest, as libc's. With virtual sleeps: the clock advances by `d`, other threads get
+/// the core (`sched_yield`), and the sleep returns 0 at once.
+fn sleep_for(d: SimDuration, rem: *mut libc::timespec) -> libc::c_int {
+    if !clock::real_sleeps() {
+        clock::advance_by(d);
+        // SAFETY: plain system call.
+        unsafe { libc::sched_yield() };
+        return 0;
+    }
+    let req = ns_timespec(d.as_nanos());
+    let mut left = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: raw system call with valid timespecs (never the exported `nanosleep`).
+    let rc = unsafe { libc::syscall(libc::SYS_nanosleep, &req as *const libc::timespec, &mut left as *mut libc::timespec) };
+    if rc == 0 {
+        clock::advance_by(d);
+        return 0;
+    }
+    let left_ns = timespec_ns(&left).unwrap_or(0).min(d.as_nanos());
+    clock::advance_by(SimDuration::from_nanos(d.as_nanos() - left_ns));
+    if !rem.is_null() {
+        // SAFETY: the caller passed a writable timespec.
+        unsafe { *rem = left };
+    }
+    -1
 }
 
-/// A sleep until simulated time `t`.
-fn sleep_until(t: SimTime) {
-    clock::advance_to(t);
-    // SAFETY: plain system call.
-    unsafe { libc::sched_yield() };
+/// A sleep until simulated time `t` (on real sleeps, also for real until then).
+fn sleep_until(t: SimTime) -> libc::c_int {
+    let now = clock::now();
+    if t <= now {
+        return 0;
+    }
+    match sleep_for(t - now, std::ptr::null_mut()) {
+        0 => {
+            clock::advance_to(t);
+            0
+        }
+        rc => rc,
+    }
 }
 
 /// Outcome of one real wait.
@@ -372,7 +422,7 @@ fn timed_wait(
     deadline: SimTime,
     wait: impl FnOnce(&libc::timespec) -> Waited,
 ) -> Option<Result<libc::c_int, ()>> {
-    let plan = plan_wait(clock::now(), deadline);
+    let plan = plan_wait(clock::now(), deadline, clock::real_sleeps());
     let real_deadline =
         ns_timespec(real_clock_ns(libc::CLOCK_MONOTONIC)?.saturating_add(plan.real_wait_ns));
     Some(match wait(&real_deadline) {
@@ -405,15 +455,6 @@ mod exports {
     use libc::{
         c_int, c_uint, c_void, clockid_t, pthread_cond_t, pthread_mutex_t, sem_t, time_t, timespec,
         timeval,
-    };
-
-    #[used]
-    #[link_section = ".init_array"]
-    static TAKE_ORIGINS: extern "C" fn() = {
-        extern "C" fn init() {
-            let _ = std::panic::catch_unwind(take_origins);
-        }
-        init
     };
 
     /// One host name per simulated node (`net::host_name`); glibc's contract otherwise: the name is
@@ -525,8 +566,8 @@ mod exports {
         virtualised(
             || {
                 let ns = timespec_ns(req.as_ref()?)?;
-                sleep_for(SimDuration::from_nanos(ns));
-                Some(0)
+                // -1 with errno EINTR (set by the system call) when a signal cut the real sleep short.
+                Some(sleep_for(SimDuration::from_nanos(ns), rem))
             },
             || match real_nanosleep() {
                 Some(f) => f(req, rem),
@@ -546,12 +587,13 @@ mod exports {
             || {
                 let v = Virtual::of(clk)?;
                 let ns = timespec_ns(req.as_ref()?)?;
-                if flags & libc::TIMER_ABSTIME != 0 {
-                    sleep_until(v.to_sim(ns)?);
+                // clock_nanosleep returns the error number itself (EINTR) rather than setting errno.
+                let rc = if flags & libc::TIMER_ABSTIME != 0 {
+                    sleep_until(v.to_sim(ns)?)
                 } else {
-                    sleep_for(SimDuration::from_nanos(ns));
-                }
-                Some(0)
+                    sleep_for(SimDuration::from_nanos(ns), rem)
+                };
+                Some(if rc == 0 { 0 } else { libc::EINTR })
             },
             || match real_clock_nanosleep() {
                 Some(f) => f(clk, flags, req, rem),
@@ -567,8 +609,7 @@ mod exports {
     pub unsafe extern "C" fn usleep(usec: libc::useconds_t) -> c_int {
         virtualised(
             || {
-                sleep_for(SimDuration::from_micros(usec as u64));
-                Some(0)
+                Some(sleep_for(SimDuration::from_micros(usec as u64), std::ptr::null_mut()))
             },
             || real_usleep().map_or(0, |f| f(usec)),
         )
@@ -578,8 +619,12 @@ mod exports {
     pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
         virtualised(
             || {
-                sleep_for(SimDuration::from_nanos(secs as u64 * NS_PER_SEC));
-                Some(0)
+                let mut rem = timespec { tv_sec: 0, tv_nsec: 0 };
+                match sleep_for(SimDuration::from_nanos(secs as u64 * NS_PER_SEC), &mut rem) {
+                    0 => Some(0),
+                    // The seconds not slept, rounded up, as libc's `sleep`.
+                    _ => Some(rem.tv_sec as c_uint + c_uint::from(rem.tv_nsec > 0)),
+                }
             },
             || real_sleep().map_or(secs, |f| f(secs)),
         )
@@ -773,7 +818,7 @@ mod tests {
 
     #[test]
     fn waits_block_for_real_at_most_the_cap() {
-        let p = plan_wait(SimTime::from_nanos(1_000), SimTime::from_nanos(1_500));
+        let p = plan_wait(SimTime::from_nanos(1_000), SimTime::from_nanos(1_500), false);
         assert_eq!(
             p,
             WaitPlan {
@@ -781,17 +826,28 @@ mod tests {
                 real_wait_ns: 500
             }
         );
-        let p = plan_wait(SimTime::from_nanos(0), SimTime::from_nanos(30 * NS_PER_SEC));
+        let p = plan_wait(SimTime::from_nanos(0), SimTime::from_nanos(30 * NS_PER_SEC), false);
         assert_eq!(p.real_wait_ns, REAL_WAIT_CAP_NS);
+        // With real sleeps the whole remaining time.
+        let p = plan_wait(SimTime::from_nanos(0), SimTime::from_nanos(30 * NS_PER_SEC), true);
+        assert_eq!(p.real_wait_ns, 30 * NS_PER_SEC);
         // A deadline already passed waits zero and never moves the clock back.
-        let p = plan_wait(SimTime::from_nanos(9_000), SimTime::from_nanos(10));
+        let p = plan_wait(SimTime::from_nanos(9_000), SimTime::from_nanos(10), false);
+        assert_eq!(p.real_wait_ns, 0);
+        let p = plan_wait(SimTime::from_nanos(9_000), SimTime::from_nanos(10), true);
         assert_eq!(p.real_wait_ns, 0);
     }
 
     #[test]
-    fn origins_are_fixed_once_taken() {
-        take_origins();
+    fn engaging_sets_origins_that_continue_the_real_clock() {
+        let before = real_clock_ns(libc::CLOCK_MONOTONIC).unwrap();
+        engage();
+        assert!(engaged());
         let a = Virtual::Monotonic.origin().unwrap();
+        let virt = clock::now().as_nanos();
+        // The origin is the real reading at `engage` minus the thread's virtual time then (which only grows).
+        assert!(a + virt >= before, "origin {a} + virtual {virt} < real {before}");
+        assert!(a <= real_clock_ns(libc::CLOCK_MONOTONIC).unwrap());
         assert_eq!(Virtual::Monotonic.origin(), Some(a));
         assert_eq!(
             Virtual::Monotonic.to_sim(a + 1_234),

@@ -181,6 +181,7 @@ pub fn launch(
         _ => LAUNCHES_BY_MODEL.fetch_add(1, Ordering::Relaxed),
     };
     let (start, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration: d.duration, sms: d.sms });
+    crate::data::note_launch();
     // A captured launch is recorded into the graph (times zero), not run.
     if crate::trace::on() && end != SimTime::ZERO {
         crate::trace::record(crate::trace::Record::Kernel {

@@ -16,6 +16,7 @@ mod api;
 mod driver;
 pub mod clock;
 pub mod copy;
+pub mod data;
 pub mod device;
 pub mod errors;
 pub mod graph;

@@ -117,6 +117,7 @@ impl DeviceMemory {
     pub fn free(&mut self, addr: u64) -> CudaResult<()> {
         let (_, charged) = self.allocs.remove(&addr).ok_or(cudaError::cudaErrorInvalidValue)?;
         self.used -= charged;
+        crate::data::clear(addr, charged);
         let (mut start, mut len) = (addr, charged);
         if let Some((&prev, &plen)) = self.free.range(..addr).next_back() {
             if prev + plen == addr {

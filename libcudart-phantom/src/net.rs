@@ -45,13 +45,10 @@ fn book() -> MutexGuard<'static, Book> {
 pub fn launcher_node() -> Option<u32> {
     static NODE: OnceLock<Option<u32>> = OnceLock::new();
     *NODE.get_or_init(|| {
-        let var = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u32>().ok());
-        if let Some(n) = var("PHANTOM_NODE").or_else(|| var("GROUP_RANK")) {
-            return Some(n);
-        }
-        let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"].iter().find_map(|k| var(k))?;
-        let per_node = sim_core::config::ClusterConfig::from_env().map(|c| c.gpus_per_node).unwrap_or(8).max(1);
-        Some(rank / per_node)
+        sim_core::config::launcher_node(
+            |k| std::env::var(k).ok(),
+            || sim_core::config::ClusterConfig::from_env().map(|c| c.gpus_per_node).unwrap_or(8),
+        )
     })
 }
 
@@ -182,6 +179,34 @@ fn fetch(ops: &[OpId]) {
     }
     for op in ops {
         b.comm_of.remove(op);
+    }
+}
+
+/// Sends the input bytes of this process's part of `op` (before the `Submit` that holds it).
+pub fn send_payload(op: OpId, data: Vec<u8>) -> Result<(), String> {
+    match SIM.get() {
+        Some(Ok(sim)) => sim.send(ToSim::Payload { op, data }),
+        _ => Err("no simulator".into()),
+    }
+}
+
+/// What this process's part of `op` received (empty when no data travelled): waits for the operation to
+/// complete, then asks the simulator once. A failure is logged and reads as no data.
+pub fn received(op: OpId) -> Vec<u8> {
+    if !book().done.contains_key(&op) {
+        fetch(&[op]);
+    }
+    let Some(Ok(sim)) = SIM.get() else { return Vec::new() };
+    match sim.request(|req| ToSim::Fetch { req, op }) {
+        Ok(FromSim::Payload { data, .. }) => data,
+        Ok(FromSim::Failed { message, .. }) => {
+            tracing::warn!("phantom: the data of NCCL operation {} is not available: {message}", op.0);
+            Vec::new()
+        }
+        other => {
+            tracing::warn!("phantom: the data of NCCL operation {} is not available: {other:?}", op.0);
+            Vec::new()
+        }
     }
 }
 

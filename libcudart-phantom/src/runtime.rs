@@ -82,6 +82,7 @@ fn init() -> Result<Runtime, cudaError> {
         cudaError::cudaErrorInitializationError
     })?;
     crate::clock::configure(&config.host);
+    crate::interpose::engage();
     let mut kernels = KernelTable::default();
     for path in &config.kernels.tables {
         match KernelTable::load(path) {
@@ -107,7 +108,12 @@ fn init() -> Result<Runtime, cudaError> {
             Device {
                 ordinal,
                 physical,
-                props: crate::device_props::device_prop(&spec, ordinal, pci_bus_of(physical)),
+                props: crate::device_props::device_prop(
+                    &spec,
+                    ordinal,
+                    pci_bus_of(physical),
+                    sim_core::gpu::gpu_uuid(crate::net::node(), physical),
+                ),
                 memory: Mutex::new(DeviceMemory::new(ordinal, &spec)),
                 sched: Mutex::new(DeviceSched {
                     timeline: GpuTimeline::new(spec.sm_count),
@@ -127,8 +133,7 @@ fn init() -> Result<Runtime, cudaError> {
 
 /// PCI bus number of the GPU at `index` in a DGX-style node (used by `cudaDeviceGetPCIBusId`).
 pub fn pci_bus_of(index: u32) -> u32 {
-    const DGX_BUSES: [u32; 8] = [0x18, 0x2a, 0x3a, 0x5d, 0x9a, 0xab, 0xba, 0xdb];
-    DGX_BUSES.get(index as usize).copied().unwrap_or(0x100 + index)
+    sim_core::gpu::pci_bus(index)
 }
 
 /// Physical GPU indices visible under `CUDA_VISIBLE_DEVICES`: a comma-separated list of indices; like CUDA,

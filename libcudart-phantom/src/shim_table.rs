@@ -24,6 +24,7 @@ pub static TABLE: RuntimeTable = RuntimeTable {
     last_message: last_message_c,
     enqueue_work: enqueue_work_c,
     gemm_ns: gemm_ns_c,
+    submit_with_buffers: submit_with_buffers_c,
 };
 
 thread_local! {
@@ -151,13 +152,55 @@ unsafe extern "C" fn submit_c(ops: *const ShimOp, n: usize) -> i32 {
             return fail(cudaError::cudaErrorInvalidValue, "null argument");
         }
         let ops = unsafe { std::slice::from_raw_parts(ops, n) };
-        crate::export::status(submit(ops))
+        crate::export::status(submit(ops, None))
     })
+}
+
+unsafe extern "C" fn submit_with_buffers_c(ops: *const ShimOp, buffers: *const ShimBuffers, n: usize) -> i32 {
+    guarded("phantom runtime table: submit_with_buffers", || {
+        if n == 0 {
+            return cudaError::cudaSuccess;
+        }
+        if ops.is_null() || buffers.is_null() {
+            return fail(cudaError::cudaErrorInvalidValue, "null argument");
+        }
+        let ops = unsafe { std::slice::from_raw_parts(ops, n) };
+        let buffers = unsafe { std::slice::from_raw_parts(buffers, n) };
+        crate::export::status(submit(ops, Some(buffers)))
+    })
+}
+
+/// For an operation whose data travels (`payload::carries_data`): sends this rank's input bytes to the
+/// simulator and marks the receive buffer as filled by the operation (`crate::data`). A larger operation
+/// makes its receive buffer forget what it held.
+fn carry_data(id: OpId, d: &OpDesc, rank: u32, b: &ShimBuffers) -> CudaResult<()> {
+    use sim_core::engine::payload;
+    let (input, output) = payload::sizes(d, rank, b.nranks);
+    if !payload::carries_data(d, b.nranks) {
+        if b.recv != 0 {
+            crate::data::clear(b.recv, output);
+        }
+        return Ok(());
+    }
+    if input > 0 {
+        let mut data = vec![0u8; input as usize];
+        if b.send != 0 {
+            crate::data::read(b.send, &mut data);
+        }
+        crate::net::send_payload(id, data).map_err(|e| fail(cudaError::cudaErrorUnknown, e))?;
+    } else if matches!(d.kind, OpKind::Coll { .. }) {
+        // Every part of a collective sends something, so the simulator knows all inputs are in.
+        crate::net::send_payload(id, Vec::new()).map_err(|e| fail(cudaError::cudaErrorUnknown, e))?;
+    }
+    if output > 0 && b.recv != 0 {
+        crate::data::received(b.recv, output, id);
+    }
+    Ok(())
 }
 
 /// Queues one group of operations: operations on the same stream all start from the stream's state before
 /// the group (NCCL runs a group's operations together), and the stream then waits for all of them.
-fn submit(ops: &[ShimOp]) -> CudaResult<()> {
+fn submit(ops: &[ShimOp], buffers: Option<&[ShimBuffers]>) -> CudaResult<()> {
     let rt = rt()?;
     let sim = sim(rt)?;
     api(Cost::Launch, |rt, submit| {
@@ -188,6 +231,9 @@ fn submit(ops: &[ShimOp]) -> CudaResult<()> {
                 crate::trace::record(crate::trace::Record::Comm { lane, op: id, kind, bytes: op.bytes, comm: op.comm, rank: op.rank });
             }
             streams[i].2.push(id);
+            if let Some(b) = buffers.and_then(|b| b.get(batch.len())) {
+                carry_data(id, &d, op.rank, b)?;
+            }
             batch.push((id, CommId(op.comm), op.rank, d, streams[i].1.clone()));
         }
         for (id, comm, ..) in &batch {
@@ -272,6 +318,7 @@ fn enqueue_work(stream: *mut c_void, duration: SimDuration, sms: u32, name: &str
         let dev = rt.device(s.device as i32)?;
         let sms = if sms == 0 { dev.spec.sm_count } else { sms.min(dev.spec.sm_count) };
         let (start, end) = s.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration, sms });
+        crate::data::note_launch();
         tracing::debug!("{name}: {} ns on device {} ({start:?}..{end:?})", duration.as_nanos(), dev.ordinal);
         Ok(())
     })

@@ -1,6 +1,8 @@
 /* Reads the interposed libc clocks around sleeps and timed waits and prints the simulated deltas.
- * Built and run by host_time.rs against Phantom's libcudart.so.13 (a DT_NEEDED that precedes libc). */
+ * Built and run by host_time.rs against Phantom's libcudart.so.13 (a DT_NEEDED that precedes libc).
+ * The clocks become virtual at the process's first CUDA call, so the program makes one first. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -30,6 +32,11 @@ static void *thread_main(void *arg) {
 }
 
 int main(void) {
+    /* The first CUDA call: from here on the clocks are virtual. */
+    int (*get_count)(int *) = (int (*)(int *))dlsym(RTLD_DEFAULT, "cudaGetDeviceCount");
+    int count = 0;
+    int cuda_rc = get_count ? get_count(&count) : -1;
+    printf("cudaGetDeviceCount %d %d\n", cuda_rc, count);
     mono0 = ns(CLOCK_MONOTONIC);
     int64_t real0 = ns(CLOCK_REALTIME);
     struct timeval tv0, tv1;

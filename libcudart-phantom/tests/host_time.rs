@@ -74,6 +74,7 @@ fn build_c_program(dir: &Path) -> PathBuf {
 }
 
 const EXPECTED_DETERMINISTIC: &str = "\
+cudaGetDeviceCount 0 8
 nanosleep_1s 1.000000000
 gettimeofday 1.000000
 realtime 1.000000000
@@ -103,6 +104,8 @@ fn c_program_sees_virtual_time_through_dt_needed() {
     let out = run(Command::new(&prog)
         .env("LD_LIBRARY_PATH", dir.join("lib"))
         .env("PHANTOM_HOST_TIME", "deterministic")
+        .env("PHANTOM_SLEEPS", "virtual")
+        .env_remove("PHANTOM_CLUSTER")
         .env_remove("LD_PRELOAD"));
     assert_eq!(String::from_utf8_lossy(&out.stdout), EXPECTED_DETERMINISTIC);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
@@ -115,6 +118,8 @@ fn measured_mode_adds_cpu_time_to_sleeps() {
     let out = run(Command::new(&prog)
         .env("LD_LIBRARY_PATH", dir.join("lib"))
         .env("PHANTOM_HOST_TIME", "measured")
+        .env("PHANTOM_SLEEPS", "virtual")
+        .env_remove("PHANTOM_CLUSTER")
         .env_remove("LD_PRELOAD"));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -137,26 +142,58 @@ fn measured_mode_adds_cpu_time_to_sleeps() {
     }
 }
 
+fn have_python() -> bool {
+    let ok = Command::new("python3").arg("-c").arg("pass").output().is_ok();
+    if !ok {
+        eprintln!("python3 not found; skipped");
+    }
+    ok
+}
+
+/// The default, real sleeps, under `LD_PRELOAD`: before the first CUDA call the clocks are the machine's; after
+/// it a sleep advances the virtual clock by exactly what was asked (deterministic mode) *and* takes that long
+/// for real, so waits for other processes keep their meaning.
+#[test]
+fn clocks_turn_virtual_at_the_first_cuda_call_and_sleeps_take_real_time() {
+    if !have_python() {
+        return;
+    }
+    let dir = scratch("py-real");
+    let script = "import time, ctypes\n\
+                  r = time.perf_counter(); w = time.time(); time.sleep(0.05)\n\
+                  print('real_before_cuda', time.perf_counter() - r >= 0.05, abs(w - time.time()) < 60)\n\
+                  n = ctypes.c_int(); ctypes.CDLL('libcudart.so.13').cudaGetDeviceCount(ctypes.byref(n))\n\
+                  t = time.perf_counter(); time.sleep(0.3); print('sleep', n.value, round(time.perf_counter() - t, 9))\n";
+    let started = std::time::Instant::now();
+    let out = run(Command::new("python3")
+        .args(["-S", "-c", script])
+        .env("LD_PRELOAD", dir.join("lib/libcudart.so.13"))
+        .env("PHANTOM_HOST_TIME", "deterministic")
+        .env_remove("PHANTOM_SLEEPS")
+        .env_remove("PHANTOM_CLUSTER"));
+    let wall = started.elapsed();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "real_before_cuda True True\nsleep 8 0.3\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(wall >= std::time::Duration::from_millis(350), "the sleeps took {wall:?} of real time");
+}
+
 #[test]
 fn python_sleep_is_virtual_with_ld_preload() {
-    if Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .output()
-        .is_err()
-    {
-        eprintln!("python3 not found; skipped");
+    if !have_python() {
         return;
     }
     let dir = scratch("py");
-    let script = "import time\n\
+    let script = "import time, ctypes\n\
+                  ctypes.CDLL('libcudart.so.13').cudaGetDeviceCount(ctypes.byref(ctypes.c_int()))\n\
                   t = time.perf_counter(); time.sleep(2); print(time.perf_counter() - t)\n\
                   import threading\n\
                   t = time.monotonic(); print(threading.Event().wait(3.5), time.monotonic() - t)\n";
     let out = run(Command::new("python3")
         .args(["-S", "-c", script])
         .env("LD_PRELOAD", dir.join("lib/libcudart.so.13"))
-        .env("PHANTOM_HOST_TIME", "deterministic"));
+        .env("PHANTOM_HOST_TIME", "deterministic")
+        .env("PHANTOM_SLEEPS", "virtual")
+        .env_remove("PHANTOM_CLUSTER"));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "2.0\nFalse 3.5\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

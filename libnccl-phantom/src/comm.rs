@@ -107,7 +107,7 @@ struct PendingJoin {
 #[derive(Default)]
 struct Group {
     depth: u32,
-    ops: Vec<ShimOp>,
+    ops: Vec<(ShimOp, ShimBuffers)>,
     joins: Vec<PendingJoin>,
     /// The first error of a call inside the group (returned again by `ncclGroupEnd`).
     error: Option<ncclResult_t>,
@@ -160,7 +160,7 @@ pub fn group_simulate_end() -> NcclResult<f32> {
     })?;
     let rt = rt()?;
     let mut worst = 0u64;
-    for op in &ops {
+    for (op, _) in &ops {
         let mut ns = 0u64;
         check(rt, "ncclGroupSimulateEnd", unsafe { (rt.table.estimate)(op, &mut ns) })?;
         worst = worst.max(ns);
@@ -188,12 +188,14 @@ fn fail(e: ncclResult_t) -> ncclResult_t {
     e
 }
 
-fn submit(ops: &[ShimOp]) -> NcclResult<()> {
+/// Queues operations with their buffers, so that the data of small ones travels (runtime table version 3).
+fn submit(ops: &[(ShimOp, ShimBuffers)]) -> NcclResult<()> {
     if ops.is_empty() {
         return Ok(());
     }
     let rt = rt()?;
-    check(rt, "queuing NCCL operations", unsafe { (rt.table.submit)(ops.as_ptr(), ops.len()) })
+    let (list, buffers): (Vec<ShimOp>, Vec<ShimBuffers>) = ops.iter().copied().unzip();
+    check(rt, "queuing NCCL operations", unsafe { (rt.table.submit_with_buffers)(list.as_ptr(), buffers.as_ptr(), list.len()) })
 }
 
 fn run_joins(joins: Vec<PendingJoin>) -> NcclResult<()> {
@@ -402,12 +404,13 @@ fn base(call: &Call, kind: u32) -> NcclResult<(ShimOp, &'static Comm)> {
     Ok((op, c))
 }
 
-fn queue(op: ShimOp) -> NcclResult<()> {
+fn queue(op: ShimOp, call: &Call, c: &Comm) -> NcclResult<()> {
+    let buffers = ShimBuffers { send: call.send as u64, recv: call.recv as u64, nranks: c.nranks };
     if in_group() {
-        GROUP.with(|g| g.borrow_mut().ops.push(op));
+        GROUP.with(|g| g.borrow_mut().ops.push((op, buffers)));
         Ok(())
     } else {
-        submit(&[op]).map_err(fail)
+        submit(&[(op, buffers)]).map_err(fail)
     }
 }
 
@@ -431,7 +434,7 @@ pub fn collective(call: &Call, op: CollOp, redop: Option<i32>, root: Option<i32>
         s.root = r as u32;
     }
     s.coll = coll_op_index(op);
-    queue(s)
+    queue(s, call, c)
 }
 
 /// `ncclSend` / `ncclRecv`.
@@ -442,7 +445,7 @@ pub fn p2p(call: &Call, peer: i32, send: bool) -> NcclResult<()> {
         return Err(bad(ncclResult_t::ncclInvalidArgument, format!("{name} with peer {peer} outside [0, {})", c.nranks)));
     }
     s.peer = peer as u32;
-    queue(s)
+    queue(s, call, c)
 }
 
 /// `ncclRedOpCreatePreMulSum`: a new reduction operation valid on `comm`.

@@ -2,10 +2,11 @@
 //! (`sim_core::shim_abi`) and its public API, so that NCCL and CUDA share one state (streams, devices,
 //! clocks, the simulator link) and never a second copy.
 
-use sim_core::shim_abi::{RuntimeTable, RUNTIME_TABLE_ID, RUNTIME_TABLE_V1_SIZE};
+use sim_core::shim_abi::{RuntimeTable, RUNTIME_TABLE_ID};
 
 /// The table version whose fields this library uses (version 1: NCCL's entries).
-const NEEDS_VERSION: u32 = 1;
+/// Version 3 added `submit_with_buffers`, which this library uses for every operation.
+const NEEDS_VERSION: u32 = 3;
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::OnceLock;
 
@@ -59,7 +60,7 @@ unsafe fn find() -> Result<Runtime, String> {
             .into());
     }
     let table = unsafe { &*(table as *const RuntimeTable) };
-    if table.version < NEEDS_VERSION || table.size < RUNTIME_TABLE_V1_SIZE {
+    if table.version < NEEDS_VERSION || table.size < std::mem::size_of::<RuntimeTable>() {
         return Err(format!(
             "Phantom's libcudart.so.13 has runtime table version {} ({} bytes); this libnccl.so.2 needs version {NEEDS_VERSION}: use libraries from the same build",
             table.version, table.size

@@ -1,7 +1,7 @@
 //! Where ranks go and the environment each process is given: pure functions of the run's settings.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How `-n` ranks are placed: rank `r` is on node `r / per_node`, local rank `r % per_node`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +55,7 @@ pub struct RunEnv {
     pub lib_dir: Option<PathBuf>,
     /// The launcher's own `LD_LIBRARY_PATH`.
     pub ld_library_path: Option<OsString>,
-    /// Libraries to put first in `LD_PRELOAD`. Empty today: this is where programs that `dlopen` libcudart
-    /// (PyTorch; DESIGN.md reference facts) will get Phantom's interposers.
+    /// Libraries to put first in `LD_PRELOAD`: every Phantom library of `lib_dir` ([`preload_libraries`]).
     pub preload: Vec<PathBuf>,
     /// The launcher's own `LD_PRELOAD`.
     pub ld_preload: Option<OsString>,
@@ -67,6 +66,26 @@ pub struct RunEnv {
     /// `OMP_NUM_THREADS` is set in the launcher's environment (then ranks keep it; otherwise, like torchrun,
     /// several ranks per node get 1).
     pub omp_num_threads_set: bool,
+}
+
+/// The libraries `phantom run` preloads into every process it starts: each SONAME file of Phantom's library
+/// directory (`libcudart.so.13`, `libnccl.so.2`, `libcuda.so.1`, `libcublas.so.13`, ...; not the unversioned
+/// link names), `libcudart.so.13` first, the rest sorted.
+///
+/// Why preload: a stock PyTorch finds NVIDIA's libraries through RPATHs and loads some by absolute path, so
+/// `LD_LIBRARY_PATH` alone does not put Phantom's in place; and Python reaches `clock_gettime` before torch
+/// loads libcudart, so the interposed clocks must be in the global scope from the start. A preloaded library
+/// owns its SONAME: every later `DT_NEEDED` on that name binds to it. A process that never uses CUDA (a shell,
+/// `mpirun`, torchrun's agent) is unaffected: Phantom's clocks stay real until a process first uses CUDA.
+pub fn preload_libraries(lib_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(lib_dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("lib") && n.contains(".so.") && !n.ends_with(".so"))
+        .collect();
+    names.sort_by_key(|n| (n != "libcudart.so.13", n.clone()));
+    names.into_iter().map(|n| lib_dir.join(n)).collect()
 }
 
 fn join_paths(first: &[PathBuf], rest: Option<&OsString>, sep: &str) -> Option<OsString> {
@@ -207,6 +226,20 @@ mod tests {
         }
         let r = RunEnv { trace_dir: Some("/tmp/phantom-trace-x".into()), ..run_env() };
         assert_eq!(map(process_env(&r))["PHANTOM_TRACE_DIR"], "/tmp/phantom-trace-x");
+    }
+
+    #[test]
+    fn preloads_every_soname_file_runtime_first() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["libnccl.so.2", "libnccl.so", "libcudart.so", "libcudart.so.13", "libcublas.so.13", "README"] {
+            std::fs::write(d.path().join(n), b"").unwrap();
+        }
+        let got: Vec<String> = preload_libraries(d.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(got, ["libcudart.so.13", "libcublas.so.13", "libnccl.so.2"]);
+        assert!(preload_libraries(&d.path().join("missing")).is_empty());
     }
 
     #[test]

@@ -209,8 +209,7 @@ pub fn run(args: RunArgs) -> i32 {
         phantom: plan.phantom.clone(),
         lib_dir: plan.lib_dir.clone(),
         ld_library_path: std::env::var_os("LD_LIBRARY_PATH"),
-        // Programs that load libcudart with dlopen (PyTorch) will need Phantom's interposers here.
-        preload: Vec::new(),
+        preload: plan.lib_dir.as_deref().map(crate::env::preload_libraries).unwrap_or_default(),
         ld_preload: std::env::var_os("LD_PRELOAD"),
         master_addr: "127.0.0.1".into(),
         master_port,

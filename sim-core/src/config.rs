@@ -9,7 +9,7 @@
 //! gpus_per_node = 8
 //! [gpu]
 //! model = "h100-sxm-80gb"      # a GPU preset key
-//! memory_bytes = 85029158912   # optional override of any GpuSpec field
+//! memory_bytes = 85017493504   # optional override of any GpuSpec field
 //! [host]
 //! mode = "measured"            # or "deterministic"
 //! cpu_scale = 1.0
@@ -51,6 +51,30 @@ impl std::str::FromStr for HostTimeMode {
     }
 }
 
+/// What a sleep or a timed wait costs in real time (docs/time.md, "Sleeps and timed waits"). Either way it
+/// advances the thread's virtual clock by the time asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SleepMode {
+    /// The thread also waits that long for real, so that waits for things outside the simulation (a TCP
+    /// store's retry loop, another process starting up, a watchdog's polling period) keep their real meaning.
+    Real,
+    /// Sleeps return at once; a timed wait waits for real at most 2 ms. Faster for programs that sleep to
+    /// pass simulated time; wrong for programs that wait for other processes with timeouts.
+    Virtual,
+}
+
+impl std::str::FromStr for SleepMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "real" => Ok(SleepMode::Real),
+            "virtual" => Ok(SleepMode::Virtual),
+            other => Err(ConfigError(format!("unknown variant `{other}`, expected `real` or `virtual`"))),
+        }
+    }
+}
+
 /// The host-time model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostConfig {
@@ -62,11 +86,19 @@ pub struct HostConfig {
     pub api_call_ns: u64,
     /// Host time charged for a kernel launch call (ns).
     pub launch_call_ns: u64,
+    /// Whether sleeps and timed waits also take real time.
+    pub sleeps: SleepMode,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
-        HostConfig { mode: HostTimeMode::Measured, cpu_scale: 1.0, api_call_ns: 100, launch_call_ns: 2_000 }
+        HostConfig {
+            mode: HostTimeMode::Measured,
+            cpu_scale: 1.0,
+            api_call_ns: 100,
+            launch_call_ns: 2_000,
+            sleeps: SleepMode::Real,
+        }
     }
 }
 
@@ -351,6 +383,8 @@ struct HostFile {
     api_call_ns: Option<u64>,
     /// Host time charged per kernel launch call, ns; default 2000.
     launch_call_ns: Option<u64>,
+    /// `real` or `virtual`; default `real`.
+    sleeps: Option<SleepMode>,
 }
 
 /// `[kernels]`.
@@ -435,6 +469,9 @@ impl ClusterConfig {
         };
         if let Some(mode) = get("PHANTOM_HOST_TIME") {
             cfg.host.mode = mode.parse().map_err(|e: ConfigError| ConfigError(format!("PHANTOM_HOST_TIME: {e}")))?;
+        }
+        if let Some(sleeps) = get("PHANTOM_SLEEPS") {
+            cfg.host.sleeps = sleeps.parse().map_err(|e: ConfigError| ConfigError(format!("PHANTOM_SLEEPS: {e}")))?;
         }
         if let Some(nodes) = get("PHANTOM_NODES") {
             cfg.nodes = nodes
@@ -545,6 +582,7 @@ fn build(file: ClusterFile, base_dir: &Path, default_name: &str) -> Result<Clust
         let host = &mut cfg.host;
         host.mode = h.mode.unwrap_or(host.mode);
         host.cpu_scale = h.cpu_scale.unwrap_or(host.cpu_scale);
+        host.sleeps = h.sleeps.unwrap_or(host.sleeps);
         host.api_call_ns = h.api_call_ns.unwrap_or(host.api_call_ns);
         host.launch_call_ns = h.launch_call_ns.unwrap_or(host.launch_call_ns);
     }
@@ -645,6 +683,19 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
+/// The simulated node a process's GPUs belong to, from its environment (`var`): `PHANTOM_NODE` (set by
+/// `phantom run -n`), else torchrun's `GROUP_RANK`, else an MPI or Slurm rank (`OMPI_COMM_WORLD_RANK`,
+/// `PMI_RANK`, `PMIX_RANK`, `SLURM_PROCID`) divided by `gpus_per_node` (one rank per GPU, as `mpirun -np N`
+/// places them); `None` outside any launcher. The runtime and NVML both use this rule.
+pub fn launcher_node(var: impl Fn(&str) -> Option<String>, gpus_per_node: impl FnOnce() -> u32) -> Option<u32> {
+    let num = |k: &str| var(k).and_then(|v| v.trim().parse::<u32>().ok());
+    if let Some(n) = num("PHANTOM_NODE").or_else(|| num("GROUP_RANK")) {
+        return Some(n);
+    }
+    let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"].iter().find_map(|k| num(k))?;
+    Some(rank / gpus_per_node().max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,7 +714,8 @@ mod tests {
         assert_eq!(c.name, "dgx-h100");
         assert_eq!((c.nodes, c.gpus_per_node, c.total_gpus()), (1, 8, 8));
         assert_eq!(c.gpu.key, "h100-sxm-80gb");
-        assert_eq!(c.host, HostConfig { mode: HostTimeMode::Measured, cpu_scale: 1.0, api_call_ns: 100, launch_call_ns: 2_000 });
+        assert_eq!(c.host, HostConfig::default());
+        assert_eq!(c.host.sleeps, SleepMode::Real);
         assert_eq!(c.kernels, KernelConfig { tables: vec![], fallback: FallbackModel { base_ns: 2_000, per_wave_ns: 1_000 } });
         assert!(c.validate().is_ok());
     }
@@ -706,6 +758,7 @@ mod tests {
             cpu_scale = 2
             api_call_ns = 150
             launch_call_ns = 3000
+            sleeps = "virtual"
             [kernels]
             tables = ["kernels.table", "sub/more.table", "/abs/other.table"]
             fallback = { base_ns = 500 }
@@ -719,7 +772,16 @@ mod tests {
         assert_eq!(c.gpu.peak_flops.bf16, 1.0e15);
         assert_eq!(c.gpu.peak_flops.fp16, 989.4e12);
         assert_eq!(c.gpu.sm_count, 132);
-        assert_eq!(c.host, HostConfig { mode: HostTimeMode::Deterministic, cpu_scale: 2.0, api_call_ns: 150, launch_call_ns: 3_000 });
+        assert_eq!(
+            c.host,
+            HostConfig {
+                mode: HostTimeMode::Deterministic,
+                cpu_scale: 2.0,
+                api_call_ns: 150,
+                launch_call_ns: 3_000,
+                sleeps: SleepMode::Virtual
+            }
+        );
         assert_eq!(
             c.kernels.tables,
             vec![PathBuf::from("conf/kernels.table"), PathBuf::from("conf/sub/more.table"), PathBuf::from("/abs/other.table")]
@@ -757,7 +819,7 @@ mod tests {
         assert_eq!(
             err("preset = \"dgx-h100\"\n[host]\nmdoe = \"measured\"\n"),
             "cluster TOML: unknown field `mdoe` in [host], expected one of `mode`, `cpu_scale`, `api_call_ns`, \
-             `launch_call_ns` (line 3)"
+             `launch_call_ns`, `sleeps` (line 3)"
         );
         assert_eq!(
             err("preset = \"dgx-h100\"\n[kernels]\nfallback = { base = 1 }\n"),
@@ -826,7 +888,7 @@ mod tests {
         assert_eq!(err(&format!("{p}[gpu]\nsm_count = 0")), "cluster TOML: gpu.sm_count must be at least 1 (got 0)");
         assert_eq!(
             err(&format!("{p}[gpu]\nmemory_bytes = 1000")),
-            "cluster TOML: gpu.context_reserve_bytes (536870912) must not exceed gpu.memory_bytes (1000)"
+            "cluster TOML: gpu.context_reserve_bytes (552402944) must not exceed gpu.memory_bytes (1000)"
         );
     }
 
@@ -917,14 +979,20 @@ mod tests {
         let c = ClusterConfig::from_env_with(env(&[
             ("PHANTOM_CLUSTER", "dgx-h100"),
             ("PHANTOM_HOST_TIME", "deterministic"),
+            ("PHANTOM_SLEEPS", "virtual"),
             ("PHANTOM_NODES", "16"),
             ("PHANTOM_KERNEL_TABLE", "a.table::/b/c.table"),
         ]))
         .unwrap();
         assert_eq!(c.host.mode, HostTimeMode::Deterministic);
+        assert_eq!(c.host.sleeps, SleepMode::Virtual);
         assert_eq!(c.total_gpus(), 128);
         assert_eq!(c.kernels.tables, vec![PathBuf::from("a.table"), PathBuf::from("/b/c.table")]);
         let e = |vars: &[(&str, &str)]| ClusterConfig::from_env_with(env(vars)).unwrap_err().0;
+        assert_eq!(
+            e(&[("PHANTOM_SLEEPS", "never")]),
+            "PHANTOM_SLEEPS: unknown variant `never`, expected `real` or `virtual`"
+        );
         assert_eq!(
             e(&[("PHANTOM_CLUSTER", "dgx-x")]),
             "PHANTOM_CLUSTER: unknown cluster preset `dgx-x`; known presets: dgx-h100, dgx-h200, dgx-a100, dgx-b200 \

@@ -161,8 +161,11 @@ fn h100_sxm_80gb() -> GpuSpec {
         name: "NVIDIA H100 80GB HBM3".into(),
         compute_capability: [9, 0],
         sm_count: 132,
-        memory_bytes: 85_029_158_912,
-        context_reserve_bytes: 512 * MIB,
+        // Measured on an H100 SXM5 80 GB (driver 580.159.04, torch 2.11): `totalGlobalMem`, and what
+        // `cudaMemGetInfo` reported free right after torch initialised its context, 552 402 944 bytes less
+        // (calibration/torch/h100-sxm-80gb/env.txt).
+        memory_bytes: 85_017_493_504,
+        context_reserve_bytes: 552_402_944,
         clock_rate_khz: 1_980_000,
         memory_clock_rate_khz: 2_619_000,
         memory_bus_width_bits: 5120,
@@ -313,6 +316,23 @@ fn b200() -> GpuSpec {
     }
 }
 
+/// PCI bus number of the GPU at `index` of a node: a DGX's buses for the first 8 (`cudaDeviceGetPCIBusId`,
+/// `cudaDeviceProp::pciBusID` and NVML's PCI info all name this bus).
+pub fn pci_bus(index: u32) -> u32 {
+    const DGX_BUSES: [u32; 8] = [0x18, 0x2a, 0x3a, 0x5d, 0x9a, 0xab, 0xba, 0xdb];
+    DGX_BUSES.get(index as usize).copied().unwrap_or(0x100 + index)
+}
+
+/// A stable, made-up UUID for GPU `index` of node `node`, as the runtime (`cudaDeviceProp::uuid`) and NVML
+/// report it: bytes 0..4 spell `PHNT`, RFC 4122 version-4 and variant bits set, the node in bytes 9..12 and the
+/// GPU's index in the node (not its CUDA ordinal: `CUDA_VISIBLE_DEVICES` does not change a GPU's UUID) in the
+/// last four.
+pub fn gpu_uuid(node: u32, index: u32) -> [u8; 16] {
+    let n = node.to_be_bytes();
+    let i = index.to_be_bytes();
+    [b'P', b'H', b'N', b'T', 0x00, 0x00, 0x40, 0x00, 0x80, n[1], n[2], n[3], i[0], i[1], i[2], i[3]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,13 +345,13 @@ mod tests {
         assert_eq!(s.name, "NVIDIA H100 80GB HBM3");
         assert_eq!(s.compute_capability, [9, 0]);
         assert_eq!(s.sm_count, 132);
-        assert_eq!(s.memory_bytes, 85_029_158_912);
+        assert_eq!(s.memory_bytes, 85_017_493_504);
         assert!(s.memory_bytes > 79 * GIB && s.memory_bytes < 80 * GIB);
         assert_eq!(s.clock_rate_khz, 1_980_000);
         assert_eq!(s.l2_cache_bytes, 52_428_800);
         assert_eq!(s.shared_mem_per_sm_bytes, 233_472);
         assert_eq!(s.shared_mem_per_block_optin_bytes, 232_448);
-        assert_eq!(s.context_reserve_bytes, 536_870_912);
+        assert_eq!(s.context_reserve_bytes, 552_402_944);
         assert_eq!(s.launch_latency_ns, 2_000);
         assert_eq!(s.pci_device_id, 0x2330);
         // 2 * 2619 MHz * 5120 bit / 8 = 3.352 TB/s.

@@ -13,9 +13,10 @@ use std::ffi::{c_char, c_void};
 pub const RUNTIME_TABLE_ID: [u8; 16] = *b"PhantomRtTable01";
 
 /// The layout version of [`RuntimeTable`].
-/// Version 2 appended `enqueue_work` and `gemm_ns` (cuBLAS). A reader accepts any version at least the one
-/// that introduced the last field it uses (and a `size` covering it).
-pub const RUNTIME_TABLE_VERSION: u32 = 2;
+/// Version 2 appended `enqueue_work` and `gemm_ns` (cuBLAS); version 3 `submit_with_buffers` (the data of
+/// small operations). A reader accepts any version at least the one that introduced the last field it uses
+/// (and a `size` covering it).
+pub const RUNTIME_TABLE_VERSION: u32 = 3;
 
 /// `ShimGemm::precision`: the index of a `crate::blas::Precision` (`Precision::from_index`).
 pub const PREC_FP64: u32 = 0;
@@ -80,6 +81,16 @@ pub struct ShimOp {
     pub count: u64,
     /// `count × sizeof(dtype)`.
     pub bytes: u64,
+}
+
+/// Where one operation's data lives (`submit_with_buffers`, one per [`ShimOp`]): device addresses of the send
+/// and receive buffers as passed to NCCL, and the communicator's size (which sizes the buffers).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShimBuffers {
+    pub send: u64,
+    pub recv: u64,
+    pub nranks: u32,
 }
 
 /// `ShimJoin::kind`.
@@ -147,6 +158,11 @@ pub struct RuntimeTable {
     pub enqueue_work: unsafe extern "C" fn(stream: *mut c_void, duration_ns: u64, sms: u32, name: *const c_char) -> i32,
     /// The duration (ns) of `gemm` on the GPU of `stream` (`crate::blas`).
     pub gemm_ns: unsafe extern "C" fn(stream: *mut c_void, gemm: *const ShimGemm, out_ns: *mut u64) -> i32,
+    // Version 3.
+    /// `submit`, with each operation's buffers: the data of small operations travels through the simulator
+    /// (`crate::engine::payload`), so that what the program reads back from a receive buffer is what NCCL
+    /// would have delivered.
+    pub submit_with_buffers: unsafe extern "C" fn(ops: *const ShimOp, buffers: *const ShimBuffers, n: usize) -> i32,
 }
 
 /// `size` of a version-1 table: the bytes through `last_message`.
@@ -203,7 +219,10 @@ mod tests {
     fn version_1_fields_keep_their_offsets() {
         // size (8) + version (4, padded to 8) + six function pointers of version 1 (8 each).
         assert_eq!(RUNTIME_TABLE_V1_SIZE, 64);
-        assert_eq!(std::mem::size_of::<RuntimeTable>(), 80);
+        // Version 2 appended two function pointers, version 3 one.
+        assert_eq!(std::mem::offset_of!(RuntimeTable, submit_with_buffers), 80);
+        assert_eq!(std::mem::size_of::<RuntimeTable>(), 88);
+        assert_eq!(std::mem::size_of::<ShimBuffers>(), 24);
         assert_eq!(ShimGemm { precision: PREC_BF16, ..Default::default() }.gemm().unwrap().precision, crate::blas::Precision::Bf16);
         assert!(ShimGemm { precision: 6, ..Default::default() }.gemm().is_none());
     }

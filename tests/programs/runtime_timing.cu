@@ -116,7 +116,7 @@ int main() {
   printf("graph_100_ms=%.4f\n", ms);
   CHECK(cudaGraphExecDestroy(ge));
   CHECK(cudaGraphDestroy(g));
-  // 7. __device__ variables: copies to and from a symbol; the device side holds no data.
+  // 7. __device__ variables: copies to and from a symbol; the device keeps small data (docs/gpu-model.md, "Data").
   float host_coef[16] = {1, 2, 3};
   CHECK(cudaMemcpyToSymbol(coefficients, host_coef, sizeof(host_coef)));
   CHECK(cudaMemcpyFromSymbolAsync(host_coef, coefficients, 2 * sizeof(float), sizeof(float), cudaMemcpyDeviceToHost, s));

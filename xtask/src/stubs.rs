@@ -47,7 +47,9 @@ pub struct Stub {
 /// `pub fn` is an implemented export of the same name. Its functions are typed: `&mut T` / `&T` for pointer
 /// arguments the C API requires (the generated export passes NULL back as `null_status`), `Option<&mut T>` /
 /// `Option<&T>` for optional ones, `&CStr` for a required C string, any other type as the C ABI passes it; each
-/// returns `phantom_stub_common::Status` (`Ok(())` is 0 on the wire). A `pub fn` the golden list lacks is exported
+/// returns `phantom_stub_common::Status` (`Ok(())` is 0 on the wire), or, for the few C functions that return a
+/// value rather than a status (`cudnnGetVersion`, `nvmlErrorString`, ...), that value's type (which implements
+/// `Default`, returned if the body panics) and then takes no checked pointer. A `pub fn` the golden list lacks is exported
 /// too (a function that callers reach by `dlsym`/`cuGetProcAddress` or through a header macro's `_v2` name).
 pub struct Overrides {
     /// Path of the module, relative to `stubs/<name>/`.
@@ -142,13 +144,40 @@ fn implemented(stub: &Stub, ov: &Overrides, dir: &Path) -> Result<Vec<Implemente
             }
             args.push(arg);
         }
-        let wrapper = format!(
-            "/// `{name}`: implemented by `{module}::{name}`.\n#[no_mangle]\n\
-             pub unsafe extern \"C\" fn {name}({params}) -> u64 {{\n    \
-             phantom_stub_common::guard(\"{name}\", NOTE, STATUS, || {{\n{checks}        {module}::{name}({args})\n    }})\n}}\n",
-            params = params.join(", "),
-            args = args.join(", "),
-        );
+        // A function returning `Status` is a status export; one returning another type (`usize`, `c_int`,
+        // `phantom_stub_common::StaticStr`, ...) returns that value as is, or its `Default` if the body panicked;
+        // it takes no pointer it must check (the C API gives it no error status to return).
+        let returns = match &f.sig.output {
+            syn::ReturnType::Type(_, ty) => tokens(ty),
+            syn::ReturnType::Default => return Err(format!("{}: {name} returns nothing", path.display())),
+        };
+        let wrapper = if returns == "Status" {
+            format!(
+                "/// `{name}`: implemented by `{module}::{name}`.\n#[no_mangle]\n\
+                 pub unsafe extern \"C\" fn {name}({params}) -> u64 {{\n    \
+                 phantom_stub_common::guard(\"{name}\", NOTE, STATUS, || {{\n{checks}        {module}::{name}({args})\n    }})\n}}\n",
+                params = params.join(", "),
+                args = args.join(", "),
+            )
+        } else {
+            if !checks.is_empty() {
+                return Err(format!(
+                    "{}: {name} returns {returns}, not Status, so it cannot take checked pointers (&T, Option<&T>, &CStr)",
+                    path.display()
+                ));
+            }
+            format!(
+                "/// `{name}`: implemented by `{module}::{name}`.\n#[no_mangle]\n\
+                 pub unsafe extern \"C\" fn {name}({params}) -> {returns} {{\n    \
+                 phantom_stub_common::guard_value(\"{name}\", NOTE, {body})\n}}\n",
+                params = params.join(", "),
+                body = if args.is_empty() {
+                    format!("{module}::{name}")
+                } else {
+                    format!("|| {module}::{name}({})", args.join(", "))
+                },
+            )
+        };
         out.push(Implemented { name, wrapper });
     }
     if out.is_empty() {
@@ -175,8 +204,11 @@ pub const STUBS: &[Stub] = &[
             module: "src/imp.rs",
             null_status: 7,
             null_status_name: "CUBLAS_STATUS_INVALID_VALUE",
-            // The runtime table's types and the GEMM model; the runtime itself is reached with dlopen.
-            dependencies: &[("libc", "{ workspace = true }"), ("sim-core", "{ workspace = true }")],
+            // The runtime table's types, and the crate that reaches the runtime with dlopen.
+            dependencies: &[
+                ("sim-core", "{ workspace = true }"),
+                ("phantom-stub-runtime", "{ path = \"../runtime\" }"),
+            ],
         }),
     },
     Stub {
@@ -190,7 +222,15 @@ pub const STUBS: &[Stub] = &[
         status: 15,
         status_name: "CUBLAS_STATUS_NOT_SUPPORTED",
         status_reason: "cublasLt returns cublasStatus_t",
-        overrides: None,
+        overrides: Some(Overrides {
+            module: "src/imp.rs",
+            null_status: 7,
+            null_status_name: "CUBLAS_STATUS_INVALID_VALUE",
+            dependencies: &[
+                ("sim-core", "{ workspace = true }"),
+                ("phantom-stub-runtime", "{ path = \"../runtime\" }"),
+            ],
+        }),
     },
     Stub {
         name: "cudnn",
@@ -203,7 +243,15 @@ pub const STUBS: &[Stub] = &[
         status: 3000,
         status_name: "CUDNN_STATUS_NOT_SUPPORTED",
         status_reason: "cudnnStatus_t's own 'not supported'",
-        overrides: None,
+        overrides: Some(Overrides {
+            module: "src/imp.rs",
+            null_status: 2000,
+            null_status_name: "CUDNN_STATUS_BAD_PARAM",
+            dependencies: &[
+                ("sim-core", "{ workspace = true }"),
+                ("phantom-stub-runtime", "{ path = \"../runtime\" }"),
+            ],
+        }),
     },
     Stub {
         name: "cufft",
@@ -371,7 +419,12 @@ pub const STUBS: &[Stub] = &[
         status: 3,
         status_name: "NVML_ERROR_NOT_SUPPORTED",
         status_reason: "nvmlReturn_t's own 'not supported'; torch falls back to cudaGetDeviceCount when NVML fails",
-        overrides: None,
+        overrides: Some(Overrides {
+            module: "src/imp.rs",
+            null_status: 2,
+            null_status_name: "NVML_ERROR_INVALID_ARGUMENT",
+            dependencies: &[("sim-core", "{ workspace = true }")],
+        }),
     },
 ];
 

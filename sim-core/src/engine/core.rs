@@ -12,6 +12,7 @@
 //! client blocked and nothing left that could make progress). Each produces one line naming rank,
 //! communicator and operation, collected in [`Coordinator::failures`].
 
+use super::payload;
 use super::proto::{CommId, CommInfo, FromSim, Join, Member, OpDesc, OpId, OpKind, Ready, ToSim};
 use crate::config::ClusterConfig;
 use crate::net::{Algo, CollOp, Collective, GpuId, Network, Proto, TransferId, Tuning};
@@ -70,6 +71,8 @@ struct Match {
     choice: Option<(Algo, Proto)>,
     /// Why it failed: every part, present or submitted later, fails with this message.
     failed: Option<String>,
+    /// Per slot: the part's input bytes, for an operation whose data travels (`payload`).
+    inputs: Vec<Option<Vec<u8>>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,6 +155,10 @@ pub struct Coordinator {
     stats: CoordStats,
     /// Completed operations, per rank part, when [`Coordinator::record_ops`] asked for them.
     op_log: Option<Vec<OpSpan>>,
+    /// Input bytes that arrived before their operation's `Submit`.
+    staged: HashMap<(ClientId, OpId), Vec<u8>>,
+    /// What each part of a completed operation with data received, until its process fetches it.
+    results: HashMap<(ClientId, OpId), Result<Vec<u8>, String>>,
 }
 
 /// One rank's part of a completed operation, as the simulator ran it (for `phantom run --trace`).
@@ -192,6 +199,8 @@ impl Coordinator {
             failures: Vec::new(),
             stats: CoordStats::default(),
             op_log: None,
+            staged: HashMap::new(),
+            results: HashMap::new(),
         })
     }
 
@@ -332,6 +341,16 @@ impl Coordinator {
                 };
                 self.outbox.push((client, reply));
             }
+            ToSim::Payload { op, data } => {
+                self.staged.insert((client, op), data);
+            }
+            ToSim::Fetch { req, op } => {
+                let reply = match self.fetch(client, op) {
+                    Ok(data) => FromSim::Payload { req, data },
+                    Err(message) => FromSim::Failed { req, message },
+                };
+                self.outbox.push((client, reply));
+            }
             ToSim::Leave { comm, rank } => {
                 if let Some(c) = self.comms.get_mut(comm.0 as usize) {
                     if let Some(l) = c.left.get_mut(rank as usize) {
@@ -346,6 +365,41 @@ impl Coordinator {
             }
         }
         self.pump();
+    }
+
+    /// What `client`'s part of operation `op` received: empty when no data travelled with it (some part sent
+    /// none, or the part receives nothing). Only after the operation completed (the client waits first).
+    fn fetch(&mut self, client: ClientId, op: OpId) -> Result<Vec<u8>, String> {
+        if let Some(r) = self.results.remove(&(client, op)) {
+            return r;
+        }
+        match self.ops.get(&(client, op)).map(|o| &o.status) {
+            Some(Status::Done(_)) => Ok(Vec::new()),
+            Some(Status::Failed(_, why)) => Err(why.clone()),
+            Some(_) => Err(format!("operation {} has not completed", op.0)),
+            None => Err(format!("unknown operation {}", op.0)),
+        }
+    }
+
+    /// At the completion of an operation whose every sending part sent its bytes: what each part receives.
+    fn keep_results(&mut self, m: &Match) {
+        let Some((_, desc)) = m.first else { return };
+        let p2p = m.parts.len() == 2 && !matches!(desc.kind, OpKind::Coll { .. });
+        // A receive sends nothing: its slot (1) needs no input.
+        if m.inputs.iter().enumerate().any(|(i, d)| d.is_none() && !(p2p && i == 1)) {
+            return;
+        }
+        let inputs: Vec<Vec<u8>> = m.inputs.iter().map(|d| d.clone().unwrap_or_default()).collect();
+        let outputs = payload::outputs(&desc, &inputs).map_err(|e| format!("the data of {desc} cannot be combined: {e}"));
+        for (slot, part) in m.parts.iter().enumerate() {
+            if let Some(part) = part {
+                let r = match &outputs {
+                    Ok(o) => Ok(o.get(slot).cloned().unwrap_or_default()),
+                    Err(e) => Err(e.clone()),
+                };
+                self.results.insert(*part, r);
+            }
+        }
     }
 
     fn promise(&mut self, client: ClientId, lbts: SimTime) {
@@ -507,8 +561,19 @@ impl Coordinator {
             }
         };
         self.ops.insert((client, id), Op { rank, comm, desc, ready, key, status: Status::Pending });
-        let m = self.matches.entry(key).or_insert_with(|| Match { parts: vec![None; slots], first: None, started: false, started_at: SimTime::ZERO, choice: None, failed: None });
+        let m = self.matches.entry(key).or_insert_with(|| Match {
+            parts: vec![None; slots],
+            first: None,
+            started: false,
+            started_at: SimTime::ZERO,
+            choice: None,
+            failed: None,
+            inputs: vec![None; slots],
+        });
         m.parts[slot] = Some((client, id));
+        if let Some(data) = self.staged.remove(&(client, id)) {
+            m.inputs[slot] = Some(data);
+        }
         let mismatch = match m.first {
             None => {
                 m.first = Some((rank, desc));
@@ -691,6 +756,7 @@ impl Coordinator {
 
     fn finish(&mut self, key: MatchKey, end: SimTime) {
         let Some(m) = self.matches.remove(&key) else { return };
+        self.keep_results(&m);
         for (c, id) in m.parts.into_iter().flatten() {
             if let Some(op) = self.ops.get_mut(&(c, id)) {
                 op.status = Status::Done(end);

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod core;
+pub mod payload;
 pub mod proto;
 pub mod server;
 

@@ -115,6 +115,12 @@ pub enum ToSim {
     /// The contention-free time of rank `rank`'s part of an operation (`ncclGroupSimulateEnd`); answered
     /// with `Estimate`.
     Estimate { req: u64, comm: CommId, rank: u32, desc: OpDesc },
+    /// The input bytes of this process's part of operation `op` (a small operation whose data travels:
+    /// `payload::carries_data`); sent just before the `Submit` that holds `op`.
+    Payload { op: OpId, data: Vec<u8> },
+    /// What this process's part of operation `op` received (after the operation completed: `Wait` first);
+    /// answered at once with `Payload` (empty when no data travelled), or `Failed`.
+    Fetch { req: u64, op: OpId },
     /// A rank leaves a communicator (`ncclCommDestroy`/`Abort`).
     Leave { comm: CommId, rank: u32 },
     /// The process ends normally.
@@ -129,6 +135,8 @@ pub enum FromSim {
     Joined { req: u64, infos: Vec<Result<Option<CommInfo>, String>> },
     Done { req: u64, times: Vec<SimTime>, failures: Vec<(OpId, String)> },
     Estimate { req: u64, ns: u64, algo: String, proto: String },
+    /// The bytes a `Fetch` asked for.
+    Payload { req: u64, data: Vec<u8> },
     Failed { req: u64, message: String },
 }
 
@@ -140,6 +148,7 @@ impl FromSim {
             FromSim::Joined { req, .. }
             | FromSim::Done { req, .. }
             | FromSim::Estimate { req, .. }
+            | FromSim::Payload { req, .. }
             | FromSim::Failed { req, .. } => Some(*req),
         }
     }

@@ -51,6 +51,38 @@ pub fn guard(name: &str, note: &str, fallback: u64, body: impl FnOnce() -> Statu
     }
 }
 
+/// Runs the body of an implemented export that returns a value rather than a status (`cudnnGetVersion`,
+/// `nvmlErrorString`, ...): its value, or `T::default()` after logging if the body panicked.
+pub fn guard_value<T: Default>(name: &str, note: &str, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(_) => {
+            if enabled() {
+                let _ = std::io::stderr().write_all(format!("phantom: {name} panicked ({note})\n").as_bytes());
+            }
+            T::default()
+        }
+    }
+}
+
+/// A `const char *` to a static, NUL-terminated string, as C functions like `cudnnGetErrorString` return; the
+/// default is NULL.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaticStr(pub *const std::ffi::c_char);
+
+impl StaticStr {
+    pub const fn new(s: &'static std::ffi::CStr) -> Self {
+        Self(s.as_ptr())
+    }
+}
+
+impl Default for StaticStr {
+    fn default() -> Self {
+        Self(std::ptr::null())
+    }
+}
+
 /// A zero-filled, writable data export of exactly `N` bytes (`.bss`), standing in for a data symbol of
 /// NVIDIA's library whose contents Phantom does not model.
 #[repr(transparent)]

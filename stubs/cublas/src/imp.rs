@@ -5,16 +5,15 @@
 //! Handles are validated: a `cublasHandle_t` is a registered number, never a pointer Phantom dereferences. A GEMM
 //! computes nothing (device memory holds no data under Phantom): it is timed by the roofline model of
 //! `sim_core::blas` on the GPU of the handle's stream and placed on that stream as a kernel, through the runtime
-//! table of Phantom's `libcudart.so.13` (`sim_core::shim_abi`; found with `dlopen(RTLD_NOLOAD|RTLD_NOW)`, else
-//! `dlopen(RTLD_NOW)`, never linked).
+//! table of Phantom's `libcudart.so.13` (reached through `phantom-stub-runtime`, never linked).
 
 use phantom_stub_common::Status;
-use sim_core::shim_abi::{self as abi, RuntimeTable, ShimGemm, RUNTIME_TABLE_ID};
+use sim_core::shim_abi::{self as abi, ShimGemm};
 use std::collections::BTreeMap;
 // Public: the generated exports in lib.rs name these types (`use imp::*`).
-pub use std::ffi::{c_char, c_int, c_void, CStr};
+pub use std::ffi::{c_int, c_void, CStr};
 use std::num::NonZeroU32;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 
 #[allow(non_camel_case_types)]
@@ -65,69 +64,26 @@ fn with<T>(h: cublasHandle_t, f: impl FnOnce(&mut Handle) -> T) -> Result<T, Non
     }
 }
 
-/// Phantom's runtime table, found on first use.
-fn table() -> Option<&'static RuntimeTable> {
-    static TABLE: OnceLock<Option<usize>> = OnceLock::new();
-    let t = TABLE.get_or_init(|| unsafe {
-        let mut lib = libc::dlopen(c"libcudart.so.13".as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_NOW);
-        if lib.is_null() {
-            lib = libc::dlopen(c"libcudart.so.13".as_ptr(), libc::RTLD_NOW);
-        }
-        if lib.is_null() {
-            log("cannot load libcudart.so.13: put Phantom's library directory on LD_LIBRARY_PATH");
-            return None;
-        }
-        let get = libc::dlsym(lib, c"cudaGetExportTable".as_ptr());
-        if get.is_null() {
-            log("libcudart.so.13 has no cudaGetExportTable");
-            return None;
-        }
-        type GetExportTable = unsafe extern "C" fn(*mut *const c_void, *const [u8; 16]) -> c_int;
-        let get = std::mem::transmute::<*mut c_void, GetExportTable>(get);
-        let mut table: *const c_void = std::ptr::null();
-        if get(&mut table, &RUNTIME_TABLE_ID) != 0 || table.is_null() {
-            log("the libcudart.so.13 loaded is not Phantom's; Phantom's libcublas.so.13 needs Phantom's runtime");
-            return None;
-        }
-        let t = &*(table as *const RuntimeTable);
-        // Version 2 introduced `enqueue_work` and `gemm_ns`, the last fields this library uses.
-        if t.version < 2 || t.size < std::mem::size_of::<RuntimeTable>() {
-            log("Phantom's libcudart.so.13 is too old for this libcublas.so.13 (runtime table version < 2)");
-            return None;
-        }
-        Some(table as usize)
-    });
-    t.map(|p| unsafe { &*(p as *const RuntimeTable) })
-}
-
 fn log(msg: &str) {
-    if !matches!(std::env::var("PHANTOM_LOG").as_deref().map(str::trim), Ok("off")) {
-        eprintln!("phantom: libcublas.so.13: {msg}");
-    }
+    phantom_stub_runtime::log("libcublas.so.13", msg);
 }
 
 /// Times `g` on the stream of `h` and places it there.
 fn run_gemm(h: cublasHandle_t, name: &CStr, g: ShimGemm) -> Status {
-    let stream = with(h, |h| h.stream)?;
-    let Some(t) = table() else { return err(code::NOT_INITIALIZED) };
-    let mut ns = 0u64;
-    let rc = unsafe { (t.gemm_ns)(stream as *mut c_void, &g, &mut ns) };
-    if rc != 0 {
-        log(&format!("{}: cannot time it: {}", name.to_string_lossy(), last_message(t)));
-        return err(if rc == 801 { code::NOT_SUPPORTED } else { code::EXECUTION_FAILED });
-    }
-    let rc = unsafe { (t.enqueue_work)(stream as *mut c_void, ns, 0, name.as_ptr()) };
-    if rc != 0 {
-        log(&format!("{}: cannot queue it: {}", name.to_string_lossy(), last_message(t)));
-        return err(code::EXECUTION_FAILED);
-    }
-    Ok(())
-}
-
-fn last_message(t: &RuntimeTable) -> String {
-    let mut buf = vec![0 as c_char; 1024];
-    unsafe { (t.last_message)(buf.as_mut_ptr(), buf.len()) };
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+    let stream = with(h, |h| h.stream)? as *mut c_void;
+    let ns = phantom_stub_runtime::gemm_ns(stream, &g).map_err(|e| {
+        log(&format!("{}: cannot time it: {e}", name.to_string_lossy()));
+        NonZeroU32::new(match e.code() {
+            801 => code::NOT_SUPPORTED,
+            3 => code::NOT_INITIALIZED,
+            _ => code::EXECUTION_FAILED,
+        })
+        .unwrap()
+    })?;
+    phantom_stub_runtime::enqueue(stream, ns, name).map_err(|e| {
+        log(&format!("{}: cannot queue it: {e}", name.to_string_lossy()));
+        NonZeroU32::new(code::EXECUTION_FAILED).unwrap()
+    })
 }
 
 /// `cudaDataType_t` values (library_types.h) and their element sizes.

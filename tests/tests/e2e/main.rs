@@ -4,8 +4,11 @@
 mod abi;
 mod call_all;
 mod collectives;
+mod cublaslt;
+mod cudnn;
 mod faults;
 mod nccl_api;
+mod nvml;
 mod programs;
 mod runtime_timing;
 mod trace;

@@ -285,3 +285,36 @@ fn finalize_destroy_and_abort() {
     assert_eq!(v("aborted_count"), INVALID_ARGUMENT);
     assert_eq!(v("aborted_abort"), INVALID_ARGUMENT);
 }
+
+/// The data of small operations (docs/gpu-model.md "Data"): tests/programs/nccl_data.cu on 4 GPUs, rank r's
+/// value i being 100·r + i (int64). Every result is what NCCL defines; an operation over 1 MiB per rank is
+/// timed only and its receive buffer reads as zeros.
+#[test]
+fn small_operations_deliver_what_nccl_would() {
+    let exe = compile("nccl_data.cu");
+    let mut cmd = Command::new(exe);
+    phantom_env(&mut cmd);
+    cmd.env("PHANTOM_CLUSTER", "dgx-h100");
+    let out = run_with_timeout(cmd, PROGRAM_TIMEOUT);
+    out.assert_clean_success();
+    let gathered = "0 1 100 101 200 201 300 301";
+    let want = [
+        ("all_gather", [gathered; 4].join(",")),
+        // Σ_r (100·r + i) = 600 + 4·i.
+        ("all_reduce_sum", ["600 604 608"; 4].join(",")),
+        ("all_reduce_max", ["300 301 302"; 4].join(",")),
+        ("broadcast_root2", ["200 201 202"; 4].join(",")),
+        // Element j of the sum goes to rank j.
+        ("reduce_scatter", "600,604,608,612".to_string()),
+        // Rank r receives rank r − 1's values.
+        ("send_recv_ring", "300 301,0 1,100 101,200 201".to_string()),
+        ("copied_on", "300 301,0 1,100 101,200 201".to_string()),
+        ("large_all_reduce", ["0 0"; 4].join(",")),
+        // cudaMemset(…, 1, …): every byte 0x01.
+        ("memset_0x01", ["72340172838076673"; 4].join(",")),
+        ("done", "1".to_string()),
+    ];
+    for (key, value) in want {
+        assert_eq!(out.value(key), value, "{key}: {}", out.describe());
+    }
+}

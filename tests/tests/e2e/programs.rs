@@ -33,7 +33,7 @@ fn hello_runtime_sees_dgx_h100() {
     assert_eq!(out.value("multiProcessorCount"), "132");
     assert_eq!(out.value("cc"), "9.0");
     // sim-core's H100 SXM5 80 GB preset.
-    assert_eq!(out.value("totalGlobalMem"), "85029158912");
+    assert_eq!(out.value("totalGlobalMem"), "85017493504");
     assert_eq!(out.value("pointer_nonnull"), "1");
 }
 
@@ -107,7 +107,7 @@ fn driver_api_sees_dgx_h100() {
     assert_eq!(out.value("device_count"), "8");
     assert_eq!(out.value("name"), "NVIDIA H100 80GB HBM3");
     assert_eq!(out.value("multiProcessorCount"), "132");
-    assert_eq!(out.value("totalMem"), "85029158912");
+    assert_eq!(out.value("totalMem"), "85017493504");
     assert_eq!(out.value("cuDeviceGet_bad"), "101", "CUDA_ERROR_INVALID_DEVICE");
     assert_eq!(out.value("cuDeviceGetCount_null"), "1", "CUDA_ERROR_INVALID_VALUE");
     assert_eq!(out.value("ctx_flags"), "0");
