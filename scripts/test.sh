@@ -20,5 +20,6 @@ if ! command -v g++ >/dev/null 2>&1; then
 fi
 
 bash scripts/install-deps.sh
+bash scripts/install-torch.sh
 cargo xtask stage
 cargo test --workspace "$@"

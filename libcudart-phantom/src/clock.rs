@@ -278,6 +278,23 @@ pub fn api_exit(cost: SimDuration) {
     })
 }
 
+/// Starts the calling thread's clock at `t` (the time of the thread that created it), if it has not started
+/// yet: a thread begins where its creator was, not at the process watermark, which a thread that waits with
+/// timeouts (a watchdog) may have pushed far ahead.
+pub fn start_at(t: SimTime) {
+    let policy = policy();
+    CLOCK.with(|c| {
+        if c.started.get() {
+            return;
+        }
+        c.started.set(true);
+        c.virt.set(t.as_nanos());
+        if !policy.deterministic {
+            c.cpu_base.set(thread_cpu_ns().unwrap_or(0));
+        }
+    });
+}
+
 /// A blocking call completes at simulated time `t`; the clock never moves backwards.
 pub fn advance_to(t: SimTime) {
     with_clock(|c, _| c.virt.set(c.virt.get().max(t.as_nanos())));

@@ -349,6 +349,38 @@ fn real_sem_clockwait() -> Option<SemClockwait> {
     )
 }
 
+type StartRoutine = unsafe extern "C-unwind" fn(*mut libc::c_void) -> *mut libc::c_void;
+type PthreadCreate = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    StartRoutine,
+    *mut libc::c_void,
+) -> libc::c_int;
+
+fn real_pthread_create() -> Option<PthreadCreate> {
+    real!(c"pthread_create", [c"GLIBC_2.34", c"GLIBC_2.2.5"], PthreadCreate)
+}
+
+/// What a thread created under virtual clocks needs before it runs: its routine and where its creator's
+/// clock was.
+struct Spawn {
+    start: StartRoutine,
+    arg: *mut libc::c_void,
+    parent: SimTime,
+}
+
+/// The new thread's first frame: starts its clock at its creator's time, then runs the routine. Nothing with
+/// a destructor is alive across the call, so `pthread_exit`'s forced unwinding may pass through.
+unsafe extern "C-unwind" fn spawn_trampoline(p: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `p` is the `Spawn` that `pthread_create` boxed for this thread, handed over exactly once.
+    let s = unsafe { Box::from_raw(p as *mut Spawn) };
+    let (start, arg, parent) = (s.start, s.arg, s.parent);
+    drop(s);
+    let _ = std::panic::catch_unwind(|| clock::start_at(parent));
+    // SAFETY: the application's start routine with its own argument, as it asked.
+    unsafe { start(arg) }
+}
+
 fn set_errno(e: libc::c_int) {
     // SAFETY: errno is thread-local.
     unsafe { *libc::__errno_location() = e };
@@ -561,6 +593,29 @@ mod exports {
         )
     }
 
+    /// A thread created after the clocks became virtual starts its clock where its creator's was (docs/time.md,
+    /// "Threads"); otherwise libc's `pthread_create`, untouched.
+    #[no_mangle]
+    pub unsafe extern "C" fn pthread_create(
+        thread: *mut libc::pthread_t,
+        attr: *const libc::pthread_attr_t,
+        start: StartRoutine,
+        arg: *mut c_void,
+    ) -> c_int {
+        let Some(real) = real_pthread_create() else { return libc::EAGAIN };
+        if !active() || !engaged() {
+            return real(thread, attr, start, arg);
+        }
+        let Ok(parent) = std::panic::catch_unwind(clock::now) else { return real(thread, attr, start, arg) };
+        let spawn = Box::into_raw(Box::new(Spawn { start, arg, parent }));
+        let rc = real(thread, attr, spawn_trampoline, spawn as *mut c_void);
+        if rc != 0 {
+            // SAFETY: the thread was not created, so the box is still ours.
+            drop(unsafe { Box::from_raw(spawn) });
+        }
+        rc
+    }
+
     #[no_mangle]
     pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
         virtualised(
@@ -743,6 +798,8 @@ mod exports {
         ".symver time, time@@GLIBC_2.2.5",
         ".symver timespec_get, timespec_get@@GLIBC_2.16",
         ".symver nanosleep, nanosleep@@GLIBC_2.2.5",
+        ".symver pthread_create, pthread_create@@GLIBC_2.34",
+        ".symver pthread_create, pthread_create@GLIBC_2.2.5",
         ".symver clock_nanosleep, clock_nanosleep@@GLIBC_2.17",
         ".symver clock_nanosleep, clock_nanosleep@GLIBC_2.2.5",
         ".symver usleep, usleep@@GLIBC_2.2.5",

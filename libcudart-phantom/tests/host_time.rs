@@ -197,3 +197,27 @@ fn python_sleep_is_virtual_with_ld_preload() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "2.0\nFalse 3.5\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// A new thread starts its clock where its creator's clock was (the interposed `pthread_create`), not at the
+/// process watermark that a sleeping thread pushed 100 simulated seconds ahead.
+#[test]
+fn a_thread_starts_at_its_creators_time() {
+    if !have_python() {
+        return;
+    }
+    let dir = scratch("py-threads");
+    let script = "import time, ctypes, threading\n\
+                  ctypes.CDLL('libcudart.so.13').cudaGetDeviceCount(ctypes.byref(ctypes.c_int()))\n\
+                  s = threading.Thread(target=lambda: time.sleep(100)); s.start(); s.join()\n\
+                  t0 = time.monotonic(); seen = []\n\
+                  c = threading.Thread(target=lambda: seen.append(time.monotonic() - t0)); c.start(); c.join()\n\
+                  print(round(seen[0], 6))\n";
+    let out = run(Command::new("python3")
+        .args(["-S", "-c", script])
+        .env("LD_PRELOAD", dir.join("lib/libcudart.so.13"))
+        .env("PHANTOM_HOST_TIME", "deterministic")
+        .env("PHANTOM_SLEEPS", "virtual")
+        .env_remove("PHANTOM_CLUSTER"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0.0\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

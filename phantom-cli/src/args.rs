@@ -74,6 +74,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub trace: Option<PathBuf>,
 
+    /// Write the run's summary as JSON to PATH (docs/launcher.md, "The JSON report").
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+
     /// Do not print the summary at the end.
     #[arg(short, long)]
     pub quiet: bool,

@@ -3,6 +3,7 @@
 
 mod args;
 mod env;
+mod report;
 mod run;
 mod signals;
 mod spawn;

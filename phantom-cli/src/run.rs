@@ -281,18 +281,23 @@ pub fn run(args: RunArgs) -> i32 {
             Err(e) => say!("phantom: error: {e}"),
         }
     }
+    let (succeeded, failed) = sup.tally();
+    let s = Summary {
+        cluster: &plan.cluster,
+        layout: plan.layout,
+        sim: &sim,
+        wall: started.elapsed(),
+        succeeded,
+        failed,
+        exit_code: code,
+        memory: rss,
+    };
+    if let Some(path) = &args.report {
+        if let Err(e) = crate::report::write(path, &s) {
+            say!("phantom: error: {e}");
+        }
+    }
     if !args.quiet {
-        let (succeeded, failed) = sup.tally();
-        let s = Summary {
-            cluster: &plan.cluster,
-            layout: plan.layout,
-            sim: &sim,
-            wall: started.elapsed(),
-            succeeded,
-            failed,
-            exit_code: code,
-            memory: rss,
-        };
         for l in summary::lines(&s) {
             say!("{l}");
         }

@@ -24,9 +24,9 @@ pub struct Summary<'a> {
 /// Peak resident memory of the processes `phantom run` started (each process's own peak, from `wait4`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Memory {
-    processes: u64,
-    total_kib: u64,
-    max_kib: u64,
+    pub processes: u64,
+    pub total_kib: u64,
+    pub max_kib: u64,
 }
 
 impl Memory {
@@ -92,6 +92,11 @@ pub fn lines(s: &Summary) -> Vec<String> {
             sim.events as f64 / s.wall.as_secs_f64().max(1e-9)
         ),
     ];
+    if !sim.by_kind.is_empty() {
+        let kinds: Vec<String> =
+            sim.by_kind.iter().map(|(k, t)| format!("{k} {} ({})", t.count, bytes(t.bytes))).collect();
+        out.push(format!("phantom: NCCL operations: {}", kinds.join(", ")));
+    }
     let m = s.memory;
     if m.processes > 0 {
         out.push(format!(
@@ -118,6 +123,7 @@ pub fn lines(s: &Summary) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sim_core::engine::core::KindTotals;
     use sim_core::SimTime;
 
     #[test]
@@ -140,6 +146,11 @@ mod tests {
             events: 10_234,
             failures: vec!["deadlock".into()],
             ops: Vec::new(),
+            by_kind: [
+                ("AllReduce".to_string(), KindTotals { count: 470, bytes: 4_980_000_000 }),
+                ("Broadcast".to_string(), KindTotals { count: 10, bytes: 512 }),
+            ]
+            .into(),
         };
         let s = Summary {
             cluster: &cluster,
@@ -162,6 +173,7 @@ mod tests {
                 "phantom: cluster dgx-h100: 2 nodes x 8 GPUs (h100-sxm-80gb); 16 ranks, 8 per node",
                 "phantom: simulator: 16 processes connected, 2 communicators, 480 operations, 12.30 GB on links, 10234 events",
                 "phantom: simulated time 12.346 ms, wall time 3.21 s (3188 simulator events/s)",
+                "phantom: NCCL operations: AllReduce 470 (4.98 GB), Broadcast 10 (512 B)",
                 "phantom: peak memory per process: mean 20.0 MiB, max 30.0 MiB",
                 "phantom: the simulator diagnosed 1 failure (printed above)",
                 "phantom: 2 of 16 processes failed; exit code 3",

@@ -128,6 +128,17 @@ pub struct CoordStats {
     pub communicators: u64,
     pub operations: u64,
     pub simulated_end: SimTime,
+    /// Per kind of operation (`AllReduce`, …, `SendRecv`): operations completed and the bytes each rank passed
+    /// to NCCL for them (`count × sizeof(datatype)` of the call, summed over operations, counted once per
+    /// operation — not per rank).
+    pub by_kind: BTreeMap<String, KindTotals>,
+}
+
+/// Operations of one kind and their bytes (see [`CoordStats::by_kind`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindTotals {
+    pub count: u64,
+    pub bytes: u64,
 }
 
 /// The simulator's state. Feed it messages with [`Coordinator::handle`]; take replies with
@@ -768,6 +779,15 @@ impl Coordinator {
         }
         self.stats.operations += 1;
         self.stats.simulated_end = self.stats.simulated_end.max(end);
+        if let Some((_, desc)) = m.first {
+            let kind = match desc.kind {
+                OpKind::Coll { op, .. } => format!("{op:?}"),
+                OpKind::Send { .. } | OpKind::Recv { .. } => "SendRecv".to_string(),
+            };
+            let t = self.stats.by_kind.entry(kind).or_default();
+            t.count += 1;
+            t.bytes += desc.bytes;
+        }
     }
 
     fn start(&mut self, at: SimTime, key: MatchKey) {

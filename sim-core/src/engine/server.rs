@@ -53,6 +53,8 @@ pub struct RunSummary {
     /// Every rank's part of every completed operation, when [`ServerHandle::record_ops`] asked for them
     /// (`phantom run --trace`); empty otherwise.
     pub ops: Vec<OpSpan>,
+    /// Operations and bytes per kind of operation (`CoordStats::by_kind`).
+    pub by_kind: std::collections::BTreeMap<String, super::core::KindTotals>,
 }
 
 /// A running server.
@@ -122,6 +124,7 @@ impl ServerHandle {
             events: net.events,
             failures: c.failures().to_vec(),
             ops: c.take_op_log(),
+            by_kind: stats.by_kind,
         }
     }
 }

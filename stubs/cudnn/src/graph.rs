@@ -1,6 +1,7 @@
 //! What Phantom makes of a finalized cuDNN operation graph: the tensors and operations copied out of the
 //! application's descriptors, the engine configurations heuristics offer for it, and the kernel time its
-//! execution takes (docs/cudnn.md, "Timing model"). Nothing here touches a descriptor or the runtime.
+//! execution takes (docs/cudnn.md, "Execution and the timing model"). Nothing here touches a descriptor or the
+//! runtime.
 
 use super::consts::{attr, desc, dtype, knob, note, pointwise};
 use sim_core::shim_abi::{self as abi, ShimGemm};

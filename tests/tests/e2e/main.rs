@@ -11,4 +11,5 @@ mod nccl_api;
 mod nvml;
 mod programs;
 mod runtime_timing;
+mod torch;
 mod trace;
