@@ -24,6 +24,7 @@ pub mod handles;
 pub mod launch;
 pub mod memory;
 pub mod net;
+mod nvtx;
 pub mod runtime;
 mod shim_table;
 pub mod stream;

@@ -319,6 +319,11 @@ fn enqueue_work(stream: *mut c_void, duration: SimDuration, sms: u32, name: &str
         let sms = if sms == 0 { dev.spec.sm_count } else { sms.min(dev.spec.sm_count) };
         let (start, end) = s.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration, sms });
         crate::data::note_launch();
+        // A captured command is recorded into the graph (times zero), not run.
+        if crate::trace::on() && end != SimTime::ZERO {
+            let lane = crate::trace::Lane::of(rt, dev, &s);
+            crate::trace::record(crate::trace::Record::Library { lane, name: crate::trace::intern(name), start, end });
+        }
         tracing::debug!("{name}: {} ns on device {} ({start:?}..{end:?})", duration.as_nanos(), dev.ordinal);
         Ok(())
     })

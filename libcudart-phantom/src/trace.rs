@@ -3,6 +3,8 @@
 //! buffer is written as JSON lines to `<dir>/rank-<pid>.jsonl` whenever it holds [`FLUSH_AT`] records and at
 //! process exit (a libc `atexit` handler). A process that dies loses at most the unflushed tail.
 //!
+//! NVTX ranges and marks (`nvtx.rs`) are recorded here too, with the host thread's virtual times.
+//!
 //! Recording never changes a simulated time: it only copies times the stream placement already decided.
 //! With tracing off, the cost is one relaxed atomic load ([`on`]). Communication records carry no times: the
 //! simulator knows when each operation started and completed and hands those to the launcher, which joins
@@ -17,6 +19,7 @@ use sim_core::SimTime;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 /// The variable `phantom run --trace` sets to the directory the rank files go to.
@@ -44,6 +47,17 @@ pub enum CommKind {
     Coll(sim_core::net::CollOp),
     Send { peer: u32 },
     Recv { peer: u32 },
+}
+
+/// What an NVTX record is (docs/trace.md, "NVTX ranges").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NvtxKind {
+    /// A push/pop range; `level` is its 0-based nesting level in its domain on its thread.
+    Push { level: u32 },
+    /// A start/end range with the id `nvtxRangeStart*` returned.
+    StartEnd { id: u64 },
+    /// An instant (`start == end`).
+    Mark,
 }
 
 /// Where a command ran: the application's stream handle and the global GPU index.
@@ -84,6 +98,14 @@ pub enum Record {
         start: SimTime,
         end: SimTime,
     },
+    /// Work a library model placed on a stream (a cuBLAS/cuBLASLt GEMM, a cuDNN graph: the runtime table's
+    /// `enqueue_work`), shown as a kernel named by the library.
+    Library {
+        lane: Lane,
+        name: NameId,
+        start: SimTime,
+        end: SimTime,
+    },
     Comm {
         lane: Lane,
         op: OpId,
@@ -92,6 +114,60 @@ pub enum Record {
         comm: u64,
         rank: u32,
     },
+    /// A completed NVTX range or a mark, in the virtual time of host thread `tid` (the OS thread id; for a
+    /// start/end range, the thread that started it). `domain` is `None` for NVTX's default domain.
+    Nvtx {
+        tid: u32,
+        domain: Option<NameId>,
+        name: NameId,
+        kind: NvtxKind,
+        start: SimTime,
+        end: SimTime,
+    },
+    /// `nvtxNameOsThread*`: the application's name for host thread `tid`.
+    NvtxThreadName { tid: u32, name: NameId },
+}
+
+/// Names in the trace (library work, NVTX ranges and domains), interned so that a [`Record`] stays `Copy`: an
+/// index into the process's name table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NameId(pub u32);
+
+#[derive(Default)]
+struct Names {
+    ids: HashMap<Box<str>, u32>,
+    list: Vec<Box<str>>,
+}
+
+static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
+
+fn names() -> std::sync::MutexGuard<'static, Names> {
+    NAMES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The id of `s` in the name table (added on first use).
+pub fn intern(s: &str) -> NameId {
+    let mut n = names();
+    if let Some(&id) = n.ids.get(s) {
+        return NameId(id);
+    }
+    let id = n.list.len() as u32;
+    n.list.push(s.into());
+    n.ids.insert(s.into(), id);
+    NameId(id)
+}
+
+/// The text of an interned name.
+pub fn name_text(id: NameId) -> String {
+    let n = names();
+    n.list
+        .get(id.0 as usize)
+        .map_or_else(String::new, |s| s.to_string())
+}
+
+/// How many names the table holds (ids below it are valid).
+pub fn names_known() -> usize {
+    names().list.len()
 }
 
 struct Tracer {
@@ -284,6 +360,11 @@ fn line(out: &mut String, r: &Record) {
                 end.as_nanos()
             );
         }
+        Record::Library { lane, name, start, end } => {
+            let _ = write!(out, "{{\"type\":\"kernel\",\"stream\":{},\"gpu\":{},\"name\":", lane.stream, lane.gpu);
+            json_str(out, &name_text(name));
+            let _ = writeln!(out, ",\"source\":\"library\",\"start\":{},\"end\":{}}}", start.as_nanos(), end.as_nanos());
+        }
         Record::Comm {
             lane,
             op,
@@ -303,6 +384,48 @@ fn line(out: &mut String, r: &Record) {
                 "{{\"type\":\"comm\",\"stream\":{},\"gpu\":{},\"op\":{},\"kind\":\"{name}\",\"bytes\":{bytes},\"comm\":{comm},\"rank\":{rank},\"peer\":{peer}}}",
                 lane.stream, lane.gpu, op.0
             );
+        }
+        Record::Nvtx {
+            tid,
+            domain,
+            name,
+            kind,
+            start,
+            end,
+        } => {
+            let ty = if kind == NvtxKind::Mark {
+                "nvtx_mark"
+            } else {
+                "nvtx_range"
+            };
+            let _ = write!(out, "{{\"type\":\"{ty}\",\"tid\":{tid},\"domain\":");
+            match domain {
+                Some(d) => json_str(out, &name_text(d)),
+                None => out.push_str("null"),
+            }
+            out.push_str(",\"name\":");
+            json_str(out, &name_text(name));
+            let _ = match kind {
+                NvtxKind::Push { level } => write!(
+                    out,
+                    ",\"level\":{level},\"start\":{},\"end\":{}",
+                    start.as_nanos(),
+                    end.as_nanos()
+                ),
+                NvtxKind::StartEnd { id } => write!(
+                    out,
+                    ",\"id\":{id},\"start\":{},\"end\":{}",
+                    start.as_nanos(),
+                    end.as_nanos()
+                ),
+                NvtxKind::Mark => write!(out, ",\"time\":{}", start.as_nanos()),
+            };
+            out.push_str("}\n");
+        }
+        Record::NvtxThreadName { tid, name } => {
+            let _ = write!(out, "{{\"type\":\"nvtx_thread\",\"tid\":{tid},\"name\":");
+            json_str(out, &name_text(name));
+            out.push_str("}\n");
         }
     }
 }
@@ -339,10 +462,56 @@ mod tests {
                 rank: 1,
             },
         );
+        line(
+            &mut out,
+            &Record::Library { lane, name: intern("cublasLtMatmul"), start: SimTime::from_nanos(9), end: SimTime::from_nanos(20) },
+        );
         assert_eq!(
             out,
             "{\"type\":\"copy\",\"stream\":1,\"gpu\":3,\"kind\":\"memset\",\"bytes\":64,\"start\":5,\"end\":9}\n\
-             {\"type\":\"comm\",\"stream\":1,\"gpu\":3,\"op\":7,\"kind\":\"Send\",\"bytes\":8,\"comm\":0,\"rank\":1,\"peer\":2}\n"
+             {\"type\":\"comm\",\"stream\":1,\"gpu\":3,\"op\":7,\"kind\":\"Send\",\"bytes\":8,\"comm\":0,\"rank\":1,\"peer\":2}\n\
+             {\"type\":\"kernel\",\"stream\":1,\"gpu\":3,\"name\":\"cublasLtMatmul\",\"source\":\"library\",\"start\":9,\"end\":20}\n"
+        );
+    }
+
+    #[test]
+    fn nvtx_lines() {
+        let mut out = String::new();
+        let step = intern("step \"0\"");
+        let t = SimTime::from_nanos;
+        for (domain, kind, start, end) in [
+            (None, NvtxKind::Push { level: 1 }, 100, 350),
+            (
+                Some(intern("my.domain")),
+                NvtxKind::StartEnd { id: 3 },
+                50,
+                400,
+            ),
+            (None, NvtxKind::Mark, 200, 200),
+        ] {
+            let r = Record::Nvtx {
+                tid: 77,
+                domain,
+                name: step,
+                kind,
+                start: t(start),
+                end: t(end),
+            };
+            line(&mut out, &r);
+        }
+        line(
+            &mut out,
+            &Record::NvtxThreadName {
+                tid: 77,
+                name: intern("main"),
+            },
+        );
+        assert_eq!(
+            out,
+            "{\"type\":\"nvtx_range\",\"tid\":77,\"domain\":null,\"name\":\"step \\\"0\\\"\",\"level\":1,\"start\":100,\"end\":350}\n\
+             {\"type\":\"nvtx_range\",\"tid\":77,\"domain\":\"my.domain\",\"name\":\"step \\\"0\\\"\",\"id\":3,\"start\":50,\"end\":400}\n\
+             {\"type\":\"nvtx_mark\",\"tid\":77,\"domain\":null,\"name\":\"step \\\"0\\\"\",\"time\":200}\n\
+             {\"type\":\"nvtx_thread\",\"tid\":77,\"name\":\"main\"}\n"
         );
     }
 }

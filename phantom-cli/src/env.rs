@@ -1,6 +1,6 @@
 //! Where ranks go and the environment each process is given: pure functions of the run's settings.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 /// How `-n` ranks are placed: rank `r` is on node `r / per_node`, local rank `r % per_node`.
@@ -59,6 +59,8 @@ pub struct RunEnv {
     pub preload: Vec<PathBuf>,
     /// The launcher's own `LD_PRELOAD`.
     pub ld_preload: Option<OsString>,
+    /// `NVTX_INJECTION64_PATH` to set ([`nvtx_injection`]); `None` leaves the launcher's own in force.
+    pub nvtx_injection: Option<OsString>,
     pub master_addr: String,
     pub master_port: u16,
     /// Where ranks write their trace files (`PHANTOM_TRACE_DIR`; `phantom run --trace`).
@@ -105,6 +107,21 @@ fn join_paths(first: &[PathBuf], rest: Option<&OsString>, sep: &str) -> Option<O
     (!out.is_empty()).then_some(out)
 }
 
+/// The variable NVTX reads to find its injection library (docs/trace.md, "NVTX ranges").
+pub const NVTX_INJECTION_ENV: &str = "NVTX_INJECTION64_PATH";
+
+/// `NVTX_INJECTION64_PATH` for the processes: Phantom's `libcudart.so.13` in `lib_dir`, whose
+/// `InitializeInjectionNvtx2` records the program's NVTX ranges in simulated time (the library is also
+/// preloaded, so NVTX's `dlopen` of it returns the copy already loaded). `None` when there is no library
+/// directory, or when the launcher's environment names an injection of its own (`user`, non-empty): that
+/// one is inherited and stays in force.
+pub fn nvtx_injection(lib_dir: Option<&Path>, user: Option<&OsStr>) -> Option<OsString> {
+    if user.is_some_and(|u| !u.is_empty()) {
+        return None;
+    }
+    lib_dir.map(|d| d.join("libcudart.so.13").into_os_string())
+}
+
 /// Variables every process gets, with or without `-n`.
 pub fn process_env(run: &RunEnv) -> Vec<(String, OsString)> {
     let mut env: Vec<(String, OsString)> = vec![("PHANTOM_SIM".into(), run.sim_address.clone().into())];
@@ -120,6 +137,9 @@ pub fn process_env(run: &RunEnv) -> Vec<(String, OsString)> {
         // ld.so accepts spaces or colons in LD_PRELOAD.
         let v = join_paths(&run.preload, run.ld_preload.as_ref(), ":").expect("non-empty");
         env.push(("LD_PRELOAD".into(), v));
+    }
+    if let Some(v) = &run.nvtx_injection {
+        env.push((NVTX_INJECTION_ENV.into(), v.clone()));
     }
     env
 }
@@ -255,6 +275,19 @@ mod tests {
             map(process_env(&r))["LD_PRELOAD"],
             "/opt/phantom/lib/libphantom_preload.so:/usr/lib/libjemalloc.so"
         );
+    }
+
+    #[test]
+    fn nvtx_injection_is_phantoms_runtime_unless_the_user_set_one() {
+        let lib = Path::new("/opt/phantom/lib");
+        assert_eq!(nvtx_injection(Some(lib), None), Some("/opt/phantom/lib/libcudart.so.13".into()));
+        assert_eq!(nvtx_injection(Some(lib), Some(OsStr::new(""))), Some("/opt/phantom/lib/libcudart.so.13".into()));
+        assert_eq!(nvtx_injection(Some(lib), Some(OsStr::new("/opt/nsys/libToolsInjection64.so"))), None);
+        assert_eq!(nvtx_injection(None, None), None);
+        let mut r = run_env();
+        assert!(!map(process_env(&r)).contains_key(NVTX_INJECTION_ENV));
+        r.nvtx_injection = nvtx_injection(r.lib_dir.as_deref(), None);
+        assert_eq!(map(process_env(&r))[NVTX_INJECTION_ENV], "/opt/phantom/lib/libcudart.so.13");
     }
 
     #[test]

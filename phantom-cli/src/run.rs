@@ -41,6 +41,8 @@ struct Plan {
     /// PHANTOM_* variables for every process.
     phantom: Vec<(String, String)>,
     lib_dir: Option<PathBuf>,
+    /// `NVTX_INJECTION64_PATH` for the processes (`env::nvtx_injection`).
+    nvtx_injection: Option<OsString>,
     warnings: Vec<String>,
 }
 
@@ -125,7 +127,16 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
             warnings.push(format!("phantom: warning: {} has no libcudart.so.13", d.display()));
         }
     }
-    Ok(Plan { cluster, layout, phantom: vars, lib_dir, warnings })
+    let user_nvtx = std::env::var_os(crate::env::NVTX_INJECTION_ENV);
+    let nvtx_injection = crate::env::nvtx_injection(lib_dir.as_deref(), user_nvtx.as_deref());
+    if nvtx_injection.is_none() && lib_dir.is_some() {
+        warnings.push(format!(
+            "phantom: warning: {} is set ({}); Phantom will not see the program's NVTX ranges",
+            crate::env::NVTX_INJECTION_ENV,
+            user_nvtx.unwrap_or_default().to_string_lossy()
+        ));
+    }
+    Ok(Plan { cluster, layout, phantom: vars, lib_dir, nvtx_injection, warnings })
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -211,6 +222,7 @@ pub fn run(args: RunArgs) -> i32 {
         ld_library_path: std::env::var_os("LD_LIBRARY_PATH"),
         preload: plan.lib_dir.as_deref().map(crate::env::preload_libraries).unwrap_or_default(),
         ld_preload: std::env::var_os("LD_PRELOAD"),
+        nvtx_injection: plan.nvtx_injection.clone(),
         master_addr: "127.0.0.1".into(),
         master_port,
         trace_dir: trace_dir.as_ref().map(|d| d.path().to_path_buf()),

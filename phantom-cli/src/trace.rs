@@ -3,7 +3,10 @@
 //! every communication operation into one Chrome Trace Event / Perfetto JSON file.
 //!
 //! One trace process per rank process, one thread per (GPU, stream); complete (`X`) events for kernels,
-//! copies, memsets and communication operations. Times are simulated time, in microseconds.
+//! copies, memsets and communication operations. NVTX ranges and marks go on one thread per (host thread,
+//! NVTX domain) that used them, listed before the streams: push/pop ranges as complete events, start/end
+//! ranges as async (`b`/`e`) pairs (they need not nest), marks as instant (`i`) events; category `nvtx`.
+//! Times are simulated time, in microseconds.
 
 use serde_json::{json, Map, Value};
 use sim_core::engine::core::OpSpan;
@@ -113,6 +116,7 @@ pub fn merge(files: &[RankFile], ops: &[OpSpan]) -> (Value, Merged) {
         let lanes: BTreeSet<(u64, u64)> = f
             .records
             .iter()
+            .filter(|r| r.get("stream").is_some())
             .map(|r| (u(r, "gpu"), u(r, "stream")))
             .collect();
         let gpus: BTreeSet<u64> = lanes.iter().map(|l| l.0).collect();
@@ -141,6 +145,22 @@ pub fn merge(files: &[RankFile], ops: &[OpSpan]) -> (Value, Merged) {
             0,
             json!({ "sort_index": index }),
         ));
+        let hosts = host_tracks(f, tids.len() as u64 + 1);
+        for (key, &tid) in &hosts.tids {
+            events.push(metadata(
+                "thread_name",
+                f.pid,
+                tid,
+                json!({ "name": hosts.name(f.pid, key) }),
+            ));
+            let sort = tid - tids.len() as u64;
+            events.push(metadata(
+                "thread_sort_index",
+                f.pid,
+                tid,
+                json!({ "sort_index": sort }),
+            ));
+        }
         for (&(gpu, stream), &tid) in &tids {
             let mut tname = stream_name(stream);
             if gpus.len() > 1 {
@@ -156,12 +176,19 @@ pub fn merge(files: &[RankFile], ops: &[OpSpan]) -> (Value, Merged) {
                 "thread_sort_index",
                 f.pid,
                 tid,
-                json!({ "sort_index": tid }),
+                json!({ "sort_index": tid + hosts.tids.len() as u64 }),
             ));
         }
         for r in &f.records {
-            let tid = tids[&(u(r, "gpu"), u(r, "stream"))];
             let kind = r.get("type").and_then(Value::as_str).unwrap_or("");
+            if kind.starts_with("nvtx") {
+                if let Some(e) = nvtx_events(r, f.pid, &hosts) {
+                    events.extend(e);
+                    m.events += 1;
+                }
+                continue;
+            }
+            let tid = tids[&(u(r, "gpu"), u(r, "stream"))];
             let (name, cat, start, end, args) = match kind {
                 "kernel" => {
                     let mut a = Map::new();
@@ -218,6 +245,105 @@ pub fn merge(files: &[RankFile], ops: &[OpSpan]) -> (Value, Merged) {
         }
     }
     (json!({ "traceEvents": events, "displayTimeUnit": "ns" }), m)
+}
+
+/// An NVTX track: a host thread (OS thread id) and an NVTX domain (`None`: the default domain).
+type HostKey = (u64, Option<String>);
+
+/// The NVTX tracks of one process, numbered after its streams.
+struct HostTracks {
+    tids: BTreeMap<HostKey, u64>,
+    /// Names the application gave its threads (`nvtxNameOsThread`).
+    names: HashMap<u64, String>,
+}
+
+impl HostTracks {
+    /// `host thread 1234 (main)`: the application's name for the thread, else `main` for the process's
+    /// main thread; `, NVTX domain D` for a named domain.
+    fn name(&self, pid: u32, (tid, domain): &HostKey) -> String {
+        let mut n = format!("host thread {tid}");
+        match self.names.get(tid) {
+            Some(given) => n.push_str(&format!(" ({given})")),
+            None if *tid == pid as u64 => n.push_str(" (main)"),
+            None => {}
+        }
+        if let Some(d) = domain {
+            n.push_str(&format!(", NVTX domain {d}"));
+        }
+        n
+    }
+
+    fn tid(&self, r: &Value) -> Option<u64> {
+        self.tids.get(&host_key(r)).copied()
+    }
+}
+
+fn host_key(r: &Value) -> HostKey {
+    let domain = r.get("domain").and_then(Value::as_str).map(String::from);
+    (u(r, "tid"), domain)
+}
+
+/// The process's NVTX tracks, numbered from `first` in (thread, domain) order.
+fn host_tracks(f: &RankFile, first: u64) -> HostTracks {
+    let mut keys = BTreeSet::new();
+    let mut names = HashMap::new();
+    for r in &f.records {
+        match r.get("type").and_then(Value::as_str) {
+            Some("nvtx_range" | "nvtx_mark") => {
+                keys.insert(host_key(r));
+            }
+            Some("nvtx_thread") => {
+                if let Some(n) = r.get("name").and_then(Value::as_str) {
+                    names.insert(u(r, "tid"), n.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let tids = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, first + i as u64))
+        .collect();
+    HostTracks { tids, names }
+}
+
+/// The trace events of one NVTX record (none for a thread name).
+fn nvtx_events(r: &Value, pid: u32, hosts: &HostTracks) -> Option<Vec<Value>> {
+    let tid = hosts.tid(r)?;
+    let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+    let mut args = Map::new();
+    if let Some(d) = r.get("domain").filter(|d| d.is_string()) {
+        args.insert("domain".into(), d.clone());
+    }
+    let (start, end) = (u(r, "start"), u(r, "end"));
+    match r.get("type").and_then(Value::as_str)? {
+        "nvtx_mark" => Some(vec![json!({
+            "ph": "i", "s": "t", "name": name, "cat": "nvtx", "pid": pid, "tid": tid,
+            "ts": us(u(r, "time")), "args": Value::Object(args),
+        })]),
+        "nvtx_range" => match r.get("id").and_then(Value::as_u64) {
+            // Start/end ranges need not nest: an async pair, keyed by the range id.
+            Some(id) => {
+                args.insert("id".into(), json!(id));
+                let args = Value::Object(args);
+                Some(vec![
+                    json!({"ph": "b", "name": name, "cat": "nvtx", "id": id, "pid": pid, "tid": tid,
+                           "ts": us(start), "args": args}),
+                    json!({"ph": "e", "name": name, "cat": "nvtx", "id": id, "pid": pid, "tid": tid,
+                           "ts": us(end)}),
+                ])
+            }
+            None => {
+                args.insert("level".into(), json!(u(r, "level")));
+                Some(vec![json!({
+                    "ph": "X", "name": name, "cat": "nvtx", "pid": pid, "tid": tid,
+                    "ts": us(start), "dur": us(end.saturating_sub(start)), "args": Value::Object(args),
+                })])
+            }
+        },
+        _ => None,
+    }
 }
 
 /// Merges the files of `dir` with `ops` and writes the trace to `out`.
@@ -342,6 +468,73 @@ mod tests {
         assert_eq!(
             x[2]["args"],
             json!({"bytes": 1048576, "comm": 0, "rank": 1, "op": 1, "algorithm": "Ring", "protocol": "Simple"})
+        );
+    }
+
+    #[test]
+    fn nvtx_records_become_host_thread_tracks_before_the_streams() {
+        let text = r#"{"type":"process","pid":500,"rank":0,"node":0}
+{"type":"nvtx_thread","tid":501,"name":"loader"}
+{"type":"kernel","stream":1,"gpu":0,"name":"k","grid":[1,1,1],"block":[32,1,1],"shared":0,"source":"table","start":4000,"end":5000}
+{"type":"nvtx_range","tid":500,"domain":null,"name":"inner","level":1,"start":2000,"end":3000}
+{"type":"nvtx_range","tid":500,"domain":null,"name":"step 0","level":0,"start":1000,"end":6000}
+{"type":"nvtx_mark","tid":500,"domain":null,"name":"here","time":2500}
+{"type":"nvtx_range","tid":501,"domain":"my.lib","name":"load","id":7,"start":500,"end":7000}
+"#;
+        let (t, m) = merge(&[parse_rank_file(text).unwrap()], &[]);
+        assert_eq!(m.events, 5);
+        let ev = t["traceEvents"].as_array().unwrap();
+        let meta = |name: &str| -> Vec<(u64, Value)> {
+            ev.iter()
+                .filter(|e| e["ph"] == "M" && e["name"] == name)
+                .map(|e| (e["tid"].as_u64().unwrap(), e["args"].clone()))
+                .collect()
+        };
+        // The kernel's GPU is the only one named (NVTX records have none).
+        assert_eq!(meta("process_name")[0].1["name"], "rank 0 (node 0, GPU 0)");
+        let mut threads = meta("thread_name");
+        threads.sort_by_key(|t| t.0);
+        assert_eq!(
+            threads,
+            [
+                (1, json!({"name": "stream 0 (legacy default)"})),
+                (2, json!({"name": "host thread 500 (main)"})),
+                (
+                    3,
+                    json!({"name": "host thread 501 (loader), NVTX domain my.lib"})
+                ),
+            ]
+        );
+        let mut sort = meta("thread_sort_index");
+        sort.sort_by_key(|t| t.0);
+        let sort: Vec<u64> = sort
+            .iter()
+            .map(|t| t.1["sort_index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(sort, [3, 1, 2], "host threads first");
+        let nvtx: Vec<&Value> = ev.iter().filter(|e| e["cat"] == "nvtx").collect();
+        assert_eq!(
+            nvtx[0],
+            &json!({"ph": "X", "name": "inner", "cat": "nvtx", "pid": 500, "tid": 2, "ts": 2.0, "dur": 1.0,
+                    "args": {"level": 1}})
+        );
+        assert_eq!(
+            (nvtx[1]["name"].as_str(), nvtx[1]["dur"].as_f64()),
+            (Some("step 0"), Some(5.0))
+        );
+        assert_eq!(
+            nvtx[2],
+            &json!({"ph": "i", "s": "t", "name": "here", "cat": "nvtx", "pid": 500, "tid": 2, "ts": 2.5,
+                    "args": {}})
+        );
+        assert_eq!(
+            nvtx[3],
+            &json!({"ph": "b", "name": "load", "cat": "nvtx", "id": 7, "pid": 500, "tid": 3, "ts": 0.5,
+                    "args": {"domain": "my.lib", "id": 7}})
+        );
+        assert_eq!(
+            nvtx[4],
+            &json!({"ph": "e", "name": "load", "cat": "nvtx", "id": 7, "pid": 500, "tid": 3, "ts": 7.0})
         );
     }
 

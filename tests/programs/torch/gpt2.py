@@ -1,9 +1,13 @@
 """A GPT-2-style model trained on random tokens: the PyTorch test program of Phantom's suite.
 
 No downloads, no data: the model is defined here. Prints one line per step with the step time measured by
-time.perf_counter() around the step (synchronised), and the memory statistics after the last step.
+time.perf_counter() around the step (synchronised) — under Phantom, simulated time — plus the host CPU time
+the process used for the step and the real wall-clock time it took (from /proc/uptime, which no clock
+virtualisation touches), and the memory statistics after the last step. Each step is an NVTX range
+`step N`, which Phantom records in its trace.
 
   python gpt2.py [--layers 12 --heads 12 --embd 768 --batch 8 --seq 1024 --steps 5 --ddp|--fsdp]
+                 [--init-on-device]
 """
 import argparse
 import os
@@ -53,6 +57,12 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
+def uptime():
+    """Real seconds since boot (10 ms resolution), whatever the process's clocks say."""
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
 def say(line):
     """One line in one write(2): the ranks share one stdout pipe, so lines must not interleave."""
     os.write(1, (line + "\n").encode())
@@ -68,6 +78,7 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--ddp", action="store_true")
     p.add_argument("--fsdp", action="store_true")
+    p.add_argument("--init-on-device", action="store_true", help="create the parameters on the GPU directly")
     a = p.parse_args()
 
     distributed = a.ddp or a.fsdp
@@ -77,7 +88,11 @@ def main():
     if distributed:
         torch.distributed.init_process_group("nccl", device_id=torch.device("cuda", local))
     torch.manual_seed(0)
-    model = GPT(a.layers, a.heads, a.embd).cuda()
+    if a.init_on_device:
+        with torch.device("cuda"):
+            model = GPT(a.layers, a.heads, a.embd)
+    else:
+        model = GPT(a.layers, a.heads, a.embd).cuda()
     params = sum(p.numel() for p in model.parameters())
     if a.ddp:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[local])
@@ -93,7 +108,8 @@ def main():
         x = torch.randint(0, 50304, (a.batch, a.seq), device="cuda")
         y = torch.randint(0, 50304, (a.batch, a.seq), device="cuda")
         torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, cpu0, wall0 = time.perf_counter(), time.process_time(), uptime()
+        torch.cuda.nvtx.range_push(f"step {step}")
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = model(x, y)
         loss.backward()
@@ -102,8 +118,11 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss_value = loss.item()
         torch.cuda.synchronize()
+        torch.cuda.nvtx.range_pop()
         dt = time.perf_counter() - t0
-        say(f"rank {rank} step {step} time_ms {dt * 1e3:.3f} loss {loss_value:.4f}")
+        cpu, wall = time.process_time() - cpu0, uptime() - wall0
+        say(f"rank {rank} step {step} time_ms {dt * 1e3:.3f} loss {loss_value:.4f} "
+            f"cpu_ms {cpu * 1e3:.1f} wall_ms {wall * 1e3:.0f}")
     say(f"rank {rank} max_memory_allocated {torch.cuda.max_memory_allocated()} "
         f"max_memory_reserved {torch.cuda.max_memory_reserved()}")
     if distributed:

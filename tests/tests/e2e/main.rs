@@ -9,6 +9,7 @@ mod cudnn;
 mod faults;
 mod nccl_api;
 mod nvml;
+mod nvtx;
 mod programs;
 mod runtime_timing;
 mod torch;

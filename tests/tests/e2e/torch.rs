@@ -20,9 +20,16 @@ fn torch_dir() -> PathBuf {
     dir
 }
 
-/// `phantom run <phantom_args> -- python3 gpt2.py <args>` in deterministic host time; the report (if asked)
-/// lands in a fresh directory.
-fn run(phantom_args: &[&str], args: &[&str]) -> (Output, Option<serde_json::Value>) {
+/// What a run left behind: the program's output, phantom's JSON report, and its trace when one was asked for.
+struct Run {
+    out: Output,
+    report: Option<serde_json::Value>,
+    trace: Option<serde_json::Value>,
+}
+
+/// `phantom run --report … <phantom_args> -- python3 gpt2.py <args>` in deterministic host time, in a fresh
+/// directory; with `--trace` among `phantom_args`, its file name (relative to that directory) is `trace.json`.
+fn run(phantom_args: &[&str], args: &[&str]) -> Run {
     let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
     let dir = std::env::temp_dir().join(format!("phantom-torch-{}-{}", std::process::id(), args.join("_").replace(['-', '/'], "")));
     let _ = std::fs::remove_dir_all(&dir);
@@ -42,9 +49,10 @@ fn run(phantom_args: &[&str], args: &[&str]) -> (Output, Option<serde_json::Valu
         cmd.env_remove(var);
     }
     let out = run_with_timeout(cmd, TIMEOUT);
-    let report = std::fs::read_to_string(&report).ok().map(|t| serde_json::from_str(&t).expect("the report is JSON"));
+    let json = |p: PathBuf| std::fs::read_to_string(&p).ok().map(|t| serde_json::from_str(&t).expect("JSON"));
+    let (report, trace) = (json(report), json(dir.join("trace.json")));
     let _ = std::fs::remove_dir_all(&dir);
-    (out, report)
+    Run { out, report, trace }
 }
 
 /// `rank R step S time_ms T loss L` lines: (rank, step, time in ms).
@@ -77,7 +85,7 @@ fn measured(name: &str) -> String {
 /// PyTorch's caching allocator reports the peak a real H100 reported for the same program within 2 %.
 #[test]
 fn gpt2_124m_trains_and_peaks_where_an_h100_does() {
-    let (out, _) = run(&["-n", "1"], &["--steps", "5"]);
+    let Run { out, trace, .. } = run(&["-n", "1", "--trace", "trace.json"], &["--steps", "5"]);
     assert!(out.success(), "{}", out.describe());
     let s = steps(&out);
     assert_eq!(s.len(), 5, "{}", out.describe());
@@ -87,6 +95,25 @@ fn gpt2_124m_trains_and_peaks_where_an_h100_does() {
         assert_eq!(t, s[1].2, "step {step}: {}", out.stdout);
     }
     assert!(s[1].2 > 10.0 && s[1].2 < 100.0, "{}", out.stdout);
+    // The program's own perf_counter step time is Phantom's accounting of the step: each step is an NVTX range
+    // `step N` in Phantom's trace (microseconds; the program prints milliseconds to 3 decimals), and the range
+    // ends when the step's last GPU work does, plus the host cost of the calls that wait for it (< 5 µs).
+    let trace = trace.expect("a trace");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    let ends_of = |cat: &'static str| events.iter().filter(move |e| e["cat"] == cat);
+    for &(_, step, ms) in &s {
+        let range = ends_of("nvtx").find(|e| e["name"] == format!("step {step}")).unwrap_or_else(|| panic!("no range `step {step}`"));
+        let (ts, dur) = (range["ts"].as_f64().unwrap(), range["dur"].as_f64().unwrap());
+        assert!((dur - ms * 1e3).abs() <= 0.5, "step {step}: the program says {ms} ms, the trace {dur} µs");
+        let last_gpu = ["kernel", "memcpy", "memset"]
+            .iter()
+            .flat_map(|&c| ends_of(c))
+            .map(|e| e["ts"].as_f64().unwrap() + e["dur"].as_f64().unwrap())
+            .filter(|&end| end > ts && end <= ts + dur + 1e-6)
+            .fold(f64::MIN, f64::max);
+        let tail = ts + dur - last_gpu;
+        assert!((0.0..5.0).contains(&tail), "step {step}: the range ends {tail} µs after its last GPU work");
+    }
     let real = measured("gpt2-124m-b8");
     for key in ["max_memory_allocated", "max_memory_reserved"] {
         let (ours, theirs) = (number_after(&out.stdout, key) as f64, number_after(&real, key) as f64);
@@ -98,7 +125,7 @@ fn gpt2_124m_trains_and_peaks_where_an_h100_does() {
 /// `torch.OutOfMemoryError` asking for 18.42 GiB of 79.18 GiB; Phantom fails the same way.
 #[test]
 fn gpt2_124m_batch_96_runs_out_of_memory_like_an_h100() {
-    let (out, _) = run(&["-n", "1"], &["--batch", "96", "--steps", "2"]);
+    let Run { out, .. } = run(&["-n", "1"], &["--batch", "96", "--steps", "2"]);
     let real = measured("gpt2-124m-b96");
     let oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 18.42 GiB. GPU 0 has a total capacity of 79.18 GiB";
     assert!(real.contains(oom), "the measurement changed: {real}");
@@ -134,7 +161,7 @@ fn assert_every_rank_stepped(out: &Output) {
 /// of every parameter once per step (DDP's buckets hold each gradient once).
 #[test]
 fn ddp_on_8_ranks_all_reduces_the_gradients() {
-    let (out, report) = run(&["-n", "8"], &[SMALL, &["--ddp"]].concat());
+    let Run { out, report, .. } = run(&["-n", "8"], &[SMALL, &["--ddp"]].concat());
     assert_every_rank_stepped(&out);
     let report = report.expect("a report");
     assert_eq!(nccl_bytes(&report, "AllReduce"), STEPS * 4 * SMALL_PARAMS, "{report}");
@@ -148,7 +175,7 @@ fn ddp_on_8_ranks_all_reduces_the_gradients() {
 /// forward). No dimension needs padding: 50304, 1024, 768 and 256 rows are multiples of 8.
 #[test]
 fn fsdp2_on_8_ranks_gathers_and_scatters_the_parameters() {
-    let (out, report) = run(&["-n", "8"], &[SMALL, &["--fsdp"]].concat());
+    let Run { out, report, .. } = run(&["-n", "8"], &[SMALL, &["--fsdp"]].concat());
     assert_every_rank_stepped(&out);
     let report = report.expect("a report");
     // Bytes are per rank as passed to NCCL: a reduce-scatter's receive size, an all-gather's send size.
