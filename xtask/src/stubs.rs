@@ -377,7 +377,9 @@ pub const STUBS: &[Stub] = &[
         soname: "libnvshmem_host.so.3",
         source: Source::Wheel {
             package: "nvidia-nvshmem-cu13",
-            version: "3.4.5",
+            // Newer than torch 2.11's pin (3.4.5), whose exports it contains: torch 2.15 (cu132) also imports
+            // `nvshmem_selected_device_transport`, which 3.4.5 lacks.
+            version: "3.8.0",
             path: "nvidia/nvshmem/lib/libnvshmem_host.so.3",
         },
         status: 3,

@@ -184,3 +184,35 @@ fn stub_libraries_match_golden_lists() {
     }
     assert!(failures.is_empty(), "{} stub ABI failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Every symbol torch 2.11.0+cu130 and 2.15.0+cu132 (and nccl-tests) import from a CUDA library is exported by
+/// Phantom's library of that SONAME with the same ELF type, so either torch loads against Phantom's libraries.
+/// The import lists (`cuda-sys/abi/torch-imports/<soname>.txt`: symbol, type, importers) were read from those
+/// builds' ELF files; the NVML and run-time-lookup lists are free text, covered by the golden lists instead.
+#[test]
+fn every_symbol_torch_imports_is_exported() {
+    let dir = phantom_tests::workspace_root().join("cuda-sys/abi/torch-imports");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("cuda-sys/abi/torch-imports") {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        if file.contains("runtime-lookups") || file.starts_with("libnvidia-ml") {
+            continue;
+        }
+        let soname = file.trim_end_matches(".txt");
+        let exported = types_and_sizes(&lib_dir().join(soname));
+        for line in std::fs::read_to_string(&path).unwrap().lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (name, kind) = (f[0], f.get(1).copied().unwrap_or("FUNC"));
+            checked += 1;
+            match exported.get(name) {
+                None => failures.push(format!("{soname}: {name} ({kind}) is not exported")),
+                Some((t, _)) if t != kind => failures.push(format!("{soname}: {name} is {t}, torch imports a {kind}")),
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(checked > 700, "only {checked} imports listed");
+    assert!(failures.is_empty(), "{} missing:\n{}", failures.len(), failures.join("\n"));
+}
