@@ -182,6 +182,7 @@ pub fn launch(
     };
     let (start, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration: d.duration, sms: d.sms });
     crate::data::note_launch();
+    crate::stats::kernel(crate::trace::Lane::of(rt, dev, &stream).gpu, host_fun, d.source, start, end);
     // A captured launch is recorded into the graph (times zero), not run.
     if crate::trace::on() && end != SimTime::ZERO {
         crate::trace::record(crate::trace::Record::Kernel {

@@ -27,6 +27,7 @@ pub mod net;
 mod nvtx;
 pub mod runtime;
 mod shim_table;
+mod stats;
 pub mod stream;
 pub mod trace;
 pub mod device_props;

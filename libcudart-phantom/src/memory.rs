@@ -110,6 +110,7 @@ impl DeviceMemory {
         self.allocs.insert(addr, (size, charged));
         self.used += charged;
         self.peak = self.peak.max(self.used);
+        crate::stats::memory_peak(self.ordinal, self.peak);
         Ok(addr)
     }
 

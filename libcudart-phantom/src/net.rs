@@ -155,6 +155,7 @@ fn fetch(ops: &[OpId]) {
         Ok(FromSim::Done { times, failures, .. }) => {
             for (op, t) in ops.iter().zip(times) {
                 b.done.insert(*op, t);
+                crate::stats::nccl_done(*op, t);
             }
             for (op, why) in failures {
                 let comm = b.comm_of.get(&op).map(|c| c.0).unwrap_or(u64::MAX);

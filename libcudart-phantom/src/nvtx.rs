@@ -24,12 +24,13 @@
 //!
 //! Time: every handler is a free call. It reads the calling thread's virtual clock the way a runtime API
 //! call does (`clock::api_enter`: the application's CPU time so far is charged) and leaves it with
-//! `api_exit(0)`: Phantom's own CPU time is discarded and nothing is added. With tracing off nothing reads
-//! the clock: the per-thread stacks are kept only for the levels push and pop return.
+//! `api_exit(0)`: Phantom's own CPU time is discarded and nothing is added. With tracing and statistics off
+//! nothing reads the clock: the per-thread stacks are kept only for the levels push and pop return.
 //!
 //! Recording: a completed range (at pop or end) and a mark become a [`trace::Record::Nvtx`]; names are
 //! interned once ([`intern`]) so the record stays small and `Copy`, and are looked up when the trace buffer is
-//! written ([`name`]). Ranges still open when the process exits are not recorded.
+//! written ([`name`]). Ranges still open when the process exits are not recorded. Completed top-level ranges
+//! of the default domain also go to `stats` (the steps of the run summary).
 
 use crate::trace::{self, intern, NameId, NvtxKind, Record};
 use once_cell::sync::Lazy;
@@ -247,9 +248,10 @@ impl Drop for FreeCall {
     }
 }
 
-/// Runs `f` with the calling thread's virtual time when tracing is on (`None` when off), as a free call.
+/// Runs `f` with the calling thread's virtual time when tracing or statistics are on (`None` when off), as a
+/// free call.
 fn timed<R>(f: impl FnOnce(Option<SimTime>) -> R) -> R {
-    if !trace::on() {
+    if !trace::on() && !crate::stats::on() {
         return f(None);
     }
     let now = crate::clock::api_enter();
@@ -307,6 +309,7 @@ fn pop(domain: Domain) -> c_int {
     timed(|now| {
         let (level, record) = pop_at(domain, now);
         if let Some(r) = record {
+            crate::stats::nvtx(&r);
             trace::record(r);
         }
         level

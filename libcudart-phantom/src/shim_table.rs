@@ -231,6 +231,9 @@ fn submit(ops: &[ShimOp], buffers: Option<&[ShimBuffers]>) -> CudaResult<()> {
                 crate::trace::record(crate::trace::Record::Comm { lane, op: id, kind, bytes: op.bytes, comm: op.comm, rank: op.rank });
             }
             streams[i].2.push(id);
+            if crate::stats::on() {
+                crate::stats::nccl_queued(crate::net::gpu_of(rt, streams[i].0.device as i32)?, streams[i].0.handle, id, &d.kind, &streams[i].1);
+            }
             if let Some(b) = buffers.and_then(|b| b.get(batch.len())) {
                 carry_data(id, &d, op.rank, b)?;
             }
@@ -319,6 +322,7 @@ fn enqueue_work(stream: *mut c_void, duration: SimDuration, sms: u32, name: &str
         let sms = if sms == 0 { dev.spec.sm_count } else { sms.min(dev.spec.sm_count) };
         let (start, end) = s.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration, sms });
         crate::data::note_launch();
+        crate::stats::library(crate::trace::Lane::of(rt, dev, &s).gpu, name, start, end);
         // A captured command is recorded into the graph (times zero), not run.
         if crate::trace::on() && end != SimTime::ZERO {
             let lane = crate::trace::Lane::of(rt, dev, &s);

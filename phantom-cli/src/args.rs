@@ -82,10 +82,26 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Live progress line on stderr (ranks alive, simulated time, wall time, events/s): `auto` only when
+    /// stderr is a terminal and not with --quiet; `always` also into files and pipes, as plain lines; `never`.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+
     /// The program and its arguments (`--` before it is optional).
     #[arg(value_name = "COMMAND", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
           value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
+}
+
+/// The `--progress` value (docs/launcher.md, "Progress").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    /// When stderr is a terminal, unless `--quiet`.
+    Auto,
+    /// Always: in place on a terminal, plain lines elsewhere.
+    Always,
+    /// No progress line.
+    Never,
 }
 
 /// The `--listen` value.
@@ -146,6 +162,7 @@ mod tests {
         assert_eq!(r.kill_grace, Duration::from_secs(10));
         assert!(r.kernel_tables.is_empty());
         assert!(!r.quiet);
+        assert_eq!(r.progress, ProgressArg::Auto);
         assert_eq!(r.trace, None);
         assert_eq!(r.command, os(&["prog"]));
     }
@@ -176,6 +193,8 @@ mod tests {
             "--kill-grace-s",
             "2",
             "-q",
+            "--progress",
+            "never",
             "--trace",
             "out/t.json",
             "--",
@@ -196,6 +215,7 @@ mod tests {
         assert_eq!(r.fail_grace, Duration::from_millis(500));
         assert_eq!(r.kill_grace, Duration::from_secs(2));
         assert!(r.quiet);
+        assert_eq!(r.progress, ProgressArg::Never);
         assert_eq!(r.trace, Some(PathBuf::from("out/t.json")));
         assert_eq!(r.command, os(&["python", "train.py", "--lr", "3e-4"]));
     }
@@ -215,6 +235,7 @@ mod tests {
             &["--listen", "udp:1", "--", "x"],
             &["--listen", "tcp:nohost", "--", "x"],
             &["--fail-grace-s", "-1", "--", "x"],
+            &["--progress", "sometimes", "--", "x"],
             &["-n", "2"],
         ] {
             assert!(run(bad).is_err(), "{bad:?} was accepted");

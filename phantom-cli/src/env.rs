@@ -65,6 +65,8 @@ pub struct RunEnv {
     pub master_port: u16,
     /// Where ranks write their trace files (`PHANTOM_TRACE_DIR`; `phantom run --trace`).
     pub trace_dir: Option<PathBuf>,
+    /// Where each process writes its statistics file at exit (`PHANTOM_STATS_DIR`; every `phantom run`).
+    pub stats_dir: Option<PathBuf>,
     /// `OMP_NUM_THREADS` is set in the launcher's environment (then ranks keep it; otherwise, like torchrun,
     /// several ranks per node get 1).
     pub omp_num_threads_set: bool,
@@ -128,6 +130,9 @@ pub fn process_env(run: &RunEnv) -> Vec<(String, OsString)> {
     env.extend(run.phantom.iter().map(|(k, v)| (k.clone(), v.into())));
     if let Some(dir) = &run.trace_dir {
         env.push((crate::trace::TRACE_DIR_ENV.into(), dir.into()));
+    }
+    if let Some(dir) = &run.stats_dir {
+        env.push((crate::stats::STATS_DIR_ENV.into(), dir.into()));
     }
     if let Some(dir) = &run.lib_dir {
         let v = join_paths(std::slice::from_ref(dir), run.ld_library_path.as_ref(), ":").expect("non-empty");
@@ -246,6 +251,14 @@ mod tests {
         }
         let r = RunEnv { trace_dir: Some("/tmp/phantom-trace-x".into()), ..run_env() };
         assert_eq!(map(process_env(&r))["PHANTOM_TRACE_DIR"], "/tmp/phantom-trace-x");
+    }
+
+    #[test]
+    fn every_process_gets_the_statistics_directory() {
+        assert!(!map(process_env(&run_env())).contains_key("PHANTOM_STATS_DIR"));
+        let r = RunEnv { stats_dir: Some("/tmp/phantom-stats-x".into()), ..run_env() };
+        assert_eq!(map(process_env(&r))["PHANTOM_STATS_DIR"], "/tmp/phantom-stats-x");
+        assert_eq!(map(rank_env(&r, Layout { world: 2, per_node: 8 }, 1))["PHANTOM_STATS_DIR"], "/tmp/phantom-stats-x");
     }
 
     #[test]

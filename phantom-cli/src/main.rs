@@ -3,10 +3,12 @@
 
 mod args;
 mod env;
+mod progress;
 mod report;
 mod run;
 mod signals;
 mod spawn;
+mod stats;
 mod summary;
 mod supervise;
 mod trace;

@@ -19,7 +19,19 @@ pub fn report(s: &Summary) -> Value {
         .iter()
         .map(|(k, t)| (k.clone(), json!({ "count": t.count, "bytes": t.bytes })))
         .collect();
-    json!({
+    let links: Vec<Value> = crate::summary::hottest_links(s.sim)
+        .into_iter()
+        .map(|l| {
+            json!({
+                "name": l.name,
+                "capacity_bytes_per_s": l.capacity,
+                "bytes": l.bytes,
+                "busy_ns": l.busy.as_nanos(),
+                "utilisation": crate::summary::utilisation(l, s.sim),
+            })
+        })
+        .collect();
+    let mut r = json!({
         "schema_version": SCHEMA_VERSION,
         "cluster": {
             "name": c.name,
@@ -47,8 +59,13 @@ pub fn report(s: &Summary) -> Value {
             "failures": s.sim.failures,
         },
         "nccl_operations": ops,
+        "links": links,
         "wall_time_s": s.wall.as_secs_f64(),
-    })
+    });
+    if let Value::Object(m) = &mut r {
+        m.extend(s.stats.report());
+    }
+    r
 }
 
 /// Writes the report to `path` (pretty-printed).
@@ -65,6 +82,7 @@ mod tests {
     use sim_core::config::ClusterConfig;
     use sim_core::engine::core::KindTotals;
     use sim_core::engine::server::RunSummary;
+    use sim_core::net::LinkUsage;
     use std::time::Duration;
 
     #[test]
@@ -74,6 +92,17 @@ mod tests {
             clients: 2,
             operations: 3,
             by_kind: [("AllReduce".to_string(), KindTotals { count: 3, bytes: 1_000 })].into(),
+            simulated_end: sim_core::SimTime::from_nanos(1_000_000),
+            links: vec![
+                LinkUsage { name: "node0 gpu0 → nvswitch".into(), capacity: 100e9, bytes: 10_000_000, ..LinkUsage::default() },
+                LinkUsage {
+                    name: "node0 nic0 → leaf0".into(),
+                    capacity: 50e9,
+                    bytes: 25_000_000,
+                    busy: sim_core::SimDuration::from_nanos(600_000),
+                    samples: Vec::new(),
+                },
+            ],
             ..RunSummary::default()
         };
         let s = Summary {
@@ -85,6 +114,7 @@ mod tests {
             failed: 0,
             exit_code: 0,
             memory: Memory { processes: 2, total_kib: 4096, max_kib: 3072 },
+            stats: &crate::stats::RunStats::default(),
         };
         let r = report(&s);
         assert_eq!(r["schema_version"], 1);
@@ -94,5 +124,17 @@ mod tests {
         assert_eq!(r["nccl_operations"]["AllReduce"]["bytes"], 1000);
         assert_eq!(r["simulator"]["processes_connected"], 2);
         assert_eq!(r["wall_time_s"], 1.5);
+        // The ranks' statistics (crate::stats) are top-level fields too.
+        assert_eq!(r["steps"], Value::Null);
+        assert_eq!(r["per_rank"], json!([]));
+        assert_eq!(r["gpu_time"]["kernel_busy_ns"], 0);
+        // Hottest first.
+        assert_eq!(
+            r["links"],
+            json!([
+                {"name": "node0 nic0 → leaf0", "capacity_bytes_per_s": 50e9, "bytes": 25_000_000, "busy_ns": 600_000, "utilisation": 0.5},
+                {"name": "node0 gpu0 → nvswitch", "capacity_bytes_per_s": 100e9, "bytes": 10_000_000, "busy_ns": 0, "utilisation": 0.1},
+            ])
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::args::{ListenArg, RunArgs};
 use crate::env::{self, Layout, RunEnv};
+use crate::progress::{self, Progress};
 use crate::signals;
 use crate::spawn::{self, Event};
 use crate::summary::{self, Summary};
@@ -16,11 +17,13 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// Prints one line to stderr with a single `write`: the ranks share phantom's stderr, and `eprintln!` writes
-/// a line in pieces (text, arguments, newline) that another process's output can land between.
+/// a line in pieces (text, arguments, newline) that another process's output can land between. Erases the
+/// progress line first if it is on the screen (`progress::clear_prefix`).
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = std::io::stderr().lock().write_all(format!("{}\n", format_args!($($arg)*)).as_bytes());
+        let line = format!("{}{}\n", crate::progress::clear_prefix(), format_args!($($arg)*));
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }};
 }
 
@@ -206,7 +209,12 @@ pub fn run(args: RunArgs) -> i32 {
     };
     if trace_dir.is_some() {
         handle.record_ops();
+        handle.record_links();
     }
+    // Every process writes its statistics into a private directory, merged into the summary after the run.
+    let stats_dir = tempfile::Builder::new().prefix("phantom-stats-").tempdir().map_err(|e| {
+        say!("phantom: warning: cannot create a directory for the ranks' statistics (the summary will lack them): {e}")
+    });
 
     let master_port = match args.master_port.map_or_else(free_port, Ok) {
         Ok(p) => p,
@@ -226,6 +234,7 @@ pub fn run(args: RunArgs) -> i32 {
         master_addr: "127.0.0.1".into(),
         master_port,
         trace_dir: trace_dir.as_ref().map(|d| d.path().to_path_buf()),
+        stats_dir: stats_dir.as_ref().ok().map(|d| d.path().to_path_buf()),
         omp_num_threads_set: std::env::var_os("OMP_NUM_THREADS").is_some(),
     };
 
@@ -255,6 +264,8 @@ pub fn run(args: RunArgs) -> i32 {
     let mut sup = Supervisor::new(procs, args.fail_grace, args.kill_grace);
     let mut printed = 0;
     let mut rss = summary::Memory::default();
+    let mut progress = progress::style(args.progress, progress::stderr_is_tty(), args.quiet)
+        .map(|s| Progress::new(s, plan.layout.map(|l| l.world as usize), started, Instant::now()));
     loop {
         for m in sup.take_messages() {
             say!("{m}");
@@ -262,6 +273,9 @@ pub fn run(args: RunArgs) -> i32 {
         print_failures(&handle.failures(), &mut printed);
         if sup.live() == 0 {
             break;
+        }
+        if let Some(p) = &mut progress {
+            p.tick(Instant::now(), sup.live(), &handle);
         }
         let wait = sup.next_deadline().map_or(POLL, |d| d.saturating_duration_since(Instant::now()).min(POLL));
         let actions = match rx.recv_timeout(wait) {
@@ -278,6 +292,7 @@ pub fn run(args: RunArgs) -> i32 {
         apply(sup.on_tick(Instant::now()));
     }
     drop(tx);
+    progress::clear();
 
     let code = sup.exit_code();
     let sim = finish(handle, &mut printed);
@@ -285,7 +300,7 @@ pub fn run(args: RunArgs) -> i32 {
         say!("{m}");
     }
     if let (Some(out), Some(dir)) = (&args.trace, &trace_dir) {
-        match trace::write(out, dir.path(), &sim.ops) {
+        match trace::write(out, dir.path(), &sim) {
             Ok(m) if !args.quiet => {
                 say!("phantom: trace: {} ({} events from {} processes)", out.display(), m.events, m.processes)
             }
@@ -294,6 +309,7 @@ pub fn run(args: RunArgs) -> i32 {
         }
     }
     let (succeeded, failed) = sup.tally();
+    let stats = stats_dir.as_ref().map(|d| crate::stats::read(d.path())).unwrap_or_default();
     let s = Summary {
         cluster: &plan.cluster,
         layout: plan.layout,
@@ -303,6 +319,7 @@ pub fn run(args: RunArgs) -> i32 {
         failed,
         exit_code: code,
         memory: rss,
+        stats: &stats,
     };
     if let Some(path) = &args.report {
         if let Err(e) = crate::report::write(path, &s) {

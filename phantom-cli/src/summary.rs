@@ -3,6 +3,7 @@
 use crate::env::Layout;
 use sim_core::config::ClusterConfig;
 use sim_core::engine::server::RunSummary;
+use sim_core::net::LinkUsage;
 use sim_core::SimDuration;
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub struct Summary<'a> {
     pub exit_code: i32,
     /// Peak resident memory of the processes started.
     pub memory: Memory,
+    /// What the ranks' GPUs did (their statistics files).
+    pub stats: &'a crate::stats::RunStats,
 }
 
 /// Peak resident memory of the processes `phantom run` started (each process's own peak, from `wait4`).
@@ -62,6 +65,20 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.2} {}", UNITS[unit])
 }
 
+/// The links that carried traffic, hottest first: by utilisation over the run (bytes / capacity; ties in
+/// topology order).
+pub fn hottest_links(sim: &RunSummary) -> Vec<&LinkUsage> {
+    let mut links: Vec<&LinkUsage> = sim.links.iter().filter(|l| l.bytes > 0).collect();
+    links.sort_by(|a, b| (b.bytes as f64 / b.capacity).total_cmp(&(a.bytes as f64 / a.capacity)));
+    links
+}
+
+/// A link's bytes over what it could have carried in the simulated time (0 when no time passed).
+pub fn utilisation(l: &LinkUsage, sim: &RunSummary) -> f64 {
+    let t = SimDuration::from_nanos(sim.simulated_end.as_nanos()).as_secs_f64();
+    if t > 0.0 { l.bytes as f64 / (l.capacity * t) } else { 0.0 }
+}
+
 pub fn lines(s: &Summary) -> Vec<String> {
     let c = s.cluster;
     let placement = match s.layout {
@@ -97,6 +114,19 @@ pub fn lines(s: &Summary) -> Vec<String> {
             sim.by_kind.iter().map(|(k, t)| format!("{k} {} ({})", t.count, bytes(t.bytes))).collect();
         out.push(format!("phantom: NCCL operations: {}", kinds.join(", ")));
     }
+    let hot = hottest_links(sim);
+    if !hot.is_empty() {
+        let end = sim.simulated_end.as_nanos().max(1) as f64;
+        let top: Vec<String> = hot
+            .iter()
+            .take(3)
+            .map(|l| {
+                let busy = 100.0 * l.busy.as_nanos() as f64 / end;
+                format!("{} {:.1} % ({}, busy {busy:.1} %)", l.name, 100.0 * utilisation(l, sim), bytes(l.bytes))
+            })
+            .collect();
+        out.push(format!("phantom: hottest links: {}", top.join(", ")));
+    }
     let m = s.memory;
     if m.processes > 0 {
         out.push(format!(
@@ -105,6 +135,7 @@ pub fn lines(s: &Summary) -> Vec<String> {
             m.max_kib as f64 / 1024.0
         ));
     }
+    out.extend(s.stats.lines());
     if !sim.failures.is_empty() {
         out.push(format!(
             "phantom: the simulator diagnosed {} (printed above)",
@@ -151,6 +182,21 @@ mod tests {
                 ("Broadcast".to_string(), KindTotals { count: 10, bytes: 512 }),
             ]
             .into(),
+            links: [
+                ("node0 gpu0 → nvswitch", 370.8e9, 900_000_000, 5_000_000),
+                ("node0 nic0 → leaf0", 48e9, 300_000_000, 7_000_000),
+                ("leaf0 → node1 nic0", 48e9, 300_000_000, 6_500_000),
+                ("node0 gpu1 → pcie", 53e9, 100_000_000, 2_000_000),
+                ("node0 gpu2 → pcie", 53e9, 0, 0),
+            ]
+            .map(|(name, capacity, bytes, busy)| LinkUsage {
+                name: name.into(),
+                capacity,
+                bytes,
+                busy: SimDuration::from_nanos(busy),
+                samples: Vec::new(),
+            })
+            .into(),
         };
         let s = Summary {
             cluster: &cluster,
@@ -166,6 +212,7 @@ mod tests {
                 m.add(30 * 1024);
                 m
             },
+            stats: &crate::stats::RunStats::default(),
         };
         assert_eq!(
             lines(&s),
@@ -174,6 +221,8 @@ mod tests {
                 "phantom: simulator: 16 processes connected, 2 communicators, 480 operations, 12.30 GB on links, 10234 events",
                 "phantom: simulated time 12.346 ms, wall time 3.21 s (3188 simulator events/s)",
                 "phantom: NCCL operations: AllReduce 470 (4.98 GB), Broadcast 10 (512 B)",
+                "phantom: hottest links: node0 nic0 → leaf0 50.6 % (300.00 MB, busy 56.7 %), \
+                 leaf0 → node1 nic0 50.6 % (300.00 MB, busy 52.7 %), node0 gpu0 → nvswitch 19.7 % (900.00 MB, busy 40.5 %)",
                 "phantom: peak memory per process: mean 20.0 MiB, max 30.0 MiB",
                 "phantom: the simulator diagnosed 1 failure (printed above)",
                 "phantom: 2 of 16 processes failed; exit code 3",
@@ -198,5 +247,36 @@ mod tests {
             "phantom: simulator: 0 processes connected, 0 communicators, 0 operations, 0 B on links, 0 events"
         );
         assert_eq!(l[3], "phantom: the process exited 0");
+    }
+
+    #[test]
+    fn the_ranks_statistics_follow_the_peak_memory_line() {
+        use crate::stats::{Gpu, Proc, RunStats};
+        let cluster = ClusterConfig::try_preset("dgx-h100").unwrap();
+        let gpu = Gpu { gpu: 0, ordinal: Some(0), kernel_busy_ns: 2_000_000, peak_memory_bytes: 1_048_576, ..Gpu::default() };
+        let stats = RunStats::new(vec![Proc { pid: 7, rank: Some(0), gpus: vec![gpu], ..Proc::default() }], 0);
+        let mut memory = Memory::default();
+        memory.add(1024);
+        let s = Summary {
+            cluster: &cluster,
+            layout: Some(Layout { world: 1, per_node: 8 }),
+            sim: &RunSummary::default(),
+            wall: Duration::from_secs(1),
+            succeeded: 1,
+            failed: 0,
+            exit_code: 0,
+            memory,
+            stats: &stats,
+        };
+        let l = lines(&s);
+        let at = l.iter().position(|l| l.starts_with("phantom: peak memory per process")).unwrap();
+        assert_eq!(
+            l[at + 1..],
+            [
+                "phantom: GPU time over the run (mean of 1 GPU): kernels 2.00 ms, no NCCL",
+                "phantom: peak device memory: max 1.05 MB (rank 0, GPU 0), mean 1.05 MB over 1 GPU",
+                "phantom: the process exited 0",
+            ]
+        );
     }
 }

@@ -6,15 +6,27 @@
 //! copies, memsets and communication operations. NVTX ranges and marks go on one thread per (host thread,
 //! NVTX domain) that used them, listed before the streams: push/pop ranges as complete events, start/end
 //! ranges as async (`b`/`e`) pairs (they need not nest), marks as instant (`i`) events; category `nvtx`.
+//! Flow arrows (`s`/`f`) join the ranks' spans of one communication operation, from the rank that was
+//! ready last to every other rank. One more process, `network`, holds a counter (`C`) track per link that
+//! carried traffic: its rate in GB/s over time, as the simulator recorded it.
 //! Times are simulated time, in microseconds.
 
 use serde_json::{json, Map, Value};
 use sim_core::engine::core::OpSpan;
+use sim_core::engine::server::RunSummary;
+use sim_core::net::LinkUsage;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// The variable that tells the ranks where to write their files.
 pub const TRACE_DIR_ENV: &str = "PHANTOM_TRACE_DIR";
+
+/// The trace process of the network's link counters: above any Linux process id (at most 2^22), below
+/// 2^31 for viewers that read ids as signed 32-bit integers.
+pub const NETWORK_PID: u32 = 0x7fff_0000;
+
+/// The counter series of a link track (Perfetto names the track `<link> GB/s`).
+pub const LINK_SERIES: &str = "GB/s";
 
 /// What one rank process wrote.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -38,6 +50,11 @@ pub struct Merged {
     /// stopped first): left out of the trace.
     pub unfinished: usize,
     pub bad_lines: usize,
+    /// Flow arrows between the ranks' spans of an operation.
+    pub flows: usize,
+    /// Link counter tracks, and their samples.
+    pub links: usize,
+    pub link_samples: usize,
 }
 
 /// Parses one rank file's text.
@@ -101,12 +118,26 @@ fn metadata(name: &str, pid: u32, tid: u64, args: Value) -> Value {
     json!({"ph": "M", "name": name, "pid": pid, "tid": tid, "args": args})
 }
 
+/// One rank's span of a communication operation, for the flow arrows.
+struct Part {
+    operation: u64,
+    /// The process's place in the trace (rank order).
+    index: usize,
+    pid: u32,
+    tid: u64,
+    name: String,
+    ready: u64,
+    start: u64,
+    end: u64,
+}
+
 /// The merged trace: `{"traceEvents": [...], "displayTimeUnit": "ns"}`.
-pub fn merge(files: &[RankFile], ops: &[OpSpan]) -> (Value, Merged) {
+pub fn merge(files: &[RankFile], ops: &[OpSpan], links: &[LinkUsage]) -> (Value, Merged) {
     let spans: HashMap<(u32, u64), &OpSpan> = ops.iter().map(|s| ((s.pid, s.op.0), s)).collect();
     let mut order: Vec<&RankFile> = files.iter().collect();
     order.sort_by_key(|f| (f.rank.unwrap_or(u32::MAX), f.pid));
     let mut events = Vec::new();
+    let mut parts = Vec::new();
     let mut m = Merged {
         processes: order.len(),
         ..Merged::default()
@@ -233,6 +264,16 @@ pub fn merge(files: &[RankFile], ops: &[OpSpan]) -> (Value, Merged) {
                         .and_then(Value::as_str)
                         .unwrap_or("comm")
                         .to_string();
+                    parts.push(Part {
+                        operation: s.operation,
+                        index,
+                        pid: f.pid,
+                        tid,
+                        name: name.clone(),
+                        ready: s.ready.as_nanos(),
+                        start: s.start.as_nanos(),
+                        end: s.end.as_nanos(),
+                    });
                     (name, "nccl", s.start.as_nanos(), s.end.as_nanos(), a)
                 }
                 _ => continue,
@@ -244,7 +285,68 @@ pub fn merge(files: &[RankFile], ops: &[OpSpan]) -> (Value, Merged) {
             m.events += 1;
         }
     }
+    m.flows = flow_arrows(parts, &mut events);
+    let (tracks, samples) = link_counters(links, order.len(), &mut events);
+    m.links = tracks;
+    m.link_samples = samples;
     (json!({ "traceEvents": events, "displayTimeUnit": "ns" }), m)
+}
+
+/// The middle of a span (µs): flow events bind to the span that encloses them.
+fn middle(start: u64, end: u64) -> f64 {
+    us(start) + us(end - start) / 2.0
+}
+
+/// Arrows from the span of the rank that was ready last (the one the others waited for; the first in rank
+/// order among equals) to every other rank's span of the same operation: a flow start (`s`) in the middle
+/// of the source span and a flow end (`f`, `"bp": "e"`: bound to the enclosing span) in the middle of each
+/// other span, one flow id per arrow. Spans of no length get none. Returns the number of arrows.
+fn flow_arrows(mut parts: Vec<Part>, events: &mut Vec<Value>) -> usize {
+    parts.sort_by_key(|p| (p.operation, p.index, p.tid));
+    let mut id = 0u64;
+    for op in parts.chunk_by(|a, b| a.operation == b.operation) {
+        let Some(src) = op.iter().rev().max_by_key(|p| p.ready) else {
+            continue;
+        };
+        if src.end <= src.start {
+            continue;
+        }
+        for dst in op.iter().filter(|p| !std::ptr::eq(*p, src) && p.end > p.start) {
+            id += 1;
+            events.push(json!({
+                "ph": "s", "id": id, "name": src.name, "cat": "nccl", "pid": src.pid, "tid": src.tid,
+                "ts": middle(src.start, src.end),
+            }));
+            events.push(json!({
+                "ph": "f", "bp": "e", "id": id, "name": src.name, "cat": "nccl", "pid": dst.pid, "tid": dst.tid,
+                "ts": middle(dst.start, dst.end),
+            }));
+        }
+    }
+    id as usize
+}
+
+/// The `network` process (sorted after the `ranks` rank processes) with one counter track per link that
+/// has samples: `{"ph": "C", "name": <link>, "args": {"GB/s": rate}}` at every sample. Returns the number
+/// of tracks and of samples.
+fn link_counters(links: &[LinkUsage], ranks: usize, events: &mut Vec<Value>) -> (usize, usize) {
+    let sampled: Vec<&LinkUsage> = links.iter().filter(|l| !l.samples.is_empty()).collect();
+    if sampled.is_empty() {
+        return (0, 0);
+    }
+    events.push(metadata("process_name", NETWORK_PID, 0, json!({ "name": "network" })));
+    events.push(metadata("process_sort_index", NETWORK_PID, 0, json!({ "sort_index": ranks })));
+    let mut samples = 0;
+    for l in &sampled {
+        for &(t, rate) in &l.samples {
+            events.push(json!({
+                "ph": "C", "name": l.name, "cat": "network", "pid": NETWORK_PID, "tid": 0, "ts": us(t.as_nanos()),
+                "args": { LINK_SERIES: rate / 1e9 },
+            }));
+        }
+        samples += l.samples.len();
+    }
+    (sampled.len(), samples)
 }
 
 /// An NVTX track: a host thread (OS thread id) and an NVTX domain (`None`: the default domain).
@@ -346,15 +448,15 @@ fn nvtx_events(r: &Value, pid: u32, hosts: &HostTracks) -> Option<Vec<Value>> {
     }
 }
 
-/// Merges the files of `dir` with `ops` and writes the trace to `out`.
-pub fn write(out: &Path, dir: &Path, ops: &[OpSpan]) -> Result<Merged, String> {
+/// Merges the files of `dir` with the simulator's operations and links and writes the trace to `out`.
+pub fn write(out: &Path, dir: &Path, sim: &RunSummary) -> Result<Merged, String> {
     let files = read_dir(dir).map_err(|e| {
         format!(
             "cannot read the ranks' trace files in {}: {e}",
             dir.display()
         )
     })?;
-    let (trace, m) = merge(&files, ops);
+    let (trace, m) = merge(&files, &sim.ops, &sim.links);
     let fail = |e: &dyn std::fmt::Display| format!("cannot write the trace {}: {e}", out.display());
     let file = std::fs::File::create(out).map_err(|e| fail(&e))?;
     let mut w = std::io::BufWriter::new(file);
@@ -389,18 +491,21 @@ mod tests {
         let ops = [OpSpan {
             pid: 200,
             op: OpId(1),
+            operation: 1,
+            ready: SimTime::from_nanos(4000),
             start: SimTime::from_nanos(4000),
             end: SimTime::from_nanos(14_500),
             choice: Some((Algo::Ring, Proto::Simple)),
         }];
-        let (t, m) = merge(&[r1, r0], &ops);
+        let (t, m) = merge(&[r1, r0], &ops, &[]);
         assert_eq!(
             m,
             Merged {
                 processes: 2,
                 events: 3,
                 unfinished: 1,
-                bad_lines: 1
+                bad_lines: 1,
+                ..Merged::default()
             }
         );
         assert_eq!(t["displayTimeUnit"], "ns");
@@ -481,7 +586,7 @@ mod tests {
 {"type":"nvtx_mark","tid":500,"domain":null,"name":"here","time":2500}
 {"type":"nvtx_range","tid":501,"domain":"my.lib","name":"load","id":7,"start":500,"end":7000}
 "#;
-        let (t, m) = merge(&[parse_rank_file(text).unwrap()], &[]);
+        let (t, m) = merge(&[parse_rank_file(text).unwrap()], &[], &[]);
         assert_eq!(m.events, 5);
         let ev = t["traceEvents"].as_array().unwrap();
         let meta = |name: &str| -> Vec<(u64, Value)> {
@@ -536,6 +641,75 @@ mod tests {
             nvtx[4],
             &json!({"ph": "e", "name": "load", "cat": "nvtx", "id": 7, "pid": 500, "tid": 3, "ts": 7.0})
         );
+    }
+
+    #[test]
+    fn arrows_join_an_operations_spans_and_links_become_counters() {
+        // Three ranks of one all-reduce (rank 2 ready last), and a send from rank 0 to rank 1.
+        let file = |pid: u32, rank: u32, ops: &str| {
+            let mut text = format!("{{\"type\":\"process\",\"pid\":{pid},\"rank\":{rank},\"node\":0}}\n");
+            for (op, kind) in ops.split(',').enumerate() {
+                text.push_str(&format!(
+                    "{{\"type\":\"comm\",\"stream\":5,\"gpu\":{rank},\"op\":{},\"kind\":\"{kind}\",\"bytes\":8,\
+                     \"comm\":0,\"rank\":{rank},\"peer\":null}}\n",
+                    op + 1
+                ));
+            }
+            parse_rank_file(&text).unwrap()
+        };
+        let files = [file(10, 0, "AllReduce,Send"), file(11, 1, "AllReduce,Recv"), file(12, 2, "AllReduce")];
+        let span = |pid: u32, op: u64, operation: u64, ready: u64, start: u64, end: u64| OpSpan {
+            pid,
+            op: OpId(op),
+            operation,
+            ready: SimTime::from_nanos(ready),
+            start: SimTime::from_nanos(start),
+            end: SimTime::from_nanos(end),
+            choice: None,
+        };
+        let ops = [
+            span(10, 1, 1, 1_000, 5_000, 9_000),
+            span(11, 1, 1, 5_000, 5_000, 9_000),
+            span(12, 1, 1, 5_000, 5_000, 9_000),
+            span(10, 2, 2, 9_000, 9_000, 9_000),
+            span(11, 2, 2, 12_000, 12_000, 20_000),
+        ];
+        let links = [
+            LinkUsage {
+                name: "node0 gpu0 → nvswitch".into(),
+                capacity: 370.8e9,
+                bytes: 1_000,
+                busy: sim_core::SimDuration::from_nanos(4_000),
+                samples: vec![(SimTime::from_nanos(5_000), 250e6), (SimTime::from_nanos(9_000), 0.0)],
+            },
+            LinkUsage { name: "node0 gpu1 → nvswitch".into(), ..LinkUsage::default() },
+        ];
+        let (t, m) = merge(&files, &ops, &links);
+        assert_eq!((m.events, m.flows, m.links, m.link_samples), (5, 2, 1, 2));
+        let ev = t["traceEvents"].as_array().unwrap();
+        let flows: Vec<(&str, u64, u64, f64)> = ev
+            .iter()
+            .filter(|e| e["ph"] == "s" || e["ph"] == "f")
+            .map(|e| (e["ph"].as_str().unwrap(), e["id"].as_u64().unwrap(), e["pid"].as_u64().unwrap(), e["ts"].as_f64().unwrap()))
+            .collect();
+        // Rank 1 is the first of the two ranks ready last: arrows from it to ranks 0 and 2, in the middle of
+        // the spans. The send and receive: the receive (rank 1) was ready last, but the send has no length.
+        assert_eq!(flows, [("s", 1, 11, 7.0), ("f", 1, 10, 7.0), ("s", 2, 11, 7.0), ("f", 2, 12, 7.0)]);
+        let mut ends = ev.iter().filter(|e| e["ph"] == "f");
+        assert!(ends.all(|e| e["bp"] == "e" && e["cat"] == "nccl" && e["name"] == "AllReduce"));
+        let network = |name: &str| ev.iter().find(|e| e["ph"] == "M" && e["name"] == name && e["pid"] == NETWORK_PID);
+        assert_eq!(network("process_name").unwrap()["args"], json!({"name": "network"}));
+        assert_eq!(network("process_sort_index").unwrap()["args"], json!({"sort_index": 3}), "after the 3 ranks");
+        let counters: Vec<&Value> = ev.iter().filter(|e| e["ph"] == "C").collect();
+        let counter = |ts: f64, rate: f64| {
+            json!({"ph": "C", "name": "node0 gpu0 → nvswitch", "cat": "network", "pid": NETWORK_PID, "tid": 0, "ts": ts,
+                   "args": {"GB/s": rate}})
+        };
+        assert_eq!(counters, [&counter(5.0, 0.25), &counter(9.0, 0.0)]);
+        // Without link samples there is no network process.
+        let (t, m) = merge(&files, &ops, &links[1..]);
+        assert_eq!(m.links, 0);
+        assert!(!t["traceEvents"].as_array().unwrap().iter().any(|e| e["pid"] == NETWORK_PID));
     }
 
     #[test]

@@ -189,3 +189,86 @@ fn too_few_nodes_is_a_usage_error() {
     assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("17 ranks at 8 per node need 3 nodes, but nodes is 2"), "{}", r.stderr);
 }
+
+/// A pseudo-terminal (master, slave): the slave raw (no `\n` → `\r\n`, so every `\r` read is phantom's) and
+/// 200 columns wide; neither is anyone's controlling terminal.
+fn pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain libc calls on descriptors opened here; the out-pointers point to live locals.
+    unsafe {
+        // Close-on-exec, so that tests running beside this one do not hand these to their children.
+        let m = libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "open /dev/ptmx: {}", std::io::Error::last_os_error());
+        let master = std::fs::File::from_raw_fd(m);
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(s >= 0, "open pty slave: {}", std::io::Error::last_os_error());
+        let slave = std::fs::File::from_raw_fd(s);
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(s, &mut t), 0);
+        libc::cfmakeraw(&mut t);
+        assert_eq!(libc::tcsetattr(s, libc::TCSANOW, &t), 0);
+        let ws = libc::winsize { ws_row: 24, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
+        assert_eq!(libc::ioctl(s, libc::TIOCSWINSZ, &ws), 0);
+        (master, slave)
+    }
+}
+
+/// `phantom run ARGS...` with a pseudo-terminal as stderr; returns the exit status and what it wrote there.
+fn run_on_terminal(args: &[&str]) -> (ExitStatus, String) {
+    let (master, slave) = pty();
+    let mut cmd = phantom(args);
+    cmd.stderr(slave);
+    let mut child = cmd.spawn().expect("start phantom");
+    // The slave must be open only in phantom and its ranks, so that reading the master ends when they are done.
+    drop(cmd);
+    let out = collect(child.stdout.take());
+    // Reading the master fails (EIO) once every slave descriptor is closed: `collect` stops there.
+    let err = collect(Some(master));
+    let status = wait(&mut child);
+    let _ = out.join().unwrap();
+    (status, err.join().unwrap())
+}
+
+const PROGRESS: &str = "phantom: 2/2 ranks alive · simulated 0 ns · wall ";
+
+#[test]
+fn no_progress_line_when_stderr_is_not_a_terminal_or_with_never() {
+    for mode in ["auto", "never"] {
+        let r = run(&["-n", "2", "--progress", mode, "--", "sleep", "1.5"]);
+        assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+        assert!(!r.stderr.contains("ranks alive") && !r.stderr.contains(['\r', '\x1b']), "{mode}:\n{:?}", r.stderr);
+        assert!(r.stderr.contains("phantom: all 2 processes exited 0"), "{}", r.stderr);
+    }
+    let (status, stderr) = run_on_terminal(&["-n", "2", "--progress", "never", "--", "sleep", "1.5"]);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("ranks alive") && !stderr.contains(['\r', '\x1b']), "{stderr:?}");
+    assert!(stderr.contains("phantom: all 2 processes exited 0"), "{stderr}");
+}
+
+#[test]
+fn progress_always_writes_plain_lines_into_a_pipe() {
+    let r = run(&["-n", "2", "-q", "--progress", "always", "--", "sleep", "2"]);
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    assert!(r.stderr.lines().any(|l| l.starts_with(PROGRESS) && l.ends_with(" events/s")), "{:?}", r.stderr);
+    assert!(!r.stderr.contains(['\r', '\x1b']), "{:?}", r.stderr);
+}
+
+#[test]
+fn progress_line_on_a_terminal_is_rewritten_in_place_and_cleared_before_the_summary() {
+    let (status, stderr) = run_on_terminal(&["-n", "2", "--", "sleep", "2"]);
+    assert_eq!(status.code(), Some(0), "{stderr:?}");
+    assert!(stderr.contains(&format!("\r{PROGRESS}")), "{stderr:?}");
+    let summary = stderr.find("phantom: cluster ").unwrap_or_else(|| panic!("no summary: {stderr:?}"));
+    let (before, after) = stderr.split_at(summary);
+    assert!(before.ends_with(" events/s\x1b[K\r\x1b[K"), "the line is erased before the summary: {stderr:?}");
+    assert!(!after.contains(['\r', '\x1b']), "{stderr:?}");
+    // Every update starts at the start of the row and erases what the previous one left (after the warning
+    // that no libraries are staged, printed before the ranks start).
+    for update in before.split('\r').skip(1).filter(|u| *u != "\x1b[K") {
+        assert!(update.starts_with(PROGRESS) && update.ends_with(" events/s\x1b[K"), "{update:?}");
+    }
+}

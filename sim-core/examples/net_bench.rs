@@ -22,22 +22,25 @@ fn main() {
     let tp: Vec<Collective> = (0..128).map(|n| coll(CollOp::AllReduce, 64 << 20, n * 8..n * 8 + 8)).collect();
 
     let steps = 20;
-    let wall = Instant::now();
-    let mut at = SimTime::ZERO;
-    let mut started = 0;
-    for _ in 0..steps {
-        // Each step: the TP all-reduces of every node and the DP all-reduce run together.
-        for c in &tp {
-            net.start(at, c, &t);
-        }
-        net.start(at, &dp, &t);
-        started += tp.len() + 1;
-        while let Some(next) = net.next_event() {
-            for (_, end) in net.advance(next) {
-                at = at.max(end);
+    // Each step: the TP all-reduces of every node and the DP all-reduce run together.
+    let run_steps = |net: &mut Network, mut at: SimTime| {
+        let mut started = 0;
+        for _ in 0..steps {
+            for c in &tp {
+                net.start(at, c, &t);
+            }
+            net.start(at, &dp, &t);
+            started += tp.len() + 1;
+            while let Some(next) = net.next_event() {
+                for (_, end) in net.advance(next) {
+                    at = at.max(end);
+                }
             }
         }
-    }
+        (at, started)
+    };
+    let wall = Instant::now();
+    let (mut at, started) = run_steps(&mut net, SimTime::ZERO);
     let s = net.stats();
     let secs = wall.elapsed().as_secs_f64();
     println!(
@@ -47,6 +50,19 @@ fn main() {
         secs,
         secs * 1e6 / started as f64,
         at - SimTime::ZERO
+    );
+    // The same with every link's rate recorded (`phantom run --trace`), on a fresh network.
+    let mut traced = Network::new(&cfg).unwrap();
+    traced.record_links();
+    let wall = Instant::now();
+    run_steps(&mut traced, SimTime::ZERO);
+    let secs = wall.elapsed().as_secs_f64();
+    let links = traced.link_usage();
+    let samples: usize = links.iter().map(|l| l.samples.len()).sum();
+    println!(
+        "  the same recording link rates: {:.1} us per collective; {} links, {samples} samples",
+        secs * 1e6 / started as f64,
+        links.len()
     );
 
     let a2a = coll(CollOp::AllToAll, 1 << 20, 0..1024);

@@ -85,6 +85,37 @@ fn a_collective_starts_when_the_last_rank_is_ready_and_is_not_answered_early() {
 }
 
 #[test]
+fn the_op_log_numbers_operations_and_keeps_each_parts_readiness() {
+    let (mut c, ids, comm) = world(2);
+    c.record_ops();
+    c.record_links();
+    submit(&mut c, ids[0], 1, comm, 0, allreduce(1 << 20), Ready::at(t(1_000)), 1_000);
+    submit(&mut c, ids[1], 5, comm, 1, allreduce(1 << 20), Ready::at(t(50_000)), 50_000);
+    // A second all-reduce right after the first on each rank's stream.
+    for (&id, first) in ids.iter().zip([1, 5]) {
+        let after = Ready { floor: t(0), after: vec![(OpId(first), SimDuration::ZERO)] };
+        submit(&mut c, id, 9, comm, id, allreduce(1 << 10), after, 60_000);
+    }
+    c.handle(ids[0], ToSim::Wait { req: 1, ops: vec![OpId(9)] });
+    c.handle(ids[1], ToSim::Wait { req: 1, ops: vec![OpId(9)] });
+    assert_eq!(done(c.take_outbox()).len(), 2);
+    let log = c.take_op_log();
+    let view: Vec<(u32, u64, u64, SimTime, SimTime)> = log.iter().map(|s| (s.pid, s.op.0, s.operation, s.ready, s.start)).collect();
+    let first_end = log[0].end;
+    assert_eq!(
+        view,
+        [(100, 1, 1, t(1_000), t(50_000)), (101, 5, 1, t(50_000), t(50_000)), (100, 9, 2, first_end, first_end), (101, 9, 2, first_end, first_end)]
+    );
+    // Two GPUs of one node: only their NVLinks carried traffic, each link sampled until it fell idle.
+    let links = c.link_usage();
+    let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["node0 gpu0 → nvswitch", "node0 gpu1 → nvswitch", "node0 nvswitch → gpu0", "node0 nvswitch → gpu1"]);
+    let bytes: u64 = links.iter().map(|l| l.bytes).sum();
+    assert_eq!(bytes, c.net().stats().bytes_on_links);
+    assert!(links.iter().all(|l| l.samples.len() >= 2 && l.samples.last().unwrap().1 == 0.0), "{links:?}");
+}
+
+#[test]
 fn readiness_follows_earlier_operations_on_the_stream() {
     let (mut c, ids, comm) = world(2);
     for (r, &id) in ids.iter().enumerate() {

@@ -15,7 +15,7 @@
 use super::payload;
 use super::proto::{CommId, CommInfo, FromSim, Join, Member, OpDesc, OpId, OpKind, Ready, ToSim};
 use crate::config::ClusterConfig;
-use crate::net::{Algo, CollOp, Collective, GpuId, Network, Proto, TransferId, Tuning};
+use crate::net::{Algo, CollOp, Collective, GpuId, LinkUsage, Network, Proto, TransferId, Tuning};
 use crate::time::SimTime;
 use std::collections::{BTreeMap, HashMap};
 
@@ -179,6 +179,12 @@ pub struct OpSpan {
     pub pid: u32,
     /// The process's own id for the operation.
     pub op: OpId,
+    /// The simulator's number for the operation, the same in every rank's part: operations are numbered
+    /// from 1 in completion order.
+    pub operation: u64,
+    /// When this rank's part was ready (its stream reached it and what it follows had completed); the
+    /// operation starts at the latest readiness of its parts (or later, docs/simulator.md).
+    pub ready: SimTime,
     /// When every rank was ready and the operation started, and when it completed.
     pub start: SimTime,
     pub end: SimTime,
@@ -225,6 +231,16 @@ impl Coordinator {
     /// From now on, keep an [`OpSpan`] for every completed operation (costs memory; for traces only).
     pub fn record_ops(&mut self) {
         self.op_log.get_or_insert_with(Vec::new);
+    }
+
+    /// From now on, keep every network link's rate over time ([`Network::record_links`]; for traces only).
+    pub fn record_links(&mut self) {
+        self.net.record_links();
+    }
+
+    /// Every link that carried traffic so far, with the samples recorded since the last call.
+    pub fn link_usage(&mut self) -> Vec<LinkUsage> {
+        self.net.link_usage()
     }
 
     /// The operations completed since the last call (empty unless [`Coordinator::record_ops`] was called).
@@ -768,13 +784,18 @@ impl Coordinator {
     fn finish(&mut self, key: MatchKey, end: SimTime) {
         let Some(m) = self.matches.remove(&key) else { return };
         self.keep_results(&m);
+        let operation = self.stats.operations + 1;
         for (c, id) in m.parts.into_iter().flatten() {
+            if self.op_log.is_some() {
+                let pid = self.clients.get(c as usize).map_or(0, |cl| cl.pid);
+                let ready = self.ops.get(&(c, id)).and_then(|op| self.ready_time(c, op)).and_then(Result::ok);
+                let span = OpSpan { pid, op: id, operation, ready: ready.unwrap_or(m.started_at), start: m.started_at, end, choice: m.choice };
+                if let Some(log) = self.op_log.as_mut() {
+                    log.push(span);
+                }
+            }
             if let Some(op) = self.ops.get_mut(&(c, id)) {
                 op.status = Status::Done(end);
-            }
-            if let Some(log) = self.op_log.as_mut() {
-                let pid = self.clients.get(c as usize).map_or(0, |cl| cl.pid);
-                log.push(OpSpan { pid, op: id, start: m.started_at, end, choice: m.choice });
             }
         }
         self.stats.operations += 1;

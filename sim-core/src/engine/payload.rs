@@ -130,7 +130,7 @@ pub fn outputs(desc: &OpDesc, inputs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, String
 pub fn reduce(dtype: i32, redop: i32, parts: &[&[u8]]) -> Result<Vec<u8>, String> {
     let size = dtype_size(dtype).ok_or_else(|| format!("unknown datatype {dtype}"))? as usize;
     let len = parts.first().map_or(0, |p| p.len());
-    if parts.iter().any(|p| p.len() != len) || len % size != 0 {
+    if parts.iter().any(|p| p.len() != len) || !len.is_multiple_of(size) {
         return Err("inputs of different lengths".into());
     }
     if !(0..=4).contains(&redop) {

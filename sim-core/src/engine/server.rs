@@ -55,6 +55,24 @@ pub struct RunSummary {
     pub ops: Vec<OpSpan>,
     /// Operations and bytes per kind of operation (`CoordStats::by_kind`).
     pub by_kind: std::collections::BTreeMap<String, super::core::KindTotals>,
+    /// Every network link that carried traffic, in topology order: bytes and busy time always, the rate over
+    /// time only when [`ServerHandle::record_links`] asked for it (`phantom run --trace`).
+    pub links: Vec<crate::net::LinkUsage>,
+}
+
+/// The run so far, for the launcher's progress line ([`ServerHandle::live_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LiveStats {
+    /// The latest simulated completion time of any operation so far (what [`RunSummary::simulated_end`] will be).
+    pub simulated_end: SimTime,
+    /// Simulator events processed so far.
+    pub events: u64,
+    /// Operations completed so far.
+    pub operations: u64,
+    /// Connections open now.
+    pub connections: usize,
+    /// Rank processes that connected so far.
+    pub clients: usize,
 }
 
 /// A running server.
@@ -75,6 +93,19 @@ impl ServerHandle {
         lock(&self.inner.coord).failures().to_vec()
     }
 
+    /// The run so far (`phantom run`'s progress line). Takes the simulator's lock once, briefly, and the
+    /// connection counters' locks after it.
+    pub fn live_stats(&self) -> LiveStats {
+        let (simulated_end, operations, events) = {
+            let c = lock(&self.inner.coord);
+            let s = c.stats();
+            (s.simulated_end, s.operations, c.net().stats().events)
+        };
+        let connections = *lock(&self.inner.live);
+        let clients = *lock(&self.inner.connected);
+        LiveStats { simulated_end, events, operations, connections, clients }
+    }
+
     /// The run has exactly `n` rank processes (`phantom run -n`): a communicator that waits for a process
     /// that never connects can then be reported as a deadlock.
     pub fn expect_clients(&self, n: usize) {
@@ -89,6 +120,12 @@ impl ServerHandle {
     /// the ranks start. Changes no simulated time.
     pub fn record_ops(&self) {
         lock(&self.inner.coord).record_ops();
+    }
+
+    /// Keep every link's rate over time for [`RunSummary::links`] (`phantom run --trace`). Call before the
+    /// ranks start. Changes no simulated time.
+    pub fn record_links(&self) {
+        lock(&self.inner.coord).record_links();
     }
 
     /// Stops accepting, waits for connected clients to disconnect (at most `grace`), and returns the summary.
@@ -125,6 +162,7 @@ impl ServerHandle {
             failures: c.failures().to_vec(),
             ops: c.take_op_log(),
             by_kind: stats.by_kind,
+            links: c.link_usage(),
         }
     }
 }

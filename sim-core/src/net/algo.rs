@@ -101,19 +101,25 @@ pub(crate) struct FlowShape {
     pub unit: f64,
     /// Bytes the flow puts on all links together, per byte of the collective.
     pub wire: f64,
+    /// Per entry of `uses`: bytes crossing the link per byte of the flow's rate unit (the coefficient times
+    /// the efficiency the traffic uses the link with: equal to it except for NVLS).
+    pub data: Vec<f64>,
 }
 
 /// Link loads of one flow under construction.
 #[derive(Default)]
 struct Loads {
-    map: IdMap<LinkId, f64>,
+    /// Per link: capacity used (bytes / efficiency) and bytes.
+    map: IdMap<LinkId, (f64, f64)>,
     wire: f64,
 }
 
 impl Loads {
     /// `bytes` more cross `link`, which this traffic uses with `efficiency` (NVLS: below 1).
     fn add(&mut self, link: LinkId, bytes: f64, efficiency: f64) {
-        *self.map.entry(link).or_insert(0.0) += bytes / efficiency;
+        let e = self.map.entry(link).or_insert((0.0, 0.0));
+        e.0 += bytes / efficiency;
+        e.1 += bytes;
         self.wire += bytes;
     }
 
@@ -126,14 +132,13 @@ impl Loads {
     }
 
     fn finish(self, topo: &Topology) -> Option<FlowShape> {
-        let mut uses: Vec<(LinkId, f64)> = self.map.into_iter().filter(|&(_, b)| b > 0.0).collect();
-        uses.sort_unstable_by_key(|&(l, _)| l);
-        let bottleneck = uses.iter().map(|&(l, b)| (b / topo.capacity(l), b)).max_by(|x, y| x.0.total_cmp(&y.0))?;
+        let mut loads: Vec<(LinkId, (f64, f64))> = self.map.into_iter().filter(|&(_, b)| b.0 > 0.0).collect();
+        loads.sort_unstable_by_key(|&(l, _)| l);
+        let bottleneck = loads.iter().map(|&(l, b)| (b.0 / topo.capacity(l), b.0)).max_by(|x, y| x.0.total_cmp(&y.0))?;
         let unit = bottleneck.1;
-        for u in &mut uses {
-            u.1 /= unit;
-        }
-        Some(FlowShape { uses, unit, wire: self.wire })
+        let uses = loads.iter().map(|&(l, b)| (l, b.0 / unit)).collect();
+        let data = loads.iter().map(|&(_, b)| b.1 / unit).collect();
+        Some(FlowShape { uses, unit, wire: self.wire, data })
     }
 }
 

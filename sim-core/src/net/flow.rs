@@ -10,6 +10,11 @@
 //! in O(E log E) for E (flow, link) entries: a heap holds each link's fair share, updated lazily (shares
 //! only grow as flows freeze, so a stale entry is a lower bound and is re-queued when popped). Time is
 //! integer nanoseconds; a flow's finish time is rounded up.
+//!
+//! Link accounting (always on, O(1) per (flow, link) entry over a flow's life): the bytes each link carried,
+//! added when a flow finishes, and the time each link was in use (from the first flow that uses it to the
+//! last one leaving it). [`FlowEngine::link_rates`] gives every used link's current rate, for the trace's
+//! link counters (docs/trace.md).
 
 use super::topology::{IdMap, LinkId};
 use crate::time::SimTime;
@@ -29,6 +34,10 @@ pub(crate) struct FlowSpec {
     pub cap: f64,
     /// Bytes the flow puts on links in total (for statistics).
     pub wire_bytes: f64,
+    /// Per entry of `uses`: the bytes that cross the link per byte of `bytes`. Equal to the coefficient,
+    /// except for traffic that uses its link below full efficiency (NVLS), whose coefficient (its share of
+    /// the link's capacity) is larger than the bytes it moves. Sums (× `bytes`) to `wire_bytes`.
+    pub data: Vec<f64>,
 }
 
 /// A flow that finished.
@@ -45,6 +54,17 @@ struct Link {
     capacity: f64,
     /// Indices of the flows using this link.
     users: Vec<u32>,
+    /// Since when the link has had users.
+    since: SimTime,
+}
+
+/// What one link carried so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct LinkTotal {
+    /// Bytes of the flows that finished (their `data` share).
+    pub bytes: f64,
+    /// Time during which at least one flow used the link.
+    pub busy_ns: u64,
 }
 
 #[derive(Debug)]
@@ -54,6 +74,10 @@ struct Flow {
     uses: Vec<(u32, f64)>,
     cap: f64,
     wire_bytes: f64,
+    /// Per entry of `uses`: bytes on the link per byte of the flow (`FlowSpec::data`).
+    data: Vec<f64>,
+    /// The flow's bytes (`FlowSpec::bytes`).
+    total: f64,
     /// Bytes left at `since`.
     remaining: f64,
     since: SimTime,
@@ -76,6 +100,8 @@ pub(crate) struct FlowEngine {
     free_flows: Vec<u32>,
     active: usize,
     dirty: bool,
+    /// Per link ever used: what it carried.
+    totals: IdMap<LinkId, LinkTotal>,
 }
 
 impl FlowEngine {
@@ -100,11 +126,14 @@ impl FlowEngine {
             }
         };
         let uses = spec.uses.iter().map(|&(link, c)| (self.attach(link, idx, &capacity), c)).collect();
+        debug_assert_eq!(spec.data.len(), spec.uses.len());
         self.flows[idx as usize] = Some(Flow {
             tag: spec.tag,
             uses,
             cap: spec.cap,
             wire_bytes: spec.wire_bytes,
+            data: spec.data,
+            total: spec.bytes.max(0.0),
             remaining: spec.bytes.max(0.0),
             since: self.now,
             rate: 0.0,
@@ -118,7 +147,7 @@ impl FlowEngine {
         let slot = match self.slot_of.get(&id) {
             Some(&s) => s,
             None => {
-                let link = Link { id, capacity: capacity(id), users: vec![] };
+                let link = Link { id, capacity: capacity(id), users: vec![], since: self.now };
                 let s = match self.free_links.pop() {
                     Some(s) => {
                         self.links[s as usize] = link;
@@ -139,12 +168,15 @@ impl FlowEngine {
 
     fn remove(&mut self, idx: u32) -> Flow {
         let flow = self.flows[idx as usize].take().expect("flow is active");
-        for &(slot, _) in &flow.uses {
+        for (k, &(slot, _)) in flow.uses.iter().enumerate() {
             let link = &mut self.links[slot as usize];
             if let Some(p) = link.users.iter().position(|&u| u == idx) {
                 link.users.swap_remove(p);
             }
+            let total = self.totals.entry(link.id).or_default();
+            total.bytes += flow.total * flow.data.get(k).copied().unwrap_or(0.0);
             if link.users.is_empty() {
+                total.busy_ns += (self.now - link.since).as_nanos();
                 self.slot_of.remove(&link.id);
                 self.free_links.push(slot);
             }
@@ -153,6 +185,27 @@ impl FlowEngine {
         self.active -= 1;
         self.dirty = true;
         flow
+    }
+
+    /// Every link in use now and the bytes/s crossing it (the flows' rates times their `data`; rates must
+    /// be settled), in no particular order.
+    pub(crate) fn link_rates(&self) -> Vec<(LinkId, f64)> {
+        let mut rate = vec![0.0; self.links.len()];
+        for f in self.flows.iter().flatten() {
+            for (&(s, _), d) in f.uses.iter().zip(&f.data) {
+                rate[s as usize] += f.rate * d;
+            }
+        }
+        self.links.iter().zip(rate).filter(|(l, _)| !l.users.is_empty()).map(|(l, r)| (l.id, r)).collect()
+    }
+
+    /// What every link used so far carried, busy time counted up to now for links still in use.
+    pub(crate) fn link_totals(&self) -> IdMap<LinkId, LinkTotal> {
+        let mut totals = self.totals.clone();
+        for l in self.links.iter().filter(|l| !l.users.is_empty()) {
+            totals.entry(l.id).or_default().busy_ns += (self.now - l.since).as_nanos();
+        }
+        totals
     }
 
     /// The earliest finish time of an active flow (rates must be settled).
@@ -360,6 +413,7 @@ mod tests {
             uses: uses.iter().map(|&(l, c)| (link(l), c)).collect(),
             cap: f64::INFINITY,
             wire_bytes: bytes,
+            data: uses.iter().map(|&(_, c)| c).collect(),
         }
     }
 
@@ -450,6 +504,23 @@ mod tests {
         assert!(e.links.iter().all(|l| l.users.is_empty()) && e.slot_of.is_empty());
     }
 
+    #[test]
+    fn links_account_their_rates_bytes_and_busy_time() {
+        let mut e = FlowEngine::new();
+        // Flow 1 loads link 9 twice its rate but moves 1.5 bytes there per byte (NVLS-like efficiency).
+        e.add(FlowSpec { data: vec![1.0, 1.5], ..spec(1, 0.5e9, &[(0, 1.0), (9, 2.0)]) }, cap);
+        e.add(spec(2, 1.5e9, &[(0, 1.0)]), cap);
+        e.settle();
+        let mut rates = e.link_rates();
+        rates.sort_by_key(|r| r.0);
+        assert_eq!(rates, [(link(0), 1e9), (link(9), 0.75e9)]);
+        assert_eq!(run(&mut e), vec![(1, 1_000_000_000), (2, 2_000_000_000)]);
+        assert!(e.link_rates().is_empty());
+        let totals = e.link_totals();
+        assert_eq!(totals[&link(0)], LinkTotal { bytes: 2e9, busy_ns: 2_000_000_000 });
+        assert_eq!(totals[&link(9)], LinkTotal { bytes: 0.75e9, busy_ns: 1_000_000_000 });
+    }
+
     /// Load of link `l` from the flows `keep` selects, at `rate`.
     fn load(flows: &[(Vec<(usize, f64)>, f64)], rate: &[f64], l: usize, keep: impl Fn(usize) -> bool) -> f64 {
         let on_l = |f: &(Vec<(usize, f64)>, f64)| f.0.iter().filter(|u| u.0 == l).map(|u| u.1).sum::<f64>();
@@ -520,8 +591,9 @@ mod tests {
             }
             let mut e = FlowEngine::new();
             for (i, (uses, cap)) in flows.iter().enumerate() {
+                let data = uses.iter().map(|_| 0.0).collect();
                 let uses = uses.iter().map(|&(l, c)| (link(l as u64), c)).collect();
-                e.add(FlowSpec { tag: i as u64, bytes: 1.0, uses, cap: *cap, wire_bytes: 0.0 }, |l| caps[l.index() as usize]);
+                e.add(FlowSpec { tag: i as u64, bytes: 1.0, uses, cap: *cap, wire_bytes: 0.0, data }, |l| caps[l.index() as usize]);
             }
             let got = e.fair_rates();
             let want = naive_rates(&flows, &caps);

@@ -12,6 +12,7 @@
 
 mod algo;
 mod flow;
+mod links;
 mod topology;
 mod tuning;
 
@@ -141,6 +142,24 @@ pub struct NetStats {
     pub transfers_completed: u64,
 }
 
+/// What one directed link of the cluster carried during the run ([`Network::link_usage`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinkUsage {
+    /// `node0 gpu3 → nvswitch`, `leaf2 → node1 nic2`, … (docs/network.md, "Link names").
+    pub name: String,
+    /// Usable bandwidth (bytes/s): the configured bandwidth times its efficiency.
+    pub capacity: f64,
+    /// Bytes that crossed it (protocol overhead included) in flows that finished; summed over every link,
+    /// [`NetStats::bytes_on_links`] (up to rounding).
+    pub bytes: u64,
+    /// Simulated time during which at least one flow used it.
+    pub busy: SimDuration,
+    /// Its rate over time, when recorded ([`Network::record_links`]): (time, bytes/s from then on), a sample
+    /// only where the rate changed, changes within one microsecond merged into their average (the bytes
+    /// are kept); the last sample is zero once the link is idle. Empty when not recorded.
+    pub samples: Vec<(SimTime, f64)>,
+}
+
 /// A communicator as the model sees it.
 struct Comm {
     layout: Layout,
@@ -183,6 +202,8 @@ pub struct Network {
     stats: NetStats,
     link_bytes: f64,
     cache: Mutex<Cache>,
+    /// Every link's rate over time, when [`Network::record_links`] asked for it.
+    recorder: Option<links::Recorder>,
 }
 
 impl Network {
@@ -206,6 +227,7 @@ impl Network {
             stats: NetStats::default(),
             link_bytes: 0.0,
             cache: Mutex::new(Cache::default()),
+            recorder: None,
         })
     }
 
@@ -275,6 +297,31 @@ impl Network {
         NetStats { bytes_on_links: self.link_bytes.round() as u64, ..self.stats }
     }
 
+    /// From now on, keep every link's rate over time for [`LinkUsage::samples`] (for traces: costs a pass
+    /// over the links in use at every rate change, and memory). Changes no simulated time.
+    pub fn record_links(&mut self) {
+        self.recorder.get_or_insert_with(links::Recorder::default);
+    }
+
+    /// Every link that carried traffic so far, in topology order (per GPU NVLink and PCIe, NIC ports, leaf
+    /// uplinks, spine downlinks); takes the samples recorded so far.
+    pub fn link_usage(&mut self) -> Vec<LinkUsage> {
+        let mut samples: IdMap<topology::LinkId, Vec<(SimTime, f64)>> =
+            self.recorder.as_mut().map(|r| r.take().into_iter().collect()).unwrap_or_default();
+        let mut links: Vec<_> = self.engine.link_totals().into_iter().collect();
+        links.sort_unstable_by_key(|(l, _)| *l);
+        links
+            .into_iter()
+            .map(|(l, t)| LinkUsage {
+                name: self.topo.link_name(l),
+                capacity: self.topo.capacity(l),
+                bytes: t.bytes.round() as u64,
+                busy: SimDuration::from_nanos(t.busy_ns),
+                samples: samples.remove(&l).unwrap_or_default(),
+            })
+            .collect()
+    }
+
     /// Handles everything due at `t`: finished flows, then transfers whose data starts moving.
     fn process(&mut self, t: SimTime, done: &mut Vec<(TransferId, SimTime)>) {
         for f in self.engine.advance_to(t) {
@@ -304,6 +351,9 @@ impl Network {
         }
         self.engine.settle();
         self.now = t;
+        if let Some(r) = self.recorder.as_mut() {
+            r.observe(t, &self.engine.link_rates());
+        }
     }
 
     fn complete(&mut self, id: TransferId, at: SimTime, done: &mut Vec<(TransferId, SimTime)>) {
@@ -341,6 +391,7 @@ impl Network {
                     // A bus-bandwidth cap becomes a rate cap on every flow in proportion to its bytes.
                     cap: choice.bus_cap.map_or(f64::INFINITY, |cap| bytes * cap / bus),
                     wire_bytes: data * s.wire * wire,
+                    data: s.data.clone(),
                 }
             })
             .collect();
@@ -444,6 +495,55 @@ mod tests {
         let a = n.start(us(1), &coll(CollOp::AllReduce, 0, 0..8), &t);
         let b = n.start(us(2), &coll(CollOp::AllReduce, 1 << 20, 3..4), &t);
         assert_eq!(n.advance(us(3)), vec![(a, us(1)), (b, us(2))]);
+    }
+
+    /// ∫ rate dt of a link's samples (bytes).
+    fn integral(s: &[(SimTime, f64)]) -> f64 {
+        s.windows(2).map(|w| w[0].1 * (w[1].0 - w[0].0).as_secs_f64()).sum()
+    }
+
+    #[test]
+    fn link_usage_adds_up_to_the_bytes_on_links_and_recording_changes_nothing() {
+        // NVLS in one node (NVLink used at 85 % efficiency), NVLSTree and AllToAll over two nodes; a second,
+        // smaller collective on node 0 overlaps the first.
+        for (nodes, op, bytes) in [(1, CollOp::AllReduce, 1 << 30), (2, CollOp::AllReduce, 1 << 28), (2, CollOp::AllToAll, 1 << 22)] {
+            let run = |record: bool| {
+                let mut n = net(nodes);
+                if record {
+                    n.record_links();
+                }
+                let t = Tuning::default();
+                n.start(SimTime::ZERO, &coll(op, bytes, 0..8 * nodes), &t);
+                n.start(us(30), &coll(CollOp::AllReduce, 1 << 24, 0..8), &t);
+                let done = n.advance(SimTime::from_nanos(u64::MAX / 2));
+                (done, n.stats(), n.link_usage())
+            };
+            let (done, stats, plain) = run(false);
+            let (recorded_done, recorded_stats, links) = run(true);
+            assert_eq!((&done, stats), (&recorded_done, recorded_stats));
+            assert!(plain.iter().all(|l| l.samples.is_empty()));
+            let totals = |ls: &[LinkUsage]| ls.iter().map(|l| (l.name.clone(), l.bytes, l.busy)).collect::<Vec<_>>();
+            assert_eq!(totals(&plain), totals(&links));
+            let sum: u64 = links.iter().map(|l| l.bytes).sum();
+            assert!(sum.abs_diff(stats.bytes_on_links) <= links.len() as u64, "{sum} vs {}", stats.bytes_on_links);
+            let end = done.last().unwrap().1 - SimTime::ZERO;
+            for l in &links {
+                assert!(l.bytes > 0 && l.busy > SimDuration::ZERO && l.busy <= end, "{l:?}");
+                assert_eq!(l.samples.last().map(|s| s.1), Some(0.0), "{}", l.name);
+                assert!(l.samples.iter().all(|s| s.1 <= l.capacity * (1.0 + 1e-9)), "{l:?}");
+                // Each flow's finish is rounded up to a whole nanosecond: at most a nanosecond at full rate
+                // more per flow (2 collectives here, at most 8 flows each).
+                let got = integral(&l.samples);
+                assert!((got - l.bytes as f64).abs() <= 16.0 * l.capacity * 1e-9 + 1.0, "{}: {got} vs {}", l.name, l.bytes);
+            }
+            if nodes == 1 {
+                // NVLS moves 85 bytes per 100 bytes of NVLink capacity it takes.
+                let peak = links.iter().flat_map(|l| l.samples.iter().map(move |s| s.1 / l.capacity)).fold(0.0, f64::max);
+                assert!((peak - 0.85).abs() < 1e-6, "{peak}");
+            } else {
+                assert!(links.iter().any(|l| l.name == "node1 nic3 → leaf3"), "{links:?}");
+            }
+        }
     }
 
     #[test]

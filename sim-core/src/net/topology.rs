@@ -52,7 +52,6 @@ impl LinkId {
     pub(crate) fn kind(self) -> LinkKind {
         KINDS[(self.0 >> 56) as usize]
     }
-    #[cfg(test)]
     pub(crate) fn index(self) -> u64 {
         self.0 & ((1 << 56) - 1)
     }
@@ -149,6 +148,28 @@ impl Topology {
             LinkKind::PcieUp | LinkKind::PcieDown => self.pcie,
             LinkKind::NicTx | LinkKind::NicRx => self.nic,
             LinkKind::LeafUp | LinkKind::SpineDown => self.uplink,
+        }
+    }
+
+    /// The link's name in traces and summaries (docs/network.md, "Link names"): `node0 gpu3 → nvswitch`,
+    /// `node0 nvswitch → gpu3`, `node0 gpu3 → pcie`, `node0 pcie → gpu3`, `node1 nic2 → leaf2`,
+    /// `leaf2 → node1 nic2`, `leaf2 → spine0`, `spine0 → leaf2`. GPUs and NICs are numbered inside their
+    /// node, leaves and spines across the fabric.
+    pub(crate) fn link_name(&self, link: LinkId) -> String {
+        let i = link.index();
+        let gpu = || (i / u64::from(self.gpus_per_node), i % u64::from(self.gpus_per_node));
+        let nic = || (i / u64::from(self.nics_per_node), i % u64::from(self.nics_per_node));
+        let leaf = || self.leaf_of(i as Nic);
+        let up = u64::from(self.uplinks);
+        match link.kind() {
+            LinkKind::NvlUp => format!("node{} gpu{} → nvswitch", gpu().0, gpu().1),
+            LinkKind::NvlDown => format!("node{} nvswitch → gpu{}", gpu().0, gpu().1),
+            LinkKind::PcieUp => format!("node{} gpu{} → pcie", gpu().0, gpu().1),
+            LinkKind::PcieDown => format!("node{} pcie → gpu{}", gpu().0, gpu().1),
+            LinkKind::NicTx => format!("node{} nic{} → leaf{}", nic().0, nic().1, leaf()),
+            LinkKind::NicRx => format!("leaf{} → node{} nic{}", leaf(), nic().0, nic().1),
+            LinkKind::LeafUp => format!("leaf{} → spine{}", i / up, i % up),
+            LinkKind::SpineDown => format!("spine{} → leaf{}", i % up, i / up),
         }
     }
 
@@ -366,6 +387,25 @@ mod tests {
         // 12 / 5 rounds to 2 uplinks sharing 12 x 48 / 5 GB/s.
         assert_eq!(t.uplinks, 2);
         assert!((t.capacity(LinkId::new(LeafUp, 0)) - 12.0 * t.nic_bandwidth() / 10.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn link_names() {
+        let t = topo(|c| c.nodes = 4);
+        let names: Vec<String> = path(&t, 2, 13).into_iter().map(|(k, i)| t.link_name(LinkId::new(k, i))).collect();
+        assert_eq!(
+            names,
+            [
+                "node0 gpu2 → nvswitch",
+                "node0 nvswitch → gpu5",
+                "node0 gpu5 → pcie",
+                "node0 nic5 → leaf5",
+                "leaf5 → node1 nic5",
+                "node1 pcie → gpu5"
+            ]
+        );
+        assert_eq!(t.link_name(LinkId::new(LinkKind::LeafUp, 5 * u64::from(t.uplinks) + 1)), "leaf5 → spine1");
+        assert_eq!(t.link_name(LinkId::new(LinkKind::SpineDown, 5 * u64::from(t.uplinks) + 1)), "spine1 → leaf5");
     }
 
     #[test]

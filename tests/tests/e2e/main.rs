@@ -11,6 +11,7 @@ mod nccl_api;
 mod nvml;
 mod nvtx;
 mod programs;
+mod report;
 mod runtime_timing;
 mod torch;
 mod trace;

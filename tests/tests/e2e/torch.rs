@@ -180,6 +180,38 @@ fn ddp_on_8_ranks_all_reduces_the_gradients() {
     assert_eq!(nccl_bytes(&report, "AllReduce"), STEPS * 4 * SMALL_PARAMS, "{report}");
     // The initial parameter broadcast from rank 0 carries every parameter once.
     assert!(nccl_bytes(&report, "Broadcast") >= 4 * SMALL_PARAMS, "{report}");
+    // The report's steps are the ranks' NVTX `step N` ranges, and every rank's step durations, steady ones
+    // (after the first) included, are the step times the rank printed (milliseconds to 3 decimals: within
+    // 0.5 µs).
+    assert_eq!(report["steps"]["pattern"], "step N", "{report}");
+    let printed = steps(&out);
+    let per_rank = report["per_rank"].as_array().expect("per_rank");
+    assert_eq!(per_rank.iter().map(|p| p["rank"].as_u64()).collect::<Vec<_>>(), (0..WORLD).map(Some).collect::<Vec<_>>());
+    for p in per_rank {
+        let rank = p["rank"].as_u64().unwrap() as u32;
+        let mine: Vec<(u32, f64)> = printed.iter().filter(|s| s.0 == rank).map(|s| (s.1, s.2)).collect();
+        let durations = p["steps"]["durations"].as_array().unwrap_or_else(|| panic!("rank {rank}: {p}"));
+        assert_eq!(durations.len(), mine.len(), "rank {rank}: {p}");
+        for (d, &(step, ms)) in durations.iter().zip(&mine) {
+            assert_eq!(d["name"], format!("step {step}"));
+            let us = d["ns"].as_f64().unwrap() / 1e3;
+            assert!((us - ms * 1e3).abs() <= 0.5 + 1e-6, "rank {rank} step {step}: printed {ms} ms, the report {us} µs");
+        }
+        let steady: Vec<f64> = mine[1..].iter().map(|s| s.1 * 1e3).collect();
+        let mean_us = p["steps"]["steady"]["mean_ns"].as_f64().unwrap() / 1e3;
+        assert_eq!(p["steps"]["steady"]["count"], steady.len() as u64);
+        assert!((mean_us - steady.iter().sum::<f64>() / steady.len() as f64).abs() <= 0.5 + 1e-6, "rank {rank}: {p}");
+        // The GPU's time: kernels and cuBLAS work, NCCL time, some of it hidden under the backward pass.
+        let g = &p["gpus"][0];
+        let (busy, nccl, exposed) = (g["kernel_busy_ns"].as_u64().unwrap(), g["nccl_ns"].as_u64().unwrap(), g["exposed_nccl_ns"].as_u64().unwrap());
+        assert!(busy > 0 && nccl > 0 && exposed <= nccl, "rank {rank}: {p}");
+        assert!(p["kernel_ns_by_source"]["library"].as_u64().unwrap() > 0, "rank {rank}: {p}");
+        assert!(g["peak_memory_bytes"].as_u64().unwrap() > 4 * SMALL_PARAMS, "rank {rank}: {p}");
+        // Inside a steady step the GPU computes for part of it and all-reduces the gradients.
+        let w = &p["steps"]["steady"]["gpu_time_per_step"];
+        let (busy, nccl, exposed) = (w["kernel_busy_ns"].as_f64().unwrap(), w["nccl_ns"].as_f64().unwrap(), w["exposed_nccl_ns"].as_f64().unwrap());
+        assert!(busy > 0.0 && busy < mean_us * 1e3 && nccl > 0.0 && exposed <= nccl, "rank {rank}: {p}");
+    }
 }
 
 /// FSDP2 (`fully_shard` per block and the root) on 8 ranks: every rank steps; per step the reduce-scatters
