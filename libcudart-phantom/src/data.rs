@@ -156,6 +156,16 @@ fn overlapping(s: &BTreeMap<u64, Extent>, addr: u64, end: u64) -> impl Iterator<
     first.into_iter().chain(s.range(addr..end)).map(|(a, e)| (*a, e))
 }
 
+/// Whether anything is remembered in `[addr, addr + len)` (what a read there would not fill with zeros; an
+/// operation's result not fetched yet counts).
+pub fn holds(addr: u64, len: u64) -> bool {
+    let now = LAUNCHES.load(Ordering::Relaxed);
+    let s = store();
+    let end = addr.saturating_add(len);
+    let any = overlapping(&s, addr, end).any(|(_, e)| now - e.born <= EXPIRY_LAUNCHES);
+    any
+}
+
 /// A device-to-device copy of `len` bytes: the destination gets what the source holds.
 pub fn copy(dst: u64, src: u64, len: u64) {
     if len > MAX_BYTES {
@@ -190,9 +200,11 @@ mod tests {
         read_with(base, &mut out, |_| unreachable!());
         assert_eq!(out, [0, 0, 0, 0, 1, 0, 0, 9, 9, 0, 0, 0]);
         // Too large to keep: the range is forgotten.
+        assert!(holds(base + 7, 1) && !holds(base + 9, 100));
         write(base, &vec![5u8; MAX_BYTES as usize + 1]);
         read_with(base, &mut out, |_| unreachable!());
         assert_eq!(out, [0; 12]);
+        assert!(!holds(base, 12));
     }
 
     fn received_data_is_fetched_once_when_read() {

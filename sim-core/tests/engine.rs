@@ -402,3 +402,21 @@ fn small_operations_deliver_their_data() {
     c.handle(ids[2], ToSim::Fetch { req: 10, op: OpId(2) });
     assert_eq!(c.take_outbox(), vec![(ids[2], FromSim::Payload { req: 10, data: vec![] })]);
 }
+
+/// A part that sends no bytes holds zeros: an all-reduce where only rank 1 remembers a value delivers that
+/// value to every rank.
+#[test]
+fn a_part_without_data_counts_as_zeros() {
+    let (mut c, ids, comm) = world(3);
+    let sum = OpDesc { kind: OpKind::Coll { op: CollOp::AllReduce, root: 0, redop: 0 }, bytes: 8, count: 1, dtype: 4 };
+    c.handle(ids[1], ToSim::Payload { op: OpId(1), data: 42i64.to_le_bytes().to_vec() });
+    for (r, &id) in ids.iter().enumerate() {
+        submit(&mut c, id, 1, comm, r as u32, sum, Ready::at(t(1_000)), 1_000);
+        c.handle(id, ToSim::Wait { req: 2, ops: vec![OpId(1)] });
+    }
+    assert_eq!(done(c.take_outbox()).len(), 3);
+    for &id in &ids {
+        c.handle(id, ToSim::Fetch { req: 3, op: OpId(1) });
+        assert_eq!(c.take_outbox(), vec![(id, FromSim::Payload { req: 3, data: 42i64.to_le_bytes().to_vec() })]);
+    }
+}

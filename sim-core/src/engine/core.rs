@@ -408,15 +408,31 @@ impl Coordinator {
         }
     }
 
-    /// At the completion of an operation whose every sending part sent its bytes: what each part receives.
+    /// At the completion of an operation for which some part sent bytes: what each part receives. A part that
+    /// sent none holds zeros (its process remembers nothing there); when no part sent any, every part receives
+    /// zeros and nothing is kept.
     fn keep_results(&mut self, m: &Match) {
         let Some((_, desc)) = m.first else { return };
-        let p2p = m.parts.len() == 2 && !matches!(desc.kind, OpKind::Coll { .. });
-        // A receive sends nothing: its slot (1) needs no input.
-        if m.inputs.iter().enumerate().any(|(i, d)| d.is_none() && !(p2p && i == 1)) {
+        if m.inputs.iter().all(Option::is_none) {
             return;
         }
-        let inputs: Vec<Vec<u8>> = m.inputs.iter().map(|d| d.clone().unwrap_or_default()).collect();
+        let n = m.parts.len() as u32;
+        let inputs: Vec<Vec<u8>> = m
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                d.clone().unwrap_or_else(|| {
+                    // Collectives: slot = rank; point to point: the sender's slot 0 (a receive reads nothing).
+                    let need = match desc.kind {
+                        OpKind::Coll { .. } => payload::sizes(&desc, i as u32, n).0,
+                        _ if i == 0 => desc.bytes,
+                        _ => 0,
+                    };
+                    vec![0; need as usize]
+                })
+            })
+            .collect();
         let outputs = payload::outputs(&desc, &inputs).map_err(|e| format!("the data of {desc} cannot be combined: {e}"));
         for (slot, part) in m.parts.iter().enumerate() {
             if let Some(part) = part {
