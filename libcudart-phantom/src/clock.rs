@@ -135,6 +135,58 @@ fn thread_cpu_ns() -> Option<u64> {
     crate::interpose::real_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
+/// Reading the thread's CPU clock is a system call (about 0.5 µs on a VM), and measured mode needs a reading at
+/// the start and the end of every API call. Between two readings less than `SHORT_WINDOW_NS` of real time apart,
+/// a running thread's CPU time advances as the wall clock does (a preemption lasts a scheduling slice,
+/// milliseconds), so such a reading is *estimated* from the real monotonic clock (libc's vDSO, tens of ns):
+/// the previous estimate plus the wall time since. A longer gap (a blocking call, a preemption, a long stretch
+/// of application code), or `RESYNC_NS` since the last real reading, reads the CPU clock itself. An estimate
+/// can only run ahead of the real clock (by the length of preemptions shorter than the window); the next real
+/// reading then goes backwards, which `ThreadClock::accrue` treats as "charge nothing until it catches up".
+const SHORT_WINDOW_NS: u64 = 20_000;
+const RESYNC_NS: u64 = 1_000_000;
+
+/// Per-thread state of [`cpu_estimate`].
+struct CpuMeter {
+    init: Cell<bool>,
+    prev_wall: Cell<u64>,
+    prev_est: Cell<u64>,
+    last_real_wall: Cell<u64>,
+}
+
+thread_local! {
+    static METER: CpuMeter = const {
+        CpuMeter { init: Cell::new(false), prev_wall: Cell::new(0), prev_est: Cell::new(0), last_real_wall: Cell::new(0) }
+    };
+}
+
+impl CpuMeter {
+    /// The thread's CPU time at wall time `wall`: estimated when close to the previous reading, else read by
+    /// `real()`.
+    fn sample(&self, wall: u64, real: impl FnOnce() -> Option<u64>) -> Option<u64> {
+        let short = self.init.get()
+            && wall.saturating_sub(self.prev_wall.get()) < SHORT_WINDOW_NS
+            && wall.saturating_sub(self.last_real_wall.get()) < RESYNC_NS;
+        let est = if short {
+            self.prev_est.get() + wall.saturating_sub(self.prev_wall.get())
+        } else {
+            let cpu = real()?;
+            self.last_real_wall.set(wall);
+            cpu
+        };
+        self.init.set(true);
+        self.prev_wall.set(wall);
+        self.prev_est.set(est);
+        Some(est)
+    }
+}
+
+/// The calling thread's CPU time for accounting (see [`SHORT_WINDOW_NS`]).
+fn cpu_estimate() -> Option<u64> {
+    let Some(wall) = crate::interpose::real_monotonic_ns() else { return thread_cpu_ns() };
+    METER.with(|m| m.sample(wall, thread_cpu_ns))
+}
+
 /// Sets the host-time model from the cluster configuration (called once at runtime initialisation).
 pub fn configure(host: &HostConfig) {
     let scale = if host.cpu_scale.is_finite() && host.cpu_scale >= 0.0 {
@@ -245,7 +297,7 @@ fn cpu_now(policy: Policy) -> Option<u64> {
     if policy.deterministic {
         None
     } else {
-        thread_cpu_ns()
+        cpu_estimate()
     }
 }
 
@@ -442,6 +494,40 @@ mod tests {
         });
         c.accrue(p, Some(1_000_000));
         assert_eq!(c.virt.get(), 42);
+    }
+
+    #[test]
+    fn cpu_meter_estimates_short_gaps_and_reads_long_ones() {
+        let m = CpuMeter { init: Cell::new(false), prev_wall: Cell::new(0), prev_est: Cell::new(0), last_real_wall: Cell::new(0) };
+        let reads = Cell::new(0);
+        let real = |v: u64| {
+            let reads = &reads;
+            move || {
+                reads.set(reads.get() + 1);
+                Some(v)
+            }
+        };
+        // First reading: real.
+        assert_eq!(m.sample(1_000_000, real(500)), Some(500));
+        // 3 µs later: estimated as 3 µs of CPU, no system call.
+        assert_eq!(m.sample(1_003_000, real(9)), Some(3_500));
+        assert_eq!(reads.get(), 1);
+        // A 50 µs gap (a blocking call, a preemption): read for real.
+        assert_eq!(m.sample(1_053_000, real(40_000)), Some(40_000));
+        assert_eq!(reads.get(), 2);
+        // Short gaps, but 1 ms since the last real reading: read for real again.
+        let mut wall = 1_053_000;
+        let mut est = 40_000;
+        while wall < 2_053_000 - 10_000 {
+            wall += 10_000;
+            est += 10_000;
+            assert_eq!(m.sample(wall, real(0)), Some(est));
+        }
+        assert_eq!(reads.get(), 2);
+        assert_eq!(m.sample(wall + 10_000, real(123_456)), Some(123_456));
+        assert_eq!(reads.get(), 3);
+        // A failed real read gives nothing and keeps the previous state.
+        assert_eq!(m.sample(wall + 100_000, || None), None);
     }
 
     #[test]

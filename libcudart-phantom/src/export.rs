@@ -66,6 +66,8 @@ zero_return! {
 
 /// Runs an export's body; a panic becomes a logged internal error and the type's failure value.
 pub fn guard<R: FfiReturn>(name: &'static str, f: impl FnOnce() -> R) -> R {
+    // The call's span on the host API track (docs/trace.md); with tracing off, one relaxed load.
+    let _traced = crate::trace::ApiCall::enter(name);
     let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {

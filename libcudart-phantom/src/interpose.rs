@@ -106,6 +106,19 @@ impl Virtual {
     }
 }
 
+/// The real monotonic clock through libc's own `clock_gettime` (the vDSO: tens of nanoseconds, no system
+/// call), never through the exported one; the raw system call where libc's cannot be found.
+pub fn real_monotonic_ns() -> Option<u64> {
+    let Some(f) = real_clock_gettime() else { return real_clock_ns(libc::CLOCK_MONOTONIC) };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: libc's clock_gettime with a valid out-pointer.
+    if unsafe { f(libc::CLOCK_MONOTONIC, &mut ts) } == 0 {
+        timespec_ns(&ts)
+    } else {
+        None
+    }
+}
+
 /// Reads a real clock with the raw system call (never through the exported `clock_gettime`).
 pub fn real_clock_ns(clock: libc::clockid_t) -> Option<u64> {
     let mut ts = libc::timespec {

@@ -32,6 +32,9 @@ pub struct DeviceMemory {
     pub total: u64,
     pub used: u64,
     pub peak: u64,
+    /// The GPU's global index (node × GPUs per node + index in the node), which names its memory counter in
+    /// the trace (docs/trace.md, "Device memory").
+    pub trace_gpu: u32,
 }
 
 fn reserve(len: u64) -> u64 {
@@ -77,6 +80,21 @@ impl DeviceMemory {
             total: spec.memory_bytes,
             used: 0,
             peak: 0,
+            trace_gpu: ordinal,
+        }
+    }
+
+    /// Names the GPU by its global index `gpu` in the trace.
+    pub fn traced_as(mut self, gpu: u32) -> Self {
+        self.trace_gpu = gpu;
+        self
+    }
+
+    /// With tracing on: the memory in use from now on (the calling thread's virtual time; inside an API call
+    /// reading it charges nothing).
+    fn traced(&self) {
+        if crate::trace::on() {
+            crate::trace::memory(self.trace_gpu, crate::clock::now(), self.used);
         }
     }
 
@@ -111,6 +129,7 @@ impl DeviceMemory {
         self.used += charged;
         self.peak = self.peak.max(self.used);
         crate::stats::memory_peak(self.ordinal, self.peak);
+        self.traced();
         Ok(addr)
     }
 
@@ -132,6 +151,7 @@ impl DeviceMemory {
             len += nlen;
         }
         self.free.insert(start, len);
+        self.traced();
         Ok(())
     }
 
@@ -143,6 +163,7 @@ impl DeviceMemory {
             self.free.insert(self.base, self.range);
         }
         self.used = 0;
+        self.traced();
     }
 
     /// The allocation containing `addr`: (start, requested size).

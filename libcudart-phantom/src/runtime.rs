@@ -114,7 +114,7 @@ fn init() -> Result<Runtime, cudaError> {
                     pci_bus_of(physical),
                     sim_core::gpu::gpu_uuid(crate::net::node(), physical),
                 ),
-                memory: Mutex::new(DeviceMemory::new(ordinal, &spec)),
+                memory: Mutex::new(DeviceMemory::new(ordinal, &spec).traced_as(crate::net::node() * config.gpus_per_node + physical)),
                 sched: Mutex::new(DeviceSched {
                     timeline: GpuTimeline::new(spec.sm_count),
                     max_end: SimTime::ZERO,
@@ -196,6 +196,7 @@ pub enum Cost {
 
 /// Runs a runtime API call on the virtual host clock: accrues the application's time since the previous
 /// call, runs `f` with the moment the call hands its work to the GPU (`enter + cost`), then charges the cost.
+/// With API tracing on, the call's entry and exit go to the trace (`trace::api_span`).
 pub fn api<T>(cost: Cost, f: impl FnOnce(&'static Runtime, SimTime) -> CudaResult<T>) -> CudaResult<T> {
     let rt = rt()?;
     let cost = SimDuration::from_nanos(match cost {
@@ -204,6 +205,10 @@ pub fn api<T>(cost: Cost, f: impl FnOnce(&'static Runtime, SimTime) -> CudaResul
     });
     let enter = crate::clock::api_enter();
     let r = f(rt, enter + cost);
+    if crate::trace::api_on() {
+        // Inside the call the clock reads without charging CPU time; the call returns `cost` later.
+        crate::trace::api_span(enter, crate::clock::now() + cost);
+    }
     crate::clock::api_exit(cost);
     r
 }

@@ -62,6 +62,11 @@ unsafe extern "C" fn join_c(joins: *const ShimJoin, n: usize, out: *mut ShimComm
             return fail(cudaError::cudaErrorInvalidValue, "null argument");
         }
         let joins = unsafe { std::slice::from_raw_parts(joins, n) };
+        let _traced = crate::trace::ApiCall::enter(match (n, joins[0].kind) {
+            (1, JOIN_SPLIT) => "ncclCommSplit",
+            (1, _) => "ncclCommInitRank",
+            _ => "ncclGroupEnd",
+        });
         match join(joins) {
             Ok(infos) => {
                 for (i, info) in infos.into_iter().enumerate() {
@@ -152,6 +157,7 @@ unsafe extern "C" fn submit_c(ops: *const ShimOp, n: usize) -> i32 {
             return fail(cudaError::cudaErrorInvalidValue, "null argument");
         }
         let ops = unsafe { std::slice::from_raw_parts(ops, n) };
+        let _traced = crate::trace::ApiCall::enter(call_name(ops));
         crate::export::status(submit(ops, None))
     })
 }
@@ -166,8 +172,29 @@ unsafe extern "C" fn submit_with_buffers_c(ops: *const ShimOp, buffers: *const S
         }
         let ops = unsafe { std::slice::from_raw_parts(ops, n) };
         let buffers = unsafe { std::slice::from_raw_parts(buffers, n) };
+        let _traced = crate::trace::ApiCall::enter(call_name(ops));
         crate::export::status(submit(ops, Some(buffers)))
     })
+}
+
+/// The NCCL call that submitted `ops`, as the host API track names it (docs/trace.md): the operation's
+/// function when there is one, `ncclGroupEnd` for a group of several.
+fn call_name(ops: &[ShimOp]) -> &'static str {
+    use sim_core::net::CollOp::*;
+    let [op] = ops else { return "ncclGroupEnd" };
+    match (op.kind, coll_op_from_index(op.coll)) {
+        (OP_SEND, _) => "ncclSend",
+        (OP_RECV, _) => "ncclRecv",
+        (OP_COLL, Some(AllReduce)) => "ncclAllReduce",
+        (OP_COLL, Some(AllGather)) => "ncclAllGather",
+        (OP_COLL, Some(ReduceScatter)) => "ncclReduceScatter",
+        (OP_COLL, Some(Broadcast)) => "ncclBroadcast",
+        (OP_COLL, Some(Reduce)) => "ncclReduce",
+        (OP_COLL, Some(AllToAll)) => "ncclAlltoAll",
+        (OP_COLL, Some(Gather)) => "ncclGather",
+        (OP_COLL, Some(Scatter)) => "ncclScatter",
+        _ => "nccl",
+    }
 }
 
 /// For an operation whose data travels (`payload::carries_data`): sends this rank's input bytes to the
@@ -307,6 +334,7 @@ unsafe extern "C" fn enqueue_work_c(stream: *mut c_void, duration_ns: u64, sms: 
         } else {
             unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned()
         };
+        let _traced = crate::trace::ApiCall::named(&name);
         crate::export::status(enqueue_work(stream, SimDuration::from_nanos(duration_ns), sms, &name))
     })
 }

@@ -237,6 +237,9 @@ pub struct EventState {
     pub pending: crate::net::Pending,
     /// When recorded during stream capture: the capture nodes the event stands for.
     pub captured: Option<crate::graph::CaptureRef>,
+    /// With tracing on: the stream of the last record and what its completion is (docs/trace.md, "Stream
+    /// waits").
+    pub traced: Option<(crate::trace::Lane, crate::trace::WaitAfter)>,
 }
 
 #[derive(Debug)]
@@ -297,6 +300,10 @@ pub fn record(rt: &crate::runtime::Runtime, submit: SimTime, event: &Event, stre
             es.recorded = Some((floor, stream.device));
             es.pending = st.pending.clone();
             es.captured = None;
+            es.traced = match st.pending.last() {
+                Some(&(op, _)) if crate::trace::on() => Some((crate::trace::Lane::of(rt, dev, stream), crate::trace::WaitAfter::Op(op))),
+                _ => None,
+            };
             return Ok(());
         }
     }
@@ -305,6 +312,7 @@ pub fn record(rt: &crate::runtime::Runtime, submit: SimTime, event: &Event, stre
     es.recorded = Some((end, stream.device));
     es.pending.clear();
     es.captured = None;
+    es.traced = crate::trace::on().then(|| (crate::trace::Lane::of(rt, dev, stream), crate::trace::WaitAfter::Time(end)));
     Ok(())
 }
 
@@ -323,9 +331,9 @@ fn settled(event: &Event) -> Option<(SimTime, u32)> {
 /// `cudaStreamWaitEvent`: later work on `stream` waits for the event's last record. Inside a capture, the
 /// waiting stream joins the capture after the event's nodes.
 pub fn wait_event(rt: &crate::runtime::Runtime, submit: SimTime, stream: &Arc<Stream>, event: &Event) -> CudaResult<()> {
-    let (recorded, captured, pending) = {
+    let (recorded, captured, pending, traced) = {
         let es = event.state();
-        (es.recorded, es.captured.clone(), es.pending.clone())
+        (es.recorded, es.captured.clone(), es.pending.clone(), es.traced)
     };
     if let Some(cref) = captured {
         let mut st = stream.state();
@@ -347,16 +355,33 @@ pub fn wait_event(rt: &crate::runtime::Runtime, submit: SimTime, stream: &Arc<St
     }
     // An event never recorded is complete: nothing to wait for.
     let Some((t, _)) = recorded else { return Ok(()) };
+    let dev = rt.device(stream.device as i32)?;
     if !pending.is_empty() && !stream.is_capturing() {
         // Waiting for pending communication: the stream takes the pending operations over (no blocking).
         let mut st = stream.state();
+        let floor = (submit + dev.launch_latency()).max(st.tail).max(t);
         st.pending.extend(pending);
         st.tail = st.tail.max(t);
+        drop(st);
+        trace_wait(rt, dev, stream, traced, floor);
         return Ok(());
     }
-    let dev = rt.device(stream.device as i32)?;
-    stream.enqueue(dev, submit, t, Work::Marker);
+    let (start, end) = stream.enqueue(dev, submit, t, Work::Marker);
+    // A captured wait is recorded into the graph (times zero), not run.
+    if end != SimTime::ZERO {
+        trace_wait(rt, dev, stream, traced, start);
+    }
     Ok(())
+}
+
+/// With tracing on: `stream` waits for an event recorded as `traced`; its later work starts at `at` at the
+/// earliest. Waits for an event recorded on the same stream order nothing and are left out.
+fn trace_wait(rt: &crate::runtime::Runtime, dev: &Device, stream: &Stream, traced: Option<(crate::trace::Lane, crate::trace::WaitAfter)>, at: SimTime) {
+    let Some((from, after)) = traced.filter(|_| crate::trace::on()) else { return };
+    let to = crate::trace::Lane::of(rt, dev, stream);
+    if from != to {
+        crate::trace::record(crate::trace::Record::Wait { from, to, after, at });
+    }
 }
 
 /// `cudaEventQuery` at host time `now`.

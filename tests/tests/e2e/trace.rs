@@ -4,10 +4,13 @@
 //!   preset in deterministic host time; the merged trace must be valid JSON with one named process per rank,
 //!   named stream threads, and exactly the two all-reduces per rank, each lasting what the benchmark measures
 //!   per iteration less the first launch's share, the second starting when the first ends.
+//!   Each rank's host thread has one `ncclAllReduce` API span per all-reduce.
 //! - The acceptance for traces: 16 ranks on two nodes run all-reduces of 64 KB to 16 MB; the run
 //!   prints the same with and without `--trace`, and the trace holds every rank, stream and link track, one
 //!   arrow per other rank for each operation, as many collective spans as the report's operations × ranks,
 //!   and link counters that integrate to the bytes the simulator says its links carried.
+//! - Host API calls, device memory and stream waits: tests/programs/trace_host.cu on one GPU (times derived
+//!   in `trace_of_host_calls_memory_and_a_stream_wait`).
 
 use phantom_tests::{compile, lib_dir, run_with_timeout};
 use serde_json::Value;
@@ -111,10 +114,22 @@ fn trace_of_eight_ranks_running_two_all_reduces() {
             .filter(|e| e["pid"].as_u64() == Some(*pid))
             .map(|e| e["args"]["name"].as_str().unwrap())
             .collect();
+        // The streams, and the main thread's host API track.
+        assert!(threads.iter().any(|t| t.starts_with("stream ")), "{threads:?}");
         assert!(
-            !threads.is_empty() && threads.iter().all(|t| t.starts_with("stream ")),
+            threads.iter().all(|t| t.starts_with("stream ") || *t == format!("host thread {pid} (main)")),
             "{threads:?}"
         );
+        // One `ncclAllReduce` call per timed all-reduce; the calls made through NCCL are there too.
+        let calls: Vec<&str> = events
+            .iter()
+            .filter(|e| e["cat"] == "api" && e["pid"].as_u64() == Some(*pid))
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(calls.iter().filter(|c| **c == "ncclAllReduce").count(), 2, "{calls:?}");
+        for c in ["ncclCommInitRank", "cudaMalloc", "cudaStreamSynchronize", "cudaEventRecord"] {
+            assert!(calls.contains(&c), "{c}: {calls:?}");
+        }
     }
 
     // Exactly the two timed all-reduces per rank, on one stream, all of the same length.
@@ -230,7 +245,8 @@ fn trace_of_a_two_node_all_reduce_run_adds_up_to_the_simulators_totals() {
             .filter(|e| e["pid"].as_u64() == Some(*pid))
             .map(|e| e["args"]["name"].as_str().unwrap())
             .collect();
-        assert!(!threads.is_empty() && threads.iter().all(|t| t.starts_with("stream ")), "{threads:?}");
+        assert!(threads.iter().any(|t| t.starts_with("stream ")), "{threads:?}");
+        assert!(threads.iter().all(|t| t.starts_with("stream ") || t.starts_with("host thread ")), "{threads:?}");
     }
 
     // The collective spans: as many per kind as the report's operations × ranks, each rank's bytes, the
@@ -275,9 +291,8 @@ fn trace_of_a_two_node_all_reduce_run_adds_up_to_the_simulators_totals() {
         })
     };
     let mut flow_ids: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
-    for e in events.iter().filter(|e| e["ph"] == "s" || e["ph"] == "f") {
+    for e in events.iter().filter(|e| (e["ph"] == "s" || e["ph"] == "f") && e["cat"] == "nccl") {
         assert!(inside(e), "{e}");
-        assert_eq!(e["cat"], "nccl");
         flow_ids.entry(e["id"].as_u64().unwrap()).or_default().push(e["ph"].as_str().unwrap());
     }
     assert_eq!(flow_ids.len() as u64, operations * 15, "15 arrows per operation");
@@ -288,7 +303,7 @@ fn trace_of_a_two_node_all_reduce_run_adds_up_to_the_simulators_totals() {
     let links: BTreeMap<&str, &Value> =
         report["links"].as_array().unwrap().iter().map(|l| (l["name"].as_str().unwrap(), l)).collect();
     let mut tracks: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for e in events.iter().filter(|e| e["ph"] == "C") {
+    for e in events.iter().filter(|e| e["ph"] == "C" && e["cat"] == "network") {
         assert_eq!(e["pid"], NETWORK_PID);
         let v = e["args"]["GB/s"].as_f64().expect("a GB/s series");
         tracks.entry(e["name"].as_str().unwrap()).or_default().push((e["ts"].as_f64().unwrap(), v));
@@ -336,4 +351,175 @@ fn trace_of_a_two_node_all_reduce_run_adds_up_to_the_simulators_totals() {
         (total - on_links).abs() / on_links
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs tests/programs/trace_host.cu under `phantom run -n 1` (deterministic host time, its kernel table),
+/// with `--trace` when `trace` is given, and with `env` in phantom's environment.
+fn host_run(dir: &Path, trace: Option<&Path>, env: &[(&str, &str)]) -> phantom_tests::Output {
+    let mut cmd = Command::new(phantom());
+    cmd.current_dir(dir)
+        .envs(env.iter().copied())
+        .args(["run", "-n", "1", "--cluster", "dgx-h100", "--host-time", "deterministic", "--kernel-table"])
+        .arg(phantom_tests::workspace_root().join("tests/programs/trace_host.table"));
+    if let Some(t) = trace {
+        cmd.arg("--trace").arg(t);
+    }
+    cmd.arg("--").arg(compile("trace_host.cu"));
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert_eq!(out.value("done"), "1", "{}", out.describe());
+    out
+}
+
+/// A trace time (µs, float) in nanoseconds.
+fn t_ns(v: &Value) -> i64 {
+    (v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) * 1000.0).round() as i64
+}
+
+/// The program's `key=value` lines.
+fn program_lines(out: &phantom_tests::Output) -> BTreeMap<String, String> {
+    out.values()
+}
+
+/// tests/programs/trace_host.cu on one H100 of the `dgx-h100` preset in deterministic host time: an API call
+/// costs `api_call_ns` = 100 ns, a launch `launch_call_ns` = 2 µs, a kernel starts `launch_latency_ns` = 2 µs
+/// after its launch call returns (docs/gpu-model.md); `producer` takes 1 ms, `consumer` 250 µs
+/// (tests/programs/trace_host.table). With T the first `cudaMalloc`'s entry:
+/// - calls on the main thread: cudaMalloc (1 MiB) T..T+0.1 µs, two stream creations, an event creation to
+///   T+0.4, the producer's launch to T+2.4 (the kernel runs T+4.4..T+1004.4 µs), cudaMalloc (3000 bytes,
+///   charged 3072) to T+2.5, cudaEventRecord to T+2.6, cudaStreamWaitEvent to T+2.7, the consumer's launch to
+///   T+4.7: the consumer starts when the event completes, T+1004.4, and ends at T+1254.4 µs;
+///   cudaStreamSynchronize from T+4.7 returns one API call after that: 1 249 800 ns, what the program's
+///   clock measures around it. cudaFree (3072 bytes) T+1254.5..T+1254.6 µs (nothing left to wait for), a
+///   10 µs sleep, 1000 × (cudaMalloc, cudaFree) of 1 MiB, 200 ns a pair, cudaFree (1 MiB), cudaMemGetInfo.
+/// - memory (bytes in use from each sample on): 1 MiB at T, + 3072 at T+2.4 µs, 1 MiB at T+1254.5 µs; the
+///   loop's 2000 changes, merged per microsecond from its start L: 2 MiB at L + k µs and 1 MiB at
+///   L + k µs + 900 ns for k = 0..199; 0 at L + 200 µs, the last free.
+/// - one arrow, from the producer's span on s1 to the consumer's on s2.
+#[test]
+fn trace_of_host_calls_memory_and_a_stream_wait() {
+    let dir = std::env::temp_dir().join(format!("phantom-trace-host-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.json");
+    let plain = host_run(&dir, None, &[]);
+    let out = host_run(&dir, Some(&path), &[]);
+    // Tracing changes no simulated result.
+    assert_eq!(program_lines(&out), program_lines(&plain));
+    assert_eq!(out.value("sync_ns"), "1249800", "{}", out.describe());
+    assert_eq!(out.value("loop_ns"), "200000", "{}", out.describe());
+    const MIB: i64 = 1 << 20;
+
+    let trace: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("the trace is JSON");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    let pid = events.iter().find(|e| e["ph"] == "M" && e["name"] == "process_name").unwrap()["pid"].as_u64().unwrap();
+    assert!(events.iter().all(|e| e["pid"] == pid), "one process");
+    let thread = |tid: &Value| -> String {
+        events
+            .iter()
+            .find(|e| e["ph"] == "M" && e["name"] == "thread_name" && e["tid"] == *tid)
+            .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+
+    // The API track: one span per call, in call order, on the main thread's track.
+    let api: Vec<&Value> = events.iter().filter(|e| e["cat"] == "api").collect();
+    let names: Vec<&str> = api.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let launch = names[4];
+    assert!(launch == "cudaLaunchKernel" || launch == "__cudaLaunchKernel", "{names:?}");
+    let mut want = vec![
+        "cudaMalloc",
+        "cudaStreamCreateWithFlags",
+        "cudaStreamCreateWithFlags",
+        "cudaEventCreateWithFlags",
+        launch,
+        "cudaMalloc",
+        "cudaEventRecord",
+        "cudaStreamWaitEvent",
+        launch,
+        "cudaStreamSynchronize",
+        "cudaFree",
+    ];
+    for _ in 0..1000 {
+        want.extend(["cudaMalloc", "cudaFree"]);
+    }
+    want.extend(["cudaFree", "cudaMemGetInfo"]);
+    assert_eq!(names, want);
+    assert!(api.iter().all(|e| e["ph"] == "X" && e["tid"] == api[0]["tid"]));
+    assert_eq!(thread(&api[0]["tid"]), format!("host thread {pid} (main)"));
+    let t = t_ns(&api[0]["ts"]);
+    let span = |i: usize| (t_ns(&api[i]["ts"]) - t, t_ns(&api[i]["dur"]));
+    assert_eq!(
+        (0..11).map(span).collect::<Vec<_>>(),
+        [
+            (0, 100),
+            (100, 100),
+            (200, 100),
+            (300, 100),
+            (400, 2_000),
+            (2_400, 100),
+            (2_500, 100),
+            (2_600, 100),
+            (2_700, 2_000),
+            (4_700, 1_249_800),
+            (1_254_500, 100),
+        ]
+    );
+    // The blocking call lasts what the program measured around it.
+    assert_eq!(span(9).1.to_string(), out.value("sync_ns"));
+    let loop_start = 1_264_600;
+    assert_eq!(span(11), (loop_start, 100));
+    assert_eq!(span(2011), (loop_start + 200_000, 100), "the last free");
+
+    // The memory counter: exact values at exact times, the loop merged per microsecond.
+    let memory: Vec<(i64, i64)> = events
+        .iter()
+        .filter(|e| e["ph"] == "C" && e["cat"] == "memory")
+        .map(|e| {
+            assert_eq!(e["name"], "GPU 0 memory", "{e}");
+            (t_ns(&e["ts"]) - t, (e["args"]["MB"].as_f64().unwrap() * 1e6).round() as i64)
+        })
+        .collect();
+    let mut want = vec![(0, MIB), (2_400, MIB + 3072), (1_254_500, MIB)];
+    for k in 0..200 {
+        want.extend([(loop_start + k * 1000, 2 * MIB), (loop_start + k * 1000 + 900, MIB)]);
+    }
+    want.push((loop_start + 200_000, 0));
+    assert_eq!(memory, want);
+
+    // The stream wait: one arrow from the producer (s1) to the consumer (s2), which starts as it ends.
+    let kernel = |name: &str| -> &Value {
+        events.iter().find(|e| e["cat"] == "kernel" && e["name"] == name).unwrap_or_else(|| panic!("no {name}"))
+    };
+    let (producer, consumer) = (kernel("producer(float*)"), kernel("consumer(float*)"));
+    assert_eq!((t_ns(&producer["ts"]) - t, t_ns(&producer["dur"])), (4_400, 1_000_000));
+    assert_eq!((t_ns(&consumer["ts"]) - t, t_ns(&consumer["dur"])), (1_004_400, 250_000));
+    assert_ne!(producer["tid"], consumer["tid"]);
+    assert!(thread(&producer["tid"]).starts_with("stream 0x") && thread(&consumer["tid"]).starts_with("stream 0x"));
+    let flows: Vec<&Value> = events.iter().filter(|e| e["ph"] == "s" || e["ph"] == "f").collect();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    let (s, f) = (flows[0], flows[1]);
+    assert_eq!((&s["ph"], &f["ph"], &f["bp"]), (&json_str("s"), &json_str("f"), &json_str("e")));
+    assert_eq!(s["id"], f["id"]);
+    assert!(s["cat"] == "stream_wait" && f["cat"] == "stream_wait" && s["name"] == "cudaStreamWaitEvent");
+    assert_eq!((&s["tid"], t_ns(&s["ts"]) - t), (&producer["tid"], 4_400 + 500_000));
+    assert_eq!((&f["tid"], t_ns(&f["ts"]) - t), (&consumer["tid"], 1_004_400 + 125_000));
+
+    // PHANTOM_TRACE_API=0: no API track, the rest as before.
+    let quiet = host_run(&dir, Some(&path), &[("PHANTOM_TRACE_API", "0")]);
+    assert_eq!(program_lines(&quiet), program_lines(&plain));
+    let trace: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("the trace is JSON");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    assert!(!events.iter().any(|e| e["cat"] == "api" || (e["ph"] == "M" && e["args"]["name"].as_str().is_some_and(|n| n.starts_with("host thread")))));
+    assert_eq!(events.iter().filter(|e| e["cat"] == "memory").count(), memory.len());
+    assert_eq!(events.iter().filter(|e| e["cat"] == "stream_wait").count(), 2);
+    eprintln!(
+        "host trace: {} API spans, {} memory samples for 2003 allocations and frees",
+        api.len(),
+        memory.len()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn json_str(s: &str) -> Value {
+    Value::String(s.into())
 }
