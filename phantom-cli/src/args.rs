@@ -18,6 +18,35 @@ pub enum Command {
     /// Start the simulator and run COMMAND on it: `-n N` copies with torchrun-style rank variables, or (without
     /// `-n`) one process that starts its own ranks (torchrun, mpirun).
     Run(RunArgs),
+    /// Make kernel-time tables (docs/kernel-table.md).
+    #[command(subcommand)]
+    Table(TableCommand),
+}
+
+/// `phantom table ...`.
+#[derive(Subcommand, Debug)]
+pub enum TableCommand {
+    /// Convert a PyTorch profiler trace (`export_chrome_trace`, optionally gzip-compressed) into a kernel-time
+    /// table: one entry per kernel and launch configuration with the median duration of its events. Kernels
+    /// that cuBLAS and cuDNN launch are left out and summarised (docs/kernel-table.md).
+    FromTorchProfile(FromTorchProfileArgs),
+}
+
+/// `phantom table from-torch-profile TRACE -o OUT [--gpu KEY]`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct FromTorchProfileArgs {
+    /// The torch.profiler Chrome trace (JSON, or gzip-compressed JSON).
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+
+    /// Where to write the table.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+
+    /// GPU preset the trace was recorded on, written as the table's `gpu` (default: the preset whose name is
+    /// the trace's device name).
+    #[arg(long, value_name = "KEY", value_parser = parse_gpu)]
+    pub gpu: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -128,6 +157,13 @@ fn parse_listen(s: &str) -> Result<ListenArg, String> {
     }
 }
 
+fn parse_gpu(s: &str) -> Result<String, String> {
+    match sim_core::gpu::gpu_preset(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!("not a GPU preset (one of {})", sim_core::gpu::gpu_preset_names().join(", "))),
+    }
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
     if (0.0..1e9).contains(&v) {
@@ -145,6 +181,7 @@ mod tests {
         let argv = ["phantom", "run"].iter().chain(args).copied();
         Cli::try_parse_from(argv).map(|c| match c.command {
             Command::Run(r) => r,
+            other => panic!("not `run`: {other:?}"),
         })
     }
 
@@ -240,6 +277,24 @@ mod tests {
         ] {
             assert!(run(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn table_from_torch_profile() {
+        let parse = |args: &[&str]| {
+            let argv = ["phantom", "table", "from-torch-profile"].iter().chain(args).copied();
+            Cli::try_parse_from(argv).map(|c| match c.command {
+                Command::Table(TableCommand::FromTorchProfile(a)) => a,
+                other => panic!("not `table from-torch-profile`: {other:?}"),
+            })
+        };
+        let a = parse(&["p.json.gz", "-o", "out.table"]).unwrap();
+        assert_eq!(a, FromTorchProfileArgs { trace: "p.json.gz".into(), output: "out.table".into(), gpu: None });
+        let a = parse(&["--gpu", "h100-sxm-80gb", "p.json", "--output", "t"]).unwrap();
+        assert_eq!(a.gpu.as_deref(), Some("h100-sxm-80gb"));
+        assert!(parse(&["p.json"]).is_err(), "-o is required");
+        let e = parse(&["p.json", "-o", "t", "--gpu", "h100"]).unwrap_err().to_string();
+        assert!(e.contains("not a GPU preset (one of h100-sxm-80gb,"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `phantom`: the launcher. `phantom run [options] -- COMMAND [ARGS...]` starts the simulator and runs a
-//! program's ranks on it (docs/launcher.md).
+//! program's ranks on it (docs/launcher.md); `phantom table from-torch-profile TRACE -o OUT` makes a
+//! kernel-time table from a PyTorch profiler trace (docs/kernel-table.md).
 
 mod args;
 mod env;
@@ -11,6 +12,7 @@ mod spawn;
 mod stats;
 mod summary;
 mod supervise;
+mod table;
 mod trace;
 
 use clap::Parser;
@@ -19,6 +21,7 @@ fn main() {
     let cli = args::Cli::parse();
     let code = match cli.command {
         args::Command::Run(a) => run::run(a),
+        args::Command::Table(args::TableCommand::FromTorchProfile(a)) => table::from_torch_profile(&a),
     };
     std::process::exit(code);
 }

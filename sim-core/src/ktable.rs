@@ -14,6 +14,7 @@
 
 use crate::gpu::GpuSpec;
 use crate::time::SimDuration;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -187,8 +188,14 @@ impl KernelTable {
         self.insert_record(pattern.into(), TableRecord { duration, samples: samples.max(1) });
     }
 
+    /// Entries are filed under the normalised name ([`normalize_name`]), so tables written with either
+    /// demangler's spelling match launches named by the other.
     fn insert_record(&mut self, p: KernelPattern, record: TableRecord) {
-        self.entries.entry(p.name).or_default().insert((p.grid, p.block, p.shared_mem_bytes), record);
+        let name = match normalize_name(&p.name) {
+            Cow::Borrowed(_) => p.name,
+            Cow::Owned(n) => n,
+        };
+        self.entries.entry(name).or_default().insert((p.grid, p.block, p.shared_mem_bytes), record);
     }
 
     /// Number of entries.
@@ -209,16 +216,23 @@ impl KernelTable {
     /// The entry for a launch. Names are tried in this order: the full name; the name without its parameter
     /// list; that without a leading return type. For each name the most specific matching configuration
     /// wins: an exact grid beats a wildcard grid, then the same for block, then for shared memory.
+    /// Names are compared after [`normalize_name`].
     pub fn lookup_record(&self, key: &KernelKey) -> Option<TableRecord> {
-        let (no_params, short) = name_variants(&key.name);
-        let mut names = [Some(key.name.as_str()), Some(no_params), Some(short)];
-        if no_params == key.name {
+        let name = normalize_name(&key.name);
+        let (no_params, short) = name_variants(&name);
+        let mut names = [Some(name.as_ref()), Some(no_params), Some(short)];
+        if no_params == name {
             names[1] = None;
         }
         if short == no_params {
             names[2] = None;
         }
-        names.into_iter().flatten().find_map(|n| self.lookup_name(n, key))
+        for n in names.into_iter().flatten() {
+            if let Some(r) = self.lookup_name(n, key) {
+                return Some(r);
+            }
+        }
+        None
     }
 
     fn lookup_name(&self, name: &str, key: &KernelKey) -> Option<TableRecord> {
@@ -393,6 +407,146 @@ fn fmt_dim(d: Option<[u32; 3]>) -> String {
         None => "*".into(),
         Some([x, y, z]) => format!("{x},{y},{z}"),
     }
+}
+
+/// Integer literal casts as the `cpp_demangle` crate writes them, longest first, and the suffix GNU's
+/// demangler (`__cxa_demangle`, `c++filt`) writes instead.
+const LITERAL_CASTS: [(&str, &str); 6] = [
+    ("(unsigned long long)", "ull"),
+    ("(unsigned long)", "ul"),
+    ("(unsigned int)", "u"),
+    ("(long long)", "ll"),
+    ("(long)", "l"),
+    ("(int)", ""),
+];
+
+/// A demangled name in the spelling of GNU's demangler (`__cxa_demangle`, as NVIDIA's tools and the PyTorch
+/// profiler print kernel names). Phantom's runtime demangles with the `cpp_demangle` crate, which spells two
+/// things differently (see `docs/kernel-table.md`, "Names"):
+///
+/// - integer template arguments: `(unsigned int)32`, `(unsigned long)2` → `32u`, `2ul` (also `l`, `ll`,
+///   `ull`; `(int)5` → `5`);
+/// - the return type of a function template whose local entity (a lambda) appears inside the name:
+///   `void at::native::gpu_kernel_impl_nocast<F>(…)::{lambda(int)#1}` → `at::native::gpu_kernel_impl_nocast<F>(…)::{lambda(int)#1}`.
+///   The outermost name keeps its return type (`void k<…>(…)`), as both demanglers write it.
+///
+/// A name already in GNU's spelling is returned unchanged (borrowed), so normalising twice changes nothing.
+pub fn normalize_name(name: &str) -> Cow<'_, str> {
+    let literals = rewrite_literal_casts(name);
+    let text = literals.as_deref().unwrap_or(name);
+    match strip_local_return_types(text) {
+        Some(s) => Cow::Owned(s),
+        None => literals.map_or(Cow::Borrowed(name), Cow::Owned),
+    }
+}
+
+/// `(unsigned int)32` → `32u` etc.; `None` when there is nothing to rewrite.
+fn rewrite_literal_casts(s: &str) -> Option<String> {
+    if !s.contains(")") {
+        return None;
+    }
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(off) = s[i..].find('(') {
+        let at = i + off;
+        let found = LITERAL_CASTS.iter().find_map(|&(cast, suffix)| {
+            let rest = s[at..].strip_prefix(cast)?;
+            let sign = usize::from(rest.starts_with('-'));
+            let digits = rest[sign..].bytes().take_while(u8::is_ascii_digit).count();
+            (digits > 0).then(|| (cast.len() + sign + digits, &rest[..sign + digits], suffix))
+        });
+        match found {
+            Some((len, number, suffix)) => {
+                out.push_str(&s[copied..at]);
+                out.push_str(number);
+                out.push_str(suffix);
+                copied = at + len;
+                i = copied;
+            }
+            None => i = at + 1,
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&s[copied..]);
+    Some(out)
+}
+
+/// Drops the return type in front of each function-template scope of a local name
+/// (`void f<int>(int)::{lambda()#1}` → `f<int>(int)::{lambda()#1}`), at the start of the name and of every
+/// template argument and parameter. `None` when there is none.
+fn strip_local_return_types(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    let mut element_start = true;
+    while i < bytes.len() {
+        if element_start {
+            element_start = false;
+            if let Some(len) = local_scope_return_type_len(&s[i..]) {
+                out.push_str(&s[copied..i]);
+                i += len;
+                copied = i;
+                continue;
+            }
+        }
+        match bytes[i] {
+            b'<' | b'(' => element_start = true,
+            b',' => {
+                while bytes.get(i + 1) == Some(&b' ') {
+                    i += 1;
+                }
+                element_start = true;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&s[copied..]);
+    Some(out)
+}
+
+/// For a name element (`void at::f<int>(int)::{lambda()#1}, …`) that is a local entity of a function with a
+/// return type: the length of that return type and its space (`void `).
+fn local_scope_return_type_len(e: &str) -> Option<usize> {
+    let bytes = e.as_bytes();
+    let mut depth = 0i32; // <...> and {...}
+    let mut j = 0;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'<' | b'{' => depth += 1,
+            b'>' | b'}' | b',' | b')' if depth == 0 => return None,
+            b'>' | b'}' => depth -= 1,
+            b'(' if depth == 0 => {
+                let close = matching_paren(bytes, j)?;
+                // `(anonymous namespace)::`, a literal cast `(E)1`, a function pointer's `(*)`: not the parameter
+                // list of a function, which follows the function's name directly.
+                if j == 0 || e[..j].ends_with([':', ' ']) {
+                    j = close + 1;
+                    continue;
+                }
+                let mut rest = &e[close + 1..];
+                for qualifier in [" const", " volatile", " &&", " &"] {
+                    rest = rest.strip_prefix(qualifier).unwrap_or(rest);
+                }
+                if !rest.starts_with("::") {
+                    return None;
+                }
+                let function = &e[..j];
+                let name_len = strip_return_type(function).len();
+                return (name_len < function.len()).then(|| function.len() - name_len);
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    None
 }
 
 /// The two shorter forms of a demangled name tried by lookup:
@@ -576,6 +730,80 @@ mod tests {
         );
         assert_eq!(name_variants("(anonymous namespace)::fill(float*)"), ("(anonymous namespace)::fill", "(anonymous namespace)::fill"));
         assert_eq!(name_variants("_Z4spinPfi"), ("_Z4spinPfi", "_Z4spinPfi"));
+    }
+
+    /// Kernel names as Phantom's runtime (`cpp_demangle`) and the PyTorch profiler (GNU `__cxa_demangle`)
+    /// print them, from calibration/torch/h100-sxm-80gb (GPT-2 on an H100).
+    const DIALECTS: [(&str, &str); 3] = [
+        (
+            "void at::native::(anonymous namespace)::GammaBetaBackwardCUDAKernelTemplate<float, float, (unsigned int)32, (unsigned int)32, (unsigned int)256, false, true, false>(long, long, float const*, float const*, float const*, float const*, float*, float*)",
+            "void at::native::(anonymous namespace)::GammaBetaBackwardCUDAKernelTemplate<float, float, 32u, 32u, 256u, false, true, false>(long, long, float const*, float const*, float const*, float const*, float*, float*)",
+        ),
+        (
+            "void at::native::vectorized_elementwise_kernel<8, at::native::bfloat16_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda(float)#1}, std::array<char*, (unsigned long)2> >(int, at::native::bfloat16_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda(float)#1}, std::array<char*, (unsigned long)2>)",
+            "void at::native::vectorized_elementwise_kernel<8, at::native::bfloat16_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda(float)#1}, std::array<char*, 2ul> >(int, at::native::bfloat16_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda(float)#1}, std::array<char*, 2ul>)",
+        ),
+        (
+            "void at::native::elementwise_kernel<128, 2, void at::native::gpu_kernel_impl_nocast<at::native::CUDAFunctor_add<float> >(at::TensorIteratorBase&, at::native::CUDAFunctor_add<float> const&)::{lambda(int)#1}>(int, void at::native::gpu_kernel_impl_nocast<at::native::CUDAFunctor_add<float> >(at::TensorIteratorBase&, at::native::CUDAFunctor_add<float> const&)::{lambda(int)#1})",
+            "void at::native::elementwise_kernel<128, 2, at::native::gpu_kernel_impl_nocast<at::native::CUDAFunctor_add<float> >(at::TensorIteratorBase&, at::native::CUDAFunctor_add<float> const&)::{lambda(int)#1}>(int, at::native::gpu_kernel_impl_nocast<at::native::CUDAFunctor_add<float> >(at::TensorIteratorBase&, at::native::CUDAFunctor_add<float> const&)::{lambda(int)#1})",
+        ),
+    ];
+
+    #[test]
+    fn normalize_name_makes_the_demanglers_agree() {
+        for (phantom, gnu) in DIALECTS {
+            assert_eq!(normalize_name(phantom), gnu);
+            assert!(matches!(normalize_name(gnu), Cow::Borrowed(_)), "{gnu}");
+        }
+        // Every integer literal cast; other casts (enums, char) are written the same by both.
+        assert_eq!(
+            normalize_name("k<(int)-3, (long)4, (unsigned long long)5, (long long)6, (at::native::NormType)1, (char)65>(int)"),
+            "k<-3, 4l, 5ull, 6ll, (at::native::NormType)1, (char)65>(int)"
+        );
+        // A return type nested at any depth, of any type, with qualifiers after the parameter list.
+        assert_eq!(
+            normalize_name("void k<x::y<unsigned int a::f<(unsigned int)2>(int) const::{lambda()#1}> >(void const*, void*)"),
+            "void k<x::y<a::f<2u>(int) const::{lambda()#1}> >(void const*, void*)"
+        );
+        assert_eq!(
+            normalize_name("void k<void (anonymous namespace)::f<int>(int)::{lambda()#1}>(int)"),
+            "void k<(anonymous namespace)::f<int>(int)::{lambda()#1}>(int)"
+        );
+        // Anonymous namespaces, plain and top-level names are left alone.
+        for same in [
+            "void at::native::(anonymous namespace)::multi_tensor_apply_kernel<int>(int)",
+            "(anonymous namespace)::fill(float*)",
+            "spin(float*, int)",
+            "void scale<float>(float*, int)",
+            "nvjet_sm90_tst_192x128_64x5_1x2_h_bz_coopB_NNT",
+            "void k<at::f(int)::{lambda()#1}>(void (*)(int))",
+            "void (anonymous namespace)::elementwise_kernel_with_index<int, at::native::arange_cuda_out(at::Tensor&)::{lambda(long)#1}>(int)",
+            "k<void (anonymous namespace)::f<int>(int)>",
+        ] {
+            assert!(matches!(normalize_name(same), Cow::Borrowed(_)), "{same}");
+        }
+    }
+
+    #[test]
+    fn lookup_matches_either_dialect() {
+        let mut gnu = KernelTable::default();
+        let mut phantom = KernelTable::default();
+        for (i, (p, g)) in DIALECTS.iter().enumerate() {
+            gnu.insert(key(g, [8, 1, 1], [256, 1, 1], 0), SimDuration::from_nanos(100 + i as u64), 3);
+            phantom.insert(key(p, [8, 1, 1], [256, 1, 1], 0), SimDuration::from_nanos(100 + i as u64), 3);
+        }
+        assert_eq!(gnu, phantom);
+        for (i, (p, g)) in DIALECTS.iter().enumerate() {
+            assert_eq!(gnu.lookup(&key(p, [8, 1, 1], [256, 1, 1], 0)), ns(100 + i as u64), "{p}");
+            assert_eq!(phantom.lookup(&key(g, [8, 1, 1], [256, 1, 1], 0)), ns(100 + i as u64), "{g}");
+        }
+        // The text holds GNU's spelling and reads back equal.
+        let text = phantom.to_text();
+        assert!(text.contains("std::array<char*, 2ul>") && !text.contains("(unsigned"), "{text}");
+        assert_eq!(KernelTable::parse(&text).unwrap(), phantom);
+        // Short names are normalised too.
+        let t = KernelTable::parse(&format!("{TABLE_HEADER}\nkernel\tk<(unsigned int)4>\t*\t*\t*\t9\n")).unwrap();
+        assert_eq!(t.lookup(&key("void k<4u>(float*)", [1, 1, 1], [1, 1, 1], 0)), ns(9));
     }
 
     #[test]

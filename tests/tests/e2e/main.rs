@@ -7,6 +7,7 @@ mod collectives;
 mod cublaslt;
 mod cudnn;
 mod faults;
+mod ktable_import;
 mod nccl_api;
 mod nvml;
 mod nvtx;
