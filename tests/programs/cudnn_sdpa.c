@@ -6,15 +6,17 @@
  * if a call that must succeed failed or a time differs from the model.
  *
  * The model (docs/cudnn.md): an SDPA graph runs as one kernel whose time is the roofline of its compute, the GEMM
- * {batch b·h, m = s_q, n = s_kv (⌈s_kv/2⌉ when causal), k = FLOPs/(2·b·h·s_q·s_kv)} without operand bytes, and
- * of its device tensors' bytes, each through the runtime's GEMM model (sim-core/src/blas.rs) on the default GPU,
- * an H100 SXM 80GB: bf16 peak 989.4e12 FLOP/s × GEMM_EFFICIENCY 0.75 = 742.05e12 FLOP/s, HBM 3.0e12 B/s, plus
- * GEMM_FIXED_NS = 3000 once. For b=8, h=12, s=1024, d=64 in bf16 (GPT-2's attention at batch 8):
- *   forward, causal: k = d_qk + d_v = 128, n = 512: 2·1024·512·128·96 = 12884901888 FLOP → 17363.93 ns; bytes
- *     Q, K, V, O (4·12582912) + stats (393216) = 50724864 B → 16908.3 ns, less; → 17364 + 3000 = 20364 ns.
- *   forward, not causal: n = 1024: 25769803776 FLOP → 34727.85 ns → 34728 + 3000 = 37728 ns.
- *   backward, causal: five s×s×d products, k = 3·d_qk + 2·d_v = 320: 32212254720 FLOP → 43409.82 ns; bytes
- *     Q, Kᵀ, K, Vᵀ, dO, dQ, dK, dV = 8·12582912 = 100663296 B → 33554.4 ns, less; → 43410 + 3000 = 46410 ns.
+ * {batch b·h, m = s_q, n = s_kv (⌈s_kv/2⌉ when causal), k = slowdown·FLOPs/(2·b·h·s_q·s_kv)} without operand
+ * bytes, and of its device tensors' bytes, each through the runtime's GEMM model (sim-core/src/blas.rs) on the
+ * default GPU, an H100 SXM 80GB: bf16 peak 989.4e12 FLOP/s × GEMM_EFFICIENCY 0.75 = 742.05e12 FLOP/s, HBM
+ * 3.0e12 B/s, plus GEMM_FIXED_NS = 3000 once. The slowdown (2.55 forward, 3.54 backward) is what an H100 measured
+ * for this very shape. For b=8, h=12, s=1024, d=64 in bf16 (GPT-2's attention at batch 8):
+ *   forward, causal: 2·96·1024²·128 = 25769803776 FLOP × 2.55 → k = ⌈65712999628 / 201326592⌉ = 327, n = 512:
+ *     2·1024·512·327·96 = 32917946368 FLOP → 44360.3 ns (bytes: 16908.3 ns, less) → 44360 + 3000 = 47360 ns
+ *     (the H100: 47.3 µs).
+ *   forward, not causal: n = 1024: 65835892736 FLOP → 88719 + 3000 = 91719 ns as the events measure it.
+ *   backward, causal: k = 3·d_qk + 2·d_v = 320 base, × 3.54 → k = 1133: 2·1024·512·1133·96 = 114051006464 FLOP
+ *     → 153697.5 ns (bytes: 33554.4 ns, less) → 153698 + 3000 = 156698 ns (the H100: 156.8 µs).
  *   a plain bf16 matmul 4096×4096×4096 (no softmax): a GEMM as cuBLAS's (3·4096²·2 B → 33554.4 ns, less than
  *     185215.2 ns of compute) → 185216 + 3000 = 188216 ns.
  * Each timed execution follows two warm-up executions on the same stream, still running when the start event is
@@ -393,11 +395,11 @@ int main(int argc, char **argv) {
     int64_t fwd_uids[] = {1, 2, 3, 4, 5, 6, 7};
     void *fwd_ptrs[] = {q, k, v, o, stats, &scale, &neg_inf};
     desc_t pack = variant_pack(fwd_uids, fwd_ptrs, 7, ws);
-    timed("fwd_causal", h, p, pack, s, 0.020364);
+    timed("fwd_causal", h, p, pack, s, 0.047360);
     int64_t full_ws = -1;
     desc_t full = plan("fwd_full", sdpa_forward(h, 0), &full_ws);
     desc_t full_pack = variant_pack(fwd_uids, fwd_ptrs, 6, ws); /* no -inf without the mask */
-    timed("fwd_full", h, full, full_pack, s, 0.037728);
+    timed("fwd_full", h, full, full_pack, s, 0.091719);
 
     /* Backward. */
     int64_t bwd_ws = -1;
@@ -405,7 +407,7 @@ int main(int argc, char **argv) {
     int64_t bwd_uids[] = {11, 12, 13, 14, 15, 16, 17, 18, 19};
     void *bwd_ptrs[] = {q, k, k, v, o, q, k, v, &neg_inf};
     desc_t bwd_pack = variant_pack(bwd_uids, bwd_ptrs, 9, NULL);
-    timed("bwd_causal", h, bp, bwd_pack, s, 0.046410);
+    timed("bwd_causal", h, bp, bwd_pack, s, 0.156698);
 
     /* A plain bf16 matmul 4096³ (no softmax): a GEMM, as cuBLAS's. */
     void *a;
