@@ -670,17 +670,28 @@ fn kernel_name(host_fun: usize) -> String {
     crate::launch::KERNELS.get(&host_fun).map(|k| k.name.clone()).unwrap_or_else(|| format!("kernel {host_fun:#x}"))
 }
 
-/// Who this process is: pid, `RANK`, `LOCAL_RANK`, node.
+/// Who this process is (pid, `RANK`, `LOCAL_RANK`, node) and the simulated time it reached: the latest of its
+/// threads' clocks and of the work it placed on its GPUs (`end_ns`).
 struct Who {
     pid: u32,
     rank: Option<u32>,
     local_rank: Option<u32>,
     node: u32,
+    end_ns: u64,
 }
 
 fn who() -> Who {
     let var = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u32>().ok());
-    Who { pid: std::process::id(), rank: var("RANK"), local_rank: var("LOCAL_RANK"), node: crate::net::node() }
+    let gpu_end = crate::runtime::rt()
+        .map(|rt| rt.devices.iter().map(|d| d.sched().max_end.as_nanos()).max().unwrap_or(0))
+        .unwrap_or(0);
+    Who {
+        pid: std::process::id(),
+        rank: var("RANK"),
+        local_rank: var("LOCAL_RANK"),
+        node: crate::net::node(),
+        end_ns: crate::clock::watermark().as_nanos().max(gpu_end),
+    }
 }
 
 /// Memory peaks: (ordinal, global GPU, bytes).
@@ -719,11 +730,12 @@ fn render(
     let mut o = String::with_capacity(4096);
     let _ = write!(
         o,
-        "{{\"version\":1,\"pid\":{},\"rank\":{},\"local_rank\":{},\"node\":{}",
+        "{{\"version\":1,\"pid\":{},\"rank\":{},\"local_rank\":{},\"node\":{},\"end_ns\":{}",
         who.pid,
         opt(who.rank),
         opt(who.local_rank),
-        who.node
+        who.node,
+        who.end_ns
     );
     // GPUs: time accounting and memory, by global index.
     let mut gpus: BTreeMap<u32, (Option<u32>, GpuTotals, u64)> = BTreeMap::new();
@@ -939,11 +951,11 @@ mod tests {
         }
         a.range(NameId(0), "step 0", 0, 3000);
         a.range(NameId(1), "step 1", 1000, 2000);
-        let who = Who { pid: 42, rank: Some(1), local_rank: Some(1), node: 0 };
+        let who = Who { pid: 42, rank: Some(1), local_rank: Some(1), node: 0, end_ns: 0 };
         let text = render(&a, &who, &[(0, 1, 4096)], &|h| format!("k{h:x}"), &|n| format!("step {}", n.0));
         assert_eq!(
             text,
-            "{\"version\":1,\"pid\":42,\"rank\":1,\"local_rank\":1,\"node\":0,\
+            "{\"version\":1,\"pid\":42,\"rank\":1,\"local_rank\":1,\"node\":0,\"end_ns\":0,\
              \"gpus\":[{\"gpu\":1,\"ordinal\":0,\"kernel_busy_ns\":2100,\"nccl_ns\":0,\"exposed_nccl_ns\":0,\"peak_memory_bytes\":4096},\
              {\"gpu\":3,\"ordinal\":null,\"kernel_busy_ns\":0,\"nccl_ns\":1500,\"exposed_nccl_ns\":1500,\"peak_memory_bytes\":0}],\
              \"kernel_ns_by_source\":{\"table\":2000,\"model\":100,\"library\":300,\"profiled\":0},\

@@ -60,6 +60,7 @@ pub fn report(s: &Summary) -> Value {
         },
         "nccl_operations": ops,
         "links": links,
+        "simulated_time_ns": crate::summary::simulated_time_ns(s),
         "wall_time_s": s.wall.as_secs_f64(),
     });
     if let Value::Object(m) = &mut r {

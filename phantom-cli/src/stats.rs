@@ -138,6 +138,8 @@ pub struct Proc {
     pub rank: Option<u64>,
     pub local_rank: Option<u64>,
     pub node: u64,
+    /// The simulated time the process reached (its clocks and its GPU work).
+    pub end_ns: u64,
     pub gpus: Vec<Gpu>,
     pub by_source: BySource,
     pub kernels: Vec<Kernel>,
@@ -221,6 +223,7 @@ pub fn parse(text: &str) -> Result<Proc, String> {
         rank: v["rank"].as_u64(),
         local_rank: v["local_rank"].as_u64(),
         node: u(&v, "node"),
+        end_ns: u(&v, "end_ns"),
         gpus,
         by_source,
         kernels,

@@ -79,6 +79,13 @@ pub fn utilisation(l: &LinkUsage, sim: &RunSummary) -> f64 {
     if t > 0.0 { l.bytes as f64 / (l.capacity * t) } else { 0.0 }
 }
 
+/// How far the run got in simulated time: the latest of the simulator's last completion and the time every
+/// process reached (its clocks and GPU work, from its statistics file), so a run without collectives still
+/// reports its length.
+pub fn simulated_time_ns(s: &Summary) -> u64 {
+    s.stats.procs.iter().map(|p| p.end_ns).max().unwrap_or(0).max(s.sim.simulated_end.as_nanos())
+}
+
 pub fn lines(s: &Summary) -> Vec<String> {
     let c = s.cluster;
     let placement = match s.layout {
@@ -104,7 +111,7 @@ pub fn lines(s: &Summary) -> Vec<String> {
         ),
         format!(
             "phantom: simulated time {}, wall time {:.2} s ({:.0} simulator events/s)",
-            SimDuration::from_nanos(sim.simulated_end.as_nanos()),
+            SimDuration::from_nanos(simulated_time_ns(s)),
             s.wall.as_secs_f64(),
             sim.events as f64 / s.wall.as_secs_f64().max(1e-9)
         ),
@@ -254,7 +261,7 @@ mod tests {
         use crate::stats::{Gpu, Proc, RunStats};
         let cluster = ClusterConfig::try_preset("dgx-h100").unwrap();
         let gpu = Gpu { gpu: 0, ordinal: Some(0), kernel_busy_ns: 2_000_000, peak_memory_bytes: 1_048_576, ..Gpu::default() };
-        let stats = RunStats::new(vec![Proc { pid: 7, rank: Some(0), gpus: vec![gpu], ..Proc::default() }], 0);
+        let stats = RunStats::new(vec![Proc { pid: 7, rank: Some(0), end_ns: 2_500_000, gpus: vec![gpu], ..Proc::default() }], 0);
         let mut memory = Memory::default();
         memory.add(1024);
         let s = Summary {
@@ -278,5 +285,8 @@ mod tests {
                 "phantom: the process exited 0",
             ]
         );
+        // No collectives: the simulated time is how far the process got (2.5 ms), not the simulator's 0.
+        assert_eq!(simulated_time_ns(&s), 2_500_000);
+        assert!(l[2].starts_with("phantom: simulated time 2500.000 us,"), "{}", l[2]);
     }
 }
