@@ -22,7 +22,7 @@
 
 use crate::clock;
 use sim_core::{SimDuration, SimTime};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// The longest a timed wait blocks for real before its virtual deadline is declared reached.
 pub const REAL_WAIT_CAP_NS: u64 = 2_000_000;
@@ -219,16 +219,8 @@ fn guess_cond_clock(deadline_ns: u64) -> Virtual {
 /// Whether the exports should virtualise time: not when this code was linked statically into an
 /// executable (an integration test linking the rlib), where every libc call of the program would land here.
 fn active() -> bool {
-    static STATE: AtomicU8 = AtomicU8::new(0);
-    match STATE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = !linked_into_executable();
-            STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    static STATE: crate::flag::LazyFlag = crate::flag::LazyFlag::new();
+    STATE.get(|| !linked_into_executable())
 }
 
 fn linked_into_executable() -> bool {

@@ -32,6 +32,7 @@ pub mod stream;
 pub mod trace;
 pub mod device_props;
 pub mod export;
+mod flag;
 mod interpose;
 mod log;
 

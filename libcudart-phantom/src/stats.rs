@@ -27,7 +27,7 @@ use sim_core::net::CollOp;
 use sim_core::SimTime;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The variable `phantom run` sets to the directory the files go to.
@@ -50,10 +50,7 @@ pub const MAX_LISTED: usize = 1000;
 /// Devices whose memory peak is kept (by ordinal).
 const MAX_DEVICES: usize = 64;
 
-const UNKNOWN: u8 = 0;
-const OFF: u8 = 1;
-const ON: u8 = 2;
-static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+static STATE: crate::flag::LazyFlag = crate::flag::LazyFlag::new();
 static COLLECTOR: OnceLock<Option<Collector>> = OnceLock::new();
 static PEAKS: [AtomicU64; MAX_DEVICES] = [const { AtomicU64::new(0) }; MAX_DEVICES];
 
@@ -67,14 +64,9 @@ struct Collector {
 /// Whether statistics are collected. After the first call: one relaxed load.
 #[inline]
 pub fn on() -> bool {
-    match STATE.load(Ordering::Relaxed) {
-        OFF => false,
-        ON => true,
-        _ => init(),
-    }
+    STATE.get(init)
 }
 
-#[cold]
 fn init() -> bool {
     let c = COLLECTOR.get_or_init(|| {
         let dir = std::env::var_os(STATS_DIR_ENV).filter(|d| !d.is_empty())?;
@@ -83,7 +75,6 @@ fn init() -> bool {
         unsafe { libc::atexit(write_at_exit) };
         Some(Collector { path: std::path::Path::new(&dir).join(format!("{pid}.json")), pid, acc: Mutex::new(Acc::default()) })
     });
-    STATE.store(if c.is_some() { ON } else { OFF }, Ordering::Relaxed);
     c.is_some()
 }
 

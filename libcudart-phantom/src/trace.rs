@@ -22,7 +22,6 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The variable `phantom run --trace` sets to the directory the rank files go to.
@@ -38,11 +37,8 @@ pub const FLUSH_AT: usize = 4096;
 /// (docs/trace.md, "Device memory").
 pub const MEMORY_MERGE_NS: u64 = 1_000;
 
-const UNKNOWN: u8 = 0;
-const OFF: u8 = 1;
-const ON: u8 = 2;
-static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
-static API_STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+static STATE: crate::flag::LazyFlag = crate::flag::LazyFlag::new();
+static API_STATE: crate::flag::LazyFlag = crate::flag::LazyFlag::new();
 static TRACER: OnceLock<Option<Tracer>> = OnceLock::new();
 
 /// What moved data on a copy engine.
@@ -225,33 +221,19 @@ struct Tracer {
 /// Whether tracing is on. After the first call: one relaxed load.
 #[inline]
 pub fn on() -> bool {
-    match STATE.load(Ordering::Relaxed) {
-        OFF => false,
-        ON => true,
-        _ => init(),
-    }
+    STATE.get(init)
 }
 
 /// Whether host API calls are traced: tracing is on and `PHANTOM_TRACE_API` is not `0`. After the first
 /// call: one relaxed load.
 #[inline]
 pub fn api_on() -> bool {
-    match API_STATE.load(Ordering::Relaxed) {
-        OFF => false,
-        ON => true,
-        _ => init_api(),
-    }
+    API_STATE.get(|| {
+        let wanted = std::env::var(TRACE_API_ENV).map_or(true, |v| !matches!(v.trim(), "0" | "false" | "off" | "no"));
+        wanted && on()
+    })
 }
 
-#[cold]
-fn init_api() -> bool {
-    let wanted = std::env::var(TRACE_API_ENV).map_or(true, |v| !matches!(v.trim(), "0" | "false" | "off" | "no"));
-    let on = wanted && on();
-    API_STATE.store(if on { ON } else { OFF }, Ordering::Relaxed);
-    on
-}
-
-#[cold]
 fn init() -> bool {
     let t = TRACER.get_or_init(|| {
         let dir = std::env::var_os(TRACE_DIR_ENV).filter(|d| !d.is_empty())?;
@@ -264,7 +246,6 @@ fn init() -> bool {
             file: Mutex::new(None),
         })
     });
-    STATE.store(if t.is_some() { ON } else { OFF }, Ordering::Relaxed);
     t.is_some()
 }
 
