@@ -5,20 +5,7 @@
 #   PYTHONPATH=.deps/torch phantom run -n 8 python3 train.py
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dest="$root/.deps/torch"
-stamp="$dest/.installed"
-if [[ -f "$stamp" ]] && cmp -s "$stamp" "$root/scripts/torch-wheels.txt"; then
-  exit 0
+source "$root/scripts/pinned-wheels.sh"
+if install_pinned "$root/scripts/torch-wheels.txt" "$root/.deps/torch"; then
+  echo "PyTorch installed in $root/.deps/torch" >&2
 fi
-new="$root/.deps/torch.new.$$"
-trap 'rm -rf "$new"' EXIT
-rm -rf "$new"
-mkdir -p "$new"
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$new" \
-  -r "$root/scripts/torch-wheels.txt"
-cp "$root/scripts/torch-wheels.txt" "$new/.installed"
-old="$root/.deps/torch.old.$$"
-if [[ -e "$dest" ]]; then mv "$dest" "$old"; fi
-mv "$new" "$dest"
-rm -rf "$old"
-echo "PyTorch installed in $dest" >&2
