@@ -109,6 +109,11 @@ fn symbol_address(symbol: *const c_void) -> CudaResult<(u64, u64)> {
     }
     let size = *launch::PENDING_VARIABLES.get(&key).ok_or(cudaError::cudaErrorInvalidSymbol)?;
     let rt = rt()?;
+    if crate::profile::gpu().is_some() {
+        // The real kernels use the variable inside their loaded module, which Phantom does not map yet.
+        tracing::error!("phantom: profiling mode does not support __device__ / __constant__ variables yet (cudaMemcpyToSymbol and friends)");
+        return Err(cudaError::cudaErrorNotSupported);
+    }
     let addr = rt.device(0)?.memory().alloc(size)?;
     let entry = *launch::VARIABLES.entry(key).or_insert((addr, size));
     Ok(entry)
@@ -123,8 +128,8 @@ fn symbol_at(symbol: *const c_void, offset: usize, count: usize) -> CudaResult<*
     }
 }
 
-fn launch_kernel(func: *const c_void, grid: dim3, block: dim3, shared: usize, s: cudaStream_t) -> cudaError_t {
-    status(api(Cost::Launch, |rt, submit| launch::launch(rt, submit, func as usize, grid, block, shared, s)))
+fn launch_kernel(func: *const c_void, grid: dim3, block: dim3, shared: usize, s: cudaStream_t, args: *mut *mut c_void) -> cudaError_t {
+    status(api(Cost::Launch, |rt, submit| launch::launch(rt, submit, func as usize, grid, block, shared, s, args)))
 }
 
 #[allow(non_snake_case)]
@@ -558,7 +563,13 @@ impl CudartApi for Phantom {
         unsafe { write(p, v) }
     }
     unsafe fn cudaStreamDestroy(s: cudaStream_t) -> cudaError_t {
-        call(|_, _| STREAMS.remove(s as usize).map(|_| ()).ok_or(cudaError::cudaErrorInvalidResourceHandle))
+        call(|_, _| {
+            let s = STREAMS.remove(s as usize).ok_or(cudaError::cudaErrorInvalidResourceHandle)?;
+            if let Some(x) = crate::profile::gpu() {
+                x.destroy_stream(&s);
+            }
+            Ok(())
+        })
     }
     unsafe fn cudaStreamSynchronize(s: cudaStream_t) -> cudaError_t {
         call(|_, _| stream::synchronize(&*stream::resolve(s)?))
@@ -705,7 +716,13 @@ impl CudartApi for Phantom {
         unsafe { write(ms, v) }
     }
     unsafe fn cudaEventDestroy(e: cudaEvent_t) -> cudaError_t {
-        call(|_, _| EVENTS.remove(e as usize).map(|_| ()).ok_or(cudaError::cudaErrorInvalidResourceHandle))
+        call(|_, _| {
+            let e = EVENTS.remove(e as usize).ok_or(cudaError::cudaErrorInvalidResourceHandle)?;
+            if let Some(x) = crate::profile::gpu() {
+                x.destroy_event(&e.real);
+            }
+            Ok(())
+        })
     }
 
     // ---- graphs ----------------------------------------------------------------------------------------
@@ -759,10 +776,11 @@ impl CudartApi for Phantom {
     }
 
     // ---- registration and launch -------------------------------------------------------------------------
-    unsafe fn __cudaRegisterFatBinary(_fat: *mut c_void) -> *mut *mut c_void {
+    unsafe fn __cudaRegisterFatBinary(fat: *mut c_void) -> *mut *mut c_void {
         crate::log::init();
-        // A unique, valid address the host code stores and hands back; Phantom keeps no per-module state.
-        Box::into_raw(Box::new(std::ptr::null_mut::<c_void>()))
+        // A unique, valid address the host code stores and hands back. It holds the fat binary's image, which
+        // an executing process (profiling mode) loads into the real GPU when one of its kernels first runs.
+        Box::into_raw(Box::new(unsafe { launch::fatbin_image(fat) } as *mut c_void))
     }
     unsafe fn __cudaRegisterFatBinaryEnd(_h: *mut *mut c_void) {}
     unsafe fn __cudaUnregisterFatBinary(_h: *mut *mut c_void) {}
@@ -770,7 +788,7 @@ impl CudartApi for Phantom {
         1
     }
     unsafe fn __cudaRegisterFunction(
-        _h: *mut *mut c_void,
+        h: *mut *mut c_void,
         host_fun: *const c_char,
         _device_fun: *mut c_char,
         device_name: *const c_char,
@@ -781,7 +799,8 @@ impl CudartApi for Phantom {
         _grid: *mut dim3,
         _warp: *mut c_int,
     ) {
-        unsafe { launch::register_function(host_fun as usize, device_name) }
+        let image = if h.is_null() { 0 } else { unsafe { *h as usize } };
+        unsafe { launch::register_function(host_fun as usize, device_name, image) }
     }
     unsafe fn __cudaRegisterVar(
         _h: *mut *mut c_void,
@@ -841,21 +860,21 @@ impl CudartApi for Phantom {
         };
         unsafe { write(k, v) }
     }
-    unsafe fn __cudaLaunchKernel(k: cudaKernel_t, grid: dim3, block: dim3, _args: *mut *mut c_void, shared: usize, s: cudaStream_t) -> cudaError_t {
-        launch_kernel(k as *const c_void, grid, block, shared, s)
+    unsafe fn __cudaLaunchKernel(k: cudaKernel_t, grid: dim3, block: dim3, args: *mut *mut c_void, shared: usize, s: cudaStream_t) -> cudaError_t {
+        launch_kernel(k as *const c_void, grid, block, shared, s, args)
     }
     unsafe fn __cudaLaunchKernel_ptsz(k: cudaKernel_t, grid: dim3, block: dim3, args: *mut *mut c_void, shared: usize, s: cudaStream_t) -> cudaError_t {
         crate::export::per_thread_default_stream(|| unsafe { Self::__cudaLaunchKernel(k, grid, block, args, shared, s) })
     }
-    unsafe fn cudaLaunchKernel(f: *const c_void, grid: dim3, block: dim3, _args: *mut *mut c_void, shared: usize, s: cudaStream_t) -> cudaError_t {
-        launch_kernel(f, grid, block, shared, s)
+    unsafe fn cudaLaunchKernel(f: *const c_void, grid: dim3, block: dim3, args: *mut *mut c_void, shared: usize, s: cudaStream_t) -> cudaError_t {
+        launch_kernel(f, grid, block, shared, s, args)
     }
-    unsafe fn cudaLaunchCooperativeKernel(f: *const c_void, grid: dim3, block: dim3, _args: *mut *mut c_void, shared: usize, s: cudaStream_t) -> cudaError_t {
-        launch_kernel(f, grid, block, shared, s)
+    unsafe fn cudaLaunchCooperativeKernel(f: *const c_void, grid: dim3, block: dim3, args: *mut *mut c_void, shared: usize, s: cudaStream_t) -> cudaError_t {
+        launch_kernel(f, grid, block, shared, s, args)
     }
-    unsafe fn cudaLaunchKernelExC(config: *const cudaLaunchConfig_t, f: *const c_void, _args: *mut *mut c_void) -> cudaError_t {
+    unsafe fn cudaLaunchKernelExC(config: *const cudaLaunchConfig_t, f: *const c_void, args: *mut *mut c_void) -> cudaError_t {
         let Some(c) = (unsafe { config.as_ref() }) else { return cudaError::cudaErrorInvalidValue };
-        launch_kernel(f, c.gridDim, c.blockDim, c.dynamicSmemBytes, c.stream)
+        launch_kernel(f, c.gridDim, c.blockDim, c.dynamicSmemBytes, c.stream, args)
     }
     unsafe fn cudaFuncGetAttributes(attr: *mut cudaFuncAttributes, f: *const c_void) -> cudaError_t {
         let v = api(Cost::Call, |rt, _| {

@@ -122,9 +122,24 @@ pub fn copy(
     }
     let (dst_loc, src_loc) = (locate(rt, dst), locate(rt, src));
     check_kind(kind, dst_loc, src_loc)?;
-    for r in 0..rows {
-        // SAFETY: the application passed these host ranges to a CUDA copy of this size.
-        unsafe { move_data(dst + r * dpitch, dst_loc, src + r * spitch, src_loc, width) };
+    let on_device = matches!(dst_loc, Location::Device(_)) || matches!(src_loc, Location::Device(_));
+    match crate::profile::gpu().filter(|_| on_device) {
+        // Profiling mode, executing process: device memory is real; the real GPU copies.
+        Some(x) if !stream.is_capturing() => {
+            for r in 0..rows {
+                x.copy(stream, dst + r * dpitch, src + r * spitch, width, false)?;
+            }
+            if blocking || !matches!(dst_loc, Location::Device(_)) {
+                x.synchronize_stream(stream)?;
+            }
+        }
+        Some(_) => {}
+        None => {
+            for r in 0..rows {
+                // SAFETY: the application passed these host ranges to a CUDA copy of this size.
+                unsafe { move_data(dst + r * dpitch, dst_loc, src + r * spitch, src_loc, width) };
+            }
+        }
     }
     let dev = rt.device(stream.device as i32)?;
     let p = plan(rt, dev, dst_loc, src_loc, bytes);
@@ -164,6 +179,14 @@ pub fn memset(
     }
     let loc = locate(rt, dst);
     match loc {
+        Location::Device(_) if crate::profile::gpu().is_some() => {
+            let x = crate::profile::gpu().expect("checked");
+            if !stream.is_capturing() {
+                for r in 0..rows {
+                    x.memset(stream, dst + r * pitch, value as u8, width)?;
+                }
+            }
+        }
         Location::Device(_) => {
             for r in 0..rows {
                 if bytes <= crate::data::MAX_BYTES {

@@ -23,6 +23,9 @@ pub fn get_device(rt: &Runtime) -> CudaResult<i32> {
 /// Blocks the host until all work queued on `ordinal`'s streams has completed.
 pub fn synchronize(rt: &Runtime, ordinal: u32) -> CudaResult<SimTime> {
     let dev = rt.device(ordinal as i32)?;
+    if let Some(x) = crate::profile::gpu() {
+        x.synchronize()?;
+    }
     let (end, mut pending) = {
         let mut sched = dev.sched();
         (sched.max_end, std::mem::take(&mut sched.net_pending))

@@ -1,6 +1,10 @@
 //! The driver library beside this runtime: Phantom's `libcuda.so.1` (`stubs/cuda-driver`), a separate cdylib found
 //! with `dlopen` (never linked), so that `cudaGetDriverEntryPoint*` hands out its functions, as NVIDIA's runtime
 //! hands out the driver's. PyTorch's c10 `DriverAPI` fetches every driver function it uses this way.
+//!
+//! In an executing process (profiling mode) the process's `libcuda.so.1` is NVIDIA's driver, which NVIDIA's
+//! libraries need; the application's driver calls must still see the simulated cluster (eight GPUs, say, where
+//! the machine has one), so Phantom's stub is opened by absolute path from the directory of this library.
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void};
 use std::sync::OnceLock;
@@ -13,7 +17,16 @@ fn get_proc_address_fn() -> Option<GetProcAddress> {
     static FOUND: OnceLock<Option<GetProcAddress>> = OnceLock::new();
     *FOUND.get_or_init(|| {
         let name = c"libcuda.so.1";
-        let mut lib = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_NOW) };
+        let mut lib = if crate::profile::mode() == crate::profile::Mode::Execute {
+            // NVIDIA's driver must own the name first (runtime initialisation opens it), then the stub is
+            // opened beside it by path.
+            let _ = crate::runtime::rt();
+            stub_beside_runtime().map_or(std::ptr::null_mut(), |p| unsafe {
+                libc::dlopen(p.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_DEEPBIND)
+            })
+        } else {
+            unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_NOW) }
+        };
         if lib.is_null() {
             lib = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW) };
         }
@@ -24,6 +37,22 @@ fn get_proc_address_fn() -> Option<GetProcAddress> {
         // SAFETY: the symbol is cuGetProcAddress_v2, with cuda.h's signature.
         (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, GetProcAddress>(f) })
     })
+}
+
+/// Phantom's `libcuda.so.1` in the directory this runtime was loaded from (following symbolic links: an
+/// executing rank's library directory links to Phantom's).
+pub fn stub_path() -> Option<std::path::PathBuf> {
+    let own = crate::profile::own_file()?;
+    let stub = own.parent()?.join("libcuda.so.1");
+    if !stub.is_file() {
+        tracing::warn!("phantom: profiling: Phantom's libcuda.so.1 is not beside {}; driver calls go to NVIDIA's driver", own.display());
+        return None;
+    }
+    Some(stub)
+}
+
+fn stub_beside_runtime() -> Option<std::ffi::CString> {
+    std::ffi::CString::new(stub_path()?.into_os_string().into_encoded_bytes()).ok()
 }
 
 /// The driver function `symbol` (a base name: the driver picks its variant) for CUDA `version`, or `None`.

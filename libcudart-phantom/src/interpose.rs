@@ -362,6 +362,13 @@ type PthreadCreate = unsafe extern "C" fn(
     *mut libc::c_void,
 ) -> libc::c_int;
 
+type Dlopen = unsafe extern "C" fn(*const libc::c_char, libc::c_int) -> *mut libc::c_void;
+
+/// libc's `dlopen`.
+pub fn real_dlopen() -> Option<Dlopen> {
+    real!(c"dlopen", [c"GLIBC_2.34", c"GLIBC_2.2.5"], Dlopen)
+}
+
 fn real_pthread_create() -> Option<PthreadCreate> {
     real!(c"pthread_create", [c"GLIBC_2.34", c"GLIBC_2.2.5"], PthreadCreate)
 }
@@ -621,6 +628,19 @@ mod exports {
         rc
     }
 
+    /// Profiling mode: in an executing process, which driver a `dlopen` of `libcuda.so.1` finds depends on the
+    /// caller (`profile::redirect_dlopen`); every other `dlopen` is libc's, untouched.
+    #[no_mangle]
+    pub unsafe extern "C" fn dlopen(filename: *const libc::c_char, flags: c_int) -> *mut c_void {
+        let Some(real) = real_dlopen() else { return std::ptr::null_mut() };
+        if crate::profile::mode() == crate::profile::Mode::Execute {
+            if let Ok(Some(h)) = std::panic::catch_unwind(|| crate::profile::redirect_dlopen(filename, flags)) {
+                return h;
+            }
+        }
+        real(filename, flags)
+    }
+
     #[no_mangle]
     pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
         virtualised(
@@ -805,6 +825,8 @@ mod exports {
         ".symver nanosleep, nanosleep@@GLIBC_2.2.5",
         ".symver pthread_create, pthread_create@@GLIBC_2.34",
         ".symver pthread_create, pthread_create@GLIBC_2.2.5",
+        ".symver dlopen, dlopen@@GLIBC_2.34",
+        ".symver dlopen, dlopen@GLIBC_2.2.5",
         ".symver clock_nanosleep, clock_nanosleep@@GLIBC_2.17",
         ".symver clock_nanosleep, clock_nanosleep@GLIBC_2.2.5",
         ".symver usleep, usleep@@GLIBC_2.2.5",

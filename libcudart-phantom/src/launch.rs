@@ -27,6 +27,35 @@ pub struct KernelInfo {
     pub name: String,
     /// `cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)`.
     pub max_dynamic_shared: u32,
+    /// Address of the fat binary image the kernel came from (0 if unknown): what profiling mode loads.
+    pub image: usize,
+}
+
+/// The magic number of nvcc's fat binary wrapper (`__fatBinC_Wrapper_t`).
+const FATBIN_WRAPPER_MAGIC: u32 = 0x466243b1;
+
+/// The image inside nvcc's fat binary wrapper `{ magic, version, data, filename_or_fatbins }` handed to
+/// `__cudaRegisterFatBinary`; 0 when `fat` is not such a wrapper.
+///
+/// # Safety
+/// `fat` is null or what nvcc's host code passes to `__cudaRegisterFatBinary`.
+pub unsafe fn fatbin_image(fat: *const std::ffi::c_void) -> usize {
+    if fat.is_null() {
+        return 0;
+    }
+    #[repr(C)]
+    struct Wrapper {
+        magic: u32,
+        version: u32,
+        data: *const u64,
+        filename_or_fatbins: *const std::ffi::c_void,
+    }
+    let w = unsafe { &*(fat as *const Wrapper) };
+    if w.magic == FATBIN_WRAPPER_MAGIC {
+        w.data as usize
+    } else {
+        0
+    }
 }
 
 /// Registered kernels by host stub address.
@@ -41,6 +70,7 @@ pub static PENDING_VARIABLES: Lazy<DashMap<usize, u64>> = Lazy::new(DashMap::new
 /// Launch counters by time source, for the run report.
 pub static LAUNCHES_BY_TABLE: AtomicU64 = AtomicU64::new(0);
 pub static LAUNCHES_BY_MODEL: AtomicU64 = AtomicU64::new(0);
+pub static LAUNCHES_BY_PROFILE: AtomicU64 = AtomicU64::new(0);
 
 /// Readable kernel name: the demangled C++ name, or the symbol itself when it is not a C++ name.
 pub fn demangle(mangled: &str) -> String {
@@ -52,13 +82,13 @@ pub fn demangle(mangled: &str) -> String {
 
 /// # Safety
 /// `name` must be null or a NUL-terminated string.
-pub unsafe fn register_function(host_fun: usize, name: *const c_char) {
+pub unsafe fn register_function(host_fun: usize, name: *const c_char, image: usize) {
     if host_fun == 0 || name.is_null() {
         return;
     }
     let mangled = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
     let name = demangle(&mangled);
-    KERNELS.insert(host_fun, KernelInfo { mangled, name, max_dynamic_shared: 0 });
+    KERNELS.insert(host_fun, KernelInfo { mangled, name, max_dynamic_shared: 0, image });
 }
 
 /// The launch configuration nvcc's `<<<…>>>` pushes before calling the kernel's host stub.
@@ -109,8 +139,9 @@ pub fn validate(dev: &Device, grid: dim3, block: dim3, shared: usize, info: &Ker
 /// Registers assumed for a kernel whose binary Phantom does not inspect.
 pub const ASSUMED_REGS_PER_THREAD: u32 = 32;
 
-/// How long a launch takes and which source said so.
-pub fn kernel_time(rt: &Runtime, dev: &Device, key: &KernelKey) -> (SimDuration, TimeSource, u32) {
+/// How long a launch takes, which source said so, the blocks that fit on one SM, and whether the answer is
+/// final (a profiled figure that is not settled yet may change at a later launch: `profile::SAMPLES`).
+pub fn kernel_time(rt: &Runtime, dev: &Device, key: &KernelKey) -> (SimDuration, TimeSource, u32, bool) {
     let threads = key.block.iter().product::<u32>();
     let resident = crate::device_props::max_active_blocks_per_sm(
         &dev.spec,
@@ -119,9 +150,12 @@ pub fn kernel_time(rt: &Runtime, dev: &Device, key: &KernelKey) -> (SimDuration,
         key.shared_mem_bytes,
     )
     .max(1);
+    if let Some((ns, settled)) = crate::profile::measured(rt, key) {
+        return (SimDuration::from_nanos(ns), TimeSource::Profiled, resident, settled);
+    }
     match rt.kernels.lookup(key) {
-        Some(d) => (d, TimeSource::Table, resident),
-        None => (rt.config.kernels.fallback.kernel_time(&dev.spec, key, resident), TimeSource::Model, resident),
+        Some(d) => (d, TimeSource::Table, resident, true),
+        None => (rt.config.kernels.fallback.kernel_time(&dev.spec, key, resident), TimeSource::Model, resident, true),
     }
 }
 
@@ -156,14 +190,43 @@ fn decide(rt: &Runtime, dev: &Device, host_fun: usize, grid: dim3, block: dim3, 
     let info = KERNELS.get(&host_fun).map(|r| r.clone()).ok_or(cudaError::cudaErrorInvalidDeviceFunction)?;
     validate(dev, grid, block, shared, &info)?;
     let kkey = KernelKey { name: info.name, grid: key.2, block: key.3, shared_mem_bytes: key.4 };
-    let (duration, source, resident) = kernel_time(rt, dev, &kkey);
+    let (duration, source, resident, settled) = kernel_time(rt, dev, &kkey);
     let blocks = kkey.grid.iter().map(|&x| x as u64).product::<u64>();
     let d = Decision { epoch, duration, sms: sms_needed(blocks, resident, dev.spec.sm_count), source };
-    DECISIONS.with(|c| c.borrow_mut().insert(key, d));
+    if settled {
+        DECISIONS.with(|c| c.borrow_mut().insert(key, d));
+    }
     Ok(d)
 }
 
+/// Runs a launch on the real GPU of an executing process (profiling mode), which also measures the
+/// configuration its first `profile::SAMPLES` times. A launch into a stream capture is recorded, not run.
+#[allow(clippy::too_many_arguments)]
+fn run_for_real(
+    rt: &Runtime,
+    dev: &Device,
+    stream: &crate::stream::Stream,
+    host_fun: usize,
+    grid: dim3,
+    block: dim3,
+    shared: usize,
+    args: *mut *mut std::ffi::c_void,
+) -> CudaResult<()> {
+    let Some(x) = crate::profile::gpu() else { return Ok(()) };
+    if stream.is_capturing() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| tracing::warn!("phantom: profiling: CUDA graphs are timed but not run on the real GPU"));
+        return Ok(());
+    }
+    let info = KERNELS.get(&host_fun).map(|r| r.clone()).ok_or(cudaError::cudaErrorInvalidDeviceFunction)?;
+    validate(dev, grid, block, shared, &info)?;
+    let key = KernelKey { name: info.name.clone(), grid: dims(grid), block: dims(block), shared_mem_bytes: shared as u32 };
+    x.launch(rt, stream, host_fun, &info, &key, args)
+}
+
 /// Launches the kernel registered for `host_fun`; `submit` is when the launch call hands it to the GPU.
+/// `args` are the kernel's arguments, used only when the launch runs on a real GPU (profiling mode).
+#[allow(clippy::too_many_arguments)]
 pub fn launch(
     rt: &Runtime,
     submit: SimTime,
@@ -172,13 +235,16 @@ pub fn launch(
     block: dim3,
     shared: usize,
     stream: cudaStream_t,
+    args: *mut *mut std::ffi::c_void,
 ) -> CudaResult<()> {
     let stream = resolve(stream)?;
     let dev = rt.device(stream.device as i32)?;
+    run_for_real(rt, dev, &stream, host_fun, grid, block, shared, args)?;
     let d = decide(rt, dev, host_fun, grid, block, shared)?;
     match d.source {
         TimeSource::Table => LAUNCHES_BY_TABLE.fetch_add(1, Ordering::Relaxed),
-        _ => LAUNCHES_BY_MODEL.fetch_add(1, Ordering::Relaxed),
+        TimeSource::Profiled => LAUNCHES_BY_PROFILE.fetch_add(1, Ordering::Relaxed),
+        TimeSource::Model => LAUNCHES_BY_MODEL.fetch_add(1, Ordering::Relaxed),
     };
     let (start, end) = stream.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration: d.duration, sms: d.sms });
     crate::data::note_launch();

@@ -25,6 +25,7 @@ pub mod launch;
 pub mod memory;
 pub mod net;
 mod nvtx;
+pub mod profile;
 pub mod runtime;
 mod shim_table;
 mod stats;

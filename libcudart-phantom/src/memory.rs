@@ -38,6 +38,13 @@ pub struct DeviceMemory {
 }
 
 fn reserve(len: u64) -> u64 {
+    // An executing process (profiling mode) reserves the range on the real GPU, so its addresses are real.
+    if let Some(x) = crate::profile::gpu() {
+        return x.reserve(len).unwrap_or_else(|e| {
+            tracing::error!("phantom: cannot reserve {len} bytes of the real GPU's address space: {e}");
+            0
+        });
+    }
     // SAFETY: an anonymous PROT_NONE mapping with a null hint touches no existing memory.
     let p = unsafe {
         libc::mmap(
@@ -118,6 +125,9 @@ impl DeviceMemory {
             (aligned + charged <= start + len).then_some((start, len, aligned))
         });
         let Some((start, len, addr)) = slot else { return Err(cudaError::cudaErrorMemoryAllocation) };
+        if let Some(x) = crate::profile::gpu() {
+            x.back(addr, charged)?;
+        }
         self.free.remove(&start);
         if addr > start {
             self.free.insert(start, addr - start);
@@ -138,6 +148,9 @@ impl DeviceMemory {
         let (_, charged) = self.allocs.remove(&addr).ok_or(cudaError::cudaErrorInvalidValue)?;
         self.used -= charged;
         crate::data::clear(addr, charged);
+        if let Some(x) = crate::profile::gpu() {
+            x.unback(addr, charged);
+        }
         let (mut start, mut len) = (addr, charged);
         if let Some((&prev, &plen)) = self.free.range(..addr).next_back() {
             if prev + plen == addr {
@@ -157,6 +170,11 @@ impl DeviceMemory {
 
     /// Frees every allocation (`cudaDeviceReset`).
     pub fn reset(&mut self) {
+        if let Some(x) = crate::profile::gpu() {
+            for (&addr, &(_, charged)) in &self.allocs {
+                x.unback(addr, charged);
+            }
+        }
         self.allocs.clear();
         self.free.clear();
         if self.base != 0 {

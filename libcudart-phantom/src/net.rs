@@ -76,7 +76,8 @@ pub fn gpu_of(rt: &Runtime, ordinal: i32) -> CudaResult<u32> {
 /// The simulator: the one `phantom run` started (`PHANTOM_SIM`), or one embedded in this process.
 pub fn sim(rt: &Runtime) -> Result<&'static SimClient, String> {
     SIM.get_or_init(|| {
-        let hello = ToSim::Hello { pid: std::process::id(), node: node(), label: label() };
+        let executes = crate::profile::mode() == crate::profile::Mode::Execute;
+        let hello = ToSim::Hello { pid: std::process::id(), node: node(), label: label(), executes };
         let client = match std::env::var(SIM_ENV) {
             Ok(addr) if !addr.trim().is_empty() => SimClient::connect(addr.trim(), hello),
             _ => SimClient::embedded(&rt.config, hello),
@@ -96,6 +97,46 @@ fn label() -> String {
     match std::env::var("RANK") {
         Ok(r) => format!("process {pid} (RANK {r}, node {})", node()),
         Err(_) => format!("process {pid} (node {})", node()),
+    }
+}
+
+/// Whether this process reaches a simulator that `phantom run` started (shared with other processes).
+fn shared_simulator() -> bool {
+    std::env::var(SIM_ENV).is_ok_and(|a| !a.trim().is_empty())
+}
+
+/// Profiling mode, executing process: tells the simulator a kernel configuration's measured time (`settled`:
+/// it will not be measured again), for the following processes. Nothing to do without a shared simulator.
+pub fn publish_measurement(rt: &Runtime, key: String, ns: u64, settled: bool) {
+    if !shared_simulator() {
+        return;
+    }
+    if let Ok(sim) = sim(rt) {
+        if let Err(e) = sim.send(ToSim::Measured { entries: vec![(key, ns, settled)] }) {
+            tracing::warn!("phantom: cannot publish a measurement: {e}");
+        }
+    }
+}
+
+/// Profiling mode, following process: the measured time of a kernel configuration, waiting for an executing
+/// process to measure it; `None` when the simulator says none will (docs/profiling.md). With the duration:
+/// whether it is settled.
+pub fn lookup_measurement(rt: &Runtime, key: &str) -> Option<(u64, bool)> {
+    if !shared_simulator() {
+        return None;
+    }
+    let sim = sim(rt).ok()?;
+    // Waiting is done in real time only: the host's virtual clock does not move.
+    match sim.request(|req| ToSim::Lookup { req, key: key.to_string() }) {
+        Ok(FromSim::Measured { ns, settled, .. }) => ns.map(|ns| (ns, settled)),
+        Ok(other) => {
+            tracing::warn!("phantom: unexpected answer to a measurement lookup: {other:?}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("phantom: measurement lookup failed: {e}");
+            None
+        }
     }
 }
 

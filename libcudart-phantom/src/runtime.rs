@@ -83,6 +83,11 @@ fn init() -> Result<Runtime, cudaError> {
     })?;
     crate::clock::configure(&config.host);
     crate::interpose::engage();
+    // Profiling mode: the real GPU must be open before the devices reserve their address ranges on it.
+    crate::profile::init().map_err(|e| {
+        tracing::error!("phantom: profiling mode: {e}; every CUDA call will fail with cudaErrorInitializationError");
+        cudaError::cudaErrorInitializationError
+    })?;
     let mut kernels = KernelTable::default();
     for path in &config.kernels.tables {
         match KernelTable::load(path) {

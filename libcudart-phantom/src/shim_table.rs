@@ -25,6 +25,10 @@ pub static TABLE: RuntimeTable = RuntimeTable {
     enqueue_work: enqueue_work_c,
     gemm_ns: gemm_ns_c,
     submit_with_buffers: submit_with_buffers_c,
+    profile_mode: profile_mode_c,
+    run_call: run_call_c,
+    call_time: call_time_c,
+    enqueue_timed: enqueue_timed_c,
 };
 
 thread_local! {
@@ -200,14 +204,29 @@ fn call_name(ops: &[ShimOp]) -> &'static str {
 /// For an operation whose data travels (`payload::carries_data`): sends this rank's input bytes to the
 /// simulator and marks the receive buffer as filled by the operation (`crate::data`). A larger operation
 /// makes its receive buffer forget what it held.
-fn carry_data(id: OpId, d: &OpDesc, rank: u32, b: &ShimBuffers) -> CudaResult<()> {
+///
+/// In an executing process (profiling mode) device memory is real: the input is read from the GPU, and the
+/// receive buffer is returned as `(address, bytes)` so that the caller writes the result to the GPU once the
+/// operation has completed. Larger operations leave the real buffers as they are.
+fn carry_data(id: OpId, d: &OpDesc, rank: u32, b: &ShimBuffers) -> CudaResult<Option<(u64, u64)>> {
     use sim_core::engine::payload;
     let (input, output) = payload::sizes(d, rank, b.nranks);
+    if let Some(x) = crate::profile::gpu() {
+        if !payload::carries_data(d, b.nranks) {
+            return Ok(None);
+        }
+        if input > 0 && b.send != 0 {
+            let mut data = vec![0u8; input as usize];
+            x.read(b.send, &mut data)?;
+            crate::net::send_payload(id, data).map_err(|e| fail(cudaError::cudaErrorUnknown, e))?;
+        }
+        return Ok((output > 0 && b.recv != 0).then_some((b.recv, output)));
+    }
     if !payload::carries_data(d, b.nranks) {
         if b.recv != 0 {
             crate::data::clear(b.recv, output);
         }
-        return Ok(());
+        return Ok(None);
     }
     // A send buffer that holds nothing remembered is zeros: no payload says so (and costs nothing, which is
     // what keeps a benchmark's sweep of small sizes as cheap as before).
@@ -219,7 +238,7 @@ fn carry_data(id: OpId, d: &OpDesc, rank: u32, b: &ShimBuffers) -> CudaResult<()
     if output > 0 && b.recv != 0 {
         crate::data::received(b.recv, output, id);
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Queues one group of operations: operations on the same stream all start from the stream's state before
@@ -230,6 +249,7 @@ fn submit(ops: &[ShimOp], buffers: Option<&[ShimBuffers]>) -> CudaResult<()> {
     api(Cost::Launch, |rt, submit| {
         let mut streams: Vec<(Arc<Stream>, Ready, Vec<OpId>)> = Vec::new();
         let mut batch = Vec::with_capacity(ops.len());
+        let mut real_results = Vec::new();
         for op in ops {
             let s = stream::resolve(op.stream as phantom_cuda_sys::cudaStream_t)?;
             let d = desc(op)?;
@@ -259,7 +279,9 @@ fn submit(ops: &[ShimOp], buffers: Option<&[ShimBuffers]>) -> CudaResult<()> {
                 crate::stats::nccl_queued(crate::net::gpu_of(rt, streams[i].0.device as i32)?, streams[i].0.handle, id, &d.kind, &streams[i].1);
             }
             if let Some(b) = buffers.and_then(|b| b.get(batch.len())) {
-                carry_data(id, &d, op.rank, b)?;
+                if let Some((addr, len)) = carry_data(id, &d, op.rank, b)? {
+                    real_results.push((id, addr, len));
+                }
             }
             batch.push((id, CommId(op.comm), op.rank, d, streams[i].1.clone()));
         }
@@ -267,6 +289,16 @@ fn submit(ops: &[ShimOp], buffers: Option<&[ShimBuffers]>) -> CudaResult<()> {
             crate::net::track(*id, *comm);
         }
         sim.send(ToSim::Submit { ops: batch, lbts: crate::clock::now() }).map_err(|e| fail(cudaError::cudaErrorUnknown, e))?;
+        // Profiling mode: the real GPU's receive buffers get the results (waiting, in real time only, for the
+        // other ranks' parts).
+        if let Some(x) = crate::profile::gpu().filter(|_| !real_results.is_empty()) {
+            for (id, addr, len) in real_results {
+                let data = crate::net::received(id);
+                if !data.is_empty() {
+                    x.write(addr, &data[..data.len().min(len as usize)])?;
+                }
+            }
+        }
         for (s, _, ids) in &streams {
             s.wait_for_ops(ids);
             rt.device(s.device as i32)?.sched().net_pending.extend(ids.iter().map(|id| (*id, sim_core::SimDuration::ZERO)));
@@ -328,26 +360,100 @@ unsafe extern "C" fn last_message_c(buf: *mut c_char, len: usize) -> usize {
 }
 
 unsafe extern "C" fn enqueue_work_c(stream: *mut c_void, duration_ns: u64, sms: u32, name: *const c_char) -> i32 {
-    guarded("phantom runtime table: enqueue_work", || {
+    unsafe { enqueue_timed_c(stream, duration_ns, sms, name, SOURCE_MODEL) }
+}
+
+unsafe extern "C" fn enqueue_timed_c(stream: *mut c_void, duration_ns: u64, sms: u32, name: *const c_char, source: u32) -> i32 {
+    guarded("phantom runtime table: enqueue_timed", || {
         let name = if name.is_null() {
             String::from("work")
         } else {
             unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned()
         };
+        let source = match source {
+            SOURCE_PROFILED => Some(sim_core::ktable::TimeSource::Profiled),
+            SOURCE_TABLE => Some(sim_core::ktable::TimeSource::Table),
+            _ => None,
+        };
         let _traced = crate::trace::ApiCall::named(&name);
-        crate::export::status(enqueue_work(stream, SimDuration::from_nanos(duration_ns), sms, &name))
+        crate::export::status(enqueue_work(stream, SimDuration::from_nanos(duration_ns), sms, &name, source))
     })
 }
 
-/// Places library work (a cuBLAS GEMM, ...) on a stream like a kernel launch.
-fn enqueue_work(stream: *mut c_void, duration: SimDuration, sms: u32, name: &str) -> CudaResult<()> {
+unsafe extern "C" fn profile_mode_c() -> u32 {
+    match crate::profile::mode() {
+        crate::profile::Mode::Off => PROFILE_OFF,
+        crate::profile::Mode::Execute => PROFILE_EXECUTE,
+        crate::profile::Mode::Follow => PROFILE_FOLLOW,
+    }
+}
+
+/// A library-call key from C: trimmed, non-empty, without tabs.
+unsafe fn call_key(key: *const c_char) -> Result<String, cudaError> {
+    if key.is_null() {
+        return Err(fail(cudaError::cudaErrorInvalidValue, "null library-call key"));
+    }
+    let k = unsafe { std::ffi::CStr::from_ptr(key) }.to_string_lossy().trim().to_string();
+    if k.is_empty() || k.contains('\t') {
+        return Err(fail(cudaError::cudaErrorInvalidValue, format!("bad library-call key {k:?}")));
+    }
+    Ok(k)
+}
+
+unsafe extern "C" fn run_call_c(stream: *mut c_void, key: *const c_char, run: RunCall, ctx: *mut c_void, out_ns: *mut u64) -> i32 {
+    guarded("phantom runtime table: run_call", || {
+        let r = (|| {
+            let key = unsafe { call_key(key) }?;
+            let x = crate::profile::gpu().ok_or_else(|| fail(cudaError::cudaErrorNotSupported, "this process does not execute on a real GPU"))?;
+            let rt = rt()?;
+            let s = stream::resolve(stream as phantom_cuda_sys::cudaStream_t)?;
+            x.run_call(rt, &s, &key, run, ctx)
+        })();
+        match r {
+            Ok(ns) => {
+                if !out_ns.is_null() {
+                    unsafe { out_ns.write(ns) };
+                }
+                cudaError::cudaSuccess
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+unsafe extern "C" fn call_time_c(key: *const c_char, out_ns: *mut u64, out_source: *mut u32) -> i32 {
+    guarded("phantom runtime table: call_time", || {
+        let r = (|| {
+            let key = unsafe { call_key(key) }?;
+            let rt = rt()?;
+            Ok::<_, cudaError>(crate::profile::call_time(rt, &key))
+        })();
+        match r {
+            Ok(Some((ns, source))) => {
+                if !out_ns.is_null() {
+                    unsafe { out_ns.write(ns) };
+                }
+                if !out_source.is_null() {
+                    unsafe { out_source.write(source) };
+                }
+                cudaError::cudaSuccess
+            }
+            Ok(None) => cudaError(1),
+            Err(e) => e,
+        }
+    })
+}
+
+/// Places library work (a cuBLAS GEMM, ...) on a stream like a kernel launch; `source` is what timed it
+/// (`None`: the library's own model).
+fn enqueue_work(stream: *mut c_void, duration: SimDuration, sms: u32, name: &str, source: Option<sim_core::ktable::TimeSource>) -> CudaResult<()> {
     api(Cost::Launch, |rt, submit| {
         let s = stream::resolve(stream as phantom_cuda_sys::cudaStream_t)?;
         let dev = rt.device(s.device as i32)?;
         let sms = if sms == 0 { dev.spec.sm_count } else { sms.min(dev.spec.sm_count) };
         let (start, end) = s.enqueue(dev, submit, SimTime::ZERO, Work::Kernel { duration, sms });
         crate::data::note_launch();
-        crate::stats::library(crate::trace::Lane::of(rt, dev, &s).gpu, name, start, end);
+        crate::stats::library(crate::trace::Lane::of(rt, dev, &s).gpu, name, source, start, end);
         // A captured command is recorded into the graph (times zero), not run.
         if crate::trace::on() && end != SimTime::ZERO {
             let lane = crate::trace::Lane::of(rt, dev, &s);

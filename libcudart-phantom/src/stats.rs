@@ -94,9 +94,10 @@ pub fn kernel(gpu: u32, host_fun: usize, source: TimeSource, start: SimTime, end
 }
 
 /// Library work (`enqueue_work`: cuBLAS, cuDNN models) placed on global GPU `gpu`.
-pub fn library(gpu: u32, name: &str, start: SimTime, end: SimTime) {
+/// `source` is what timed it: profiling or a table's `call` record, or `None` for the library's own model.
+pub fn library(gpu: u32, name: &str, source: Option<TimeSource>, start: SimTime, end: SimTime) {
     if on() && end != SimTime::ZERO {
-        with_acc(|a| a.library(gpu, name, start.as_nanos(), end.as_nanos()));
+        with_acc(|a| a.library(gpu, name, source, start.as_nanos(), end.as_nanos()));
     }
 }
 
@@ -226,7 +227,7 @@ impl Acc {
         self.gpu(gpu).add_kernel(start, end);
     }
 
-    fn library(&mut self, gpu: u32, name: &str, start: u64, end: u64) {
+    fn library(&mut self, gpu: u32, name: &str, source: Option<TimeSource>, start: u64, end: u64) {
         let ns = end.saturating_sub(start);
         match self.library.get_mut(name) {
             Some(t) => t.add(ns),
@@ -235,7 +236,11 @@ impl Acc {
                 self.library.entry(key.into()).or_default().add(ns);
             }
         }
-        self.by_source.library += ns;
+        match source {
+            Some(TimeSource::Profiled) => self.by_source.profiled += ns,
+            Some(TimeSource::Table) => self.by_source.table += ns,
+            _ => self.by_source.library += ns,
+        }
         self.gpu(gpu).add_kernel(start, end);
     }
 }
@@ -669,6 +674,8 @@ struct Who {
     local_rank: Option<u32>,
     node: u32,
     end_ns: u64,
+    /// Profiling mode, executing process: what ran on the real GPU (`crate::profile::stats_json`).
+    real_gpu: Option<String>,
 }
 
 fn who() -> Who {
@@ -682,6 +689,7 @@ fn who() -> Who {
         local_rank: var("LOCAL_RANK"),
         node: crate::net::node(),
         end_ns: crate::clock::watermark().as_nanos().max(gpu_end),
+        real_gpu: crate::profile::stats_json(),
     }
 }
 
@@ -728,6 +736,7 @@ fn render(
         who.node,
         who.end_ns
     );
+    let _ = write!(o, ",\"real_gpu\":{}", who.real_gpu.as_deref().unwrap_or("null"));
     // GPUs: time accounting and memory, by global index.
     let mut gpus: BTreeMap<u32, (Option<u32>, GpuTotals, u64)> = BTreeMap::new();
     for (g, t) in &acc.gpus {
@@ -935,18 +944,18 @@ mod tests {
         a.kernel(1, 0x10, TimeSource::Table, 100, 1100);
         a.kernel(1, 0x10, TimeSource::Table, 1100, 2100);
         a.kernel(1, 0x20, TimeSource::Model, 2100, 2200);
-        a.library(1, "cublasGemmEx", 500, 800);
+        a.library(1, "cublasGemmEx", None, 500, 800);
         a.nccl.queued(q(1, 7, 1500, &[]));
         if let Some((g, s, e)) = a.nccl.done(1, 3000) {
             a.gpu(g).add_nccl(s, e);
         }
         a.range(NameId(0), "step 0", 0, 3000);
         a.range(NameId(1), "step 1", 1000, 2000);
-        let who = Who { pid: 42, rank: Some(1), local_rank: Some(1), node: 0, end_ns: 0 };
+        let who = Who { pid: 42, rank: Some(1), local_rank: Some(1), node: 0, end_ns: 0, real_gpu: None };
         let text = render(&a, &who, &[(0, 1, 4096)], &|h| format!("k{h:x}"), &|n| format!("step {}", n.0));
         assert_eq!(
             text,
-            "{\"version\":1,\"pid\":42,\"rank\":1,\"local_rank\":1,\"node\":0,\"end_ns\":0,\
+            "{\"version\":1,\"pid\":42,\"rank\":1,\"local_rank\":1,\"node\":0,\"end_ns\":0,\"real_gpu\":null,\
              \"gpus\":[{\"gpu\":1,\"ordinal\":0,\"kernel_busy_ns\":2100,\"nccl_ns\":0,\"exposed_nccl_ns\":0,\"peak_memory_bytes\":4096},\
              {\"gpu\":3,\"ordinal\":null,\"kernel_busy_ns\":0,\"nccl_ns\":1500,\"exposed_nccl_ns\":1500,\"peak_memory_bytes\":0}],\
              \"kernel_ns_by_source\":{\"table\":2000,\"model\":100,\"library\":300,\"profiled\":0},\

@@ -41,6 +41,8 @@ pub struct Stream {
     pub flags: u32,
     pub priority: i32,
     pub handle: usize,
+    /// Profiling mode: the real stream behind this one (`crate::profile`), created on first use.
+    pub real: std::sync::OnceLock<usize>,
     state: Mutex<StreamState>,
 }
 
@@ -57,7 +59,7 @@ pub static STREAMS: HandleMap<Stream> = HandleMap::new(0x5000_0000_0000);
 
 impl Stream {
     pub fn legacy(device: u32) -> Arc<Stream> {
-        Arc::new(Stream { device, kind: StreamKind::Legacy, flags: 0, priority: 0, handle: 1, state: Default::default() })
+        Arc::new(Stream { device, kind: StreamKind::Legacy, flags: 0, priority: 0, handle: 1, real: Default::default(), state: Default::default() })
     }
 
     pub fn create(device: u32, flags: u32, priority: i32) -> usize {
@@ -67,6 +69,7 @@ impl Stream {
             flags,
             priority,
             handle,
+            real: Default::default(),
             state: Default::default(),
         })
     }
@@ -205,6 +208,7 @@ fn per_thread_stream(device: u32) -> Arc<Stream> {
                     flags: 0,
                     priority: 0,
                     handle: 2,
+                    real: Default::default(),
                     state: Default::default(),
                 })
             })
@@ -245,6 +249,8 @@ pub struct EventState {
 #[derive(Debug)]
 pub struct Event {
     pub flags: u32,
+    /// Profiling mode: the real event behind this one, created at its first record.
+    pub real: std::sync::OnceLock<usize>,
     state: Mutex<EventState>,
 }
 
@@ -252,7 +258,7 @@ pub static EVENTS: HandleMap<Event> = HandleMap::new(0x5100_0000_0000);
 
 impl Event {
     pub fn create(flags: u32) -> usize {
-        EVENTS.insert_with(|_| Event { flags, state: Default::default() })
+        EVENTS.insert_with(|_| Event { flags, real: Default::default(), state: Default::default() })
     }
     pub fn state(&self) -> MutexGuard<'_, EventState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -263,6 +269,9 @@ impl Event {
 pub fn synchronize(stream: &Stream) -> CudaResult<()> {
     if stream.is_capturing() {
         return Err(cudaError::cudaErrorStreamCaptureUnsupported);
+    }
+    if let Some(x) = crate::profile::gpu() {
+        x.synchronize_stream(stream)?;
     }
     crate::clock::advance_to(stream.tail());
     crate::net::report_progress(crate::clock::now());
@@ -291,6 +300,9 @@ pub fn record(rt: &crate::runtime::Runtime, submit: SimTime, event: &Event, stre
         }
     }
     let dev = rt.device(stream.device as i32)?;
+    if let Some(x) = crate::profile::gpu() {
+        x.record(&event.real, stream)?;
+    }
     {
         // On a stream with pending communication the event carries the pending operations along.
         let st = stream.state();
@@ -352,6 +364,9 @@ pub fn wait_event(rt: &crate::runtime::Runtime, submit: SimTime, stream: &Arc<St
             }
         }
         return Ok(());
+    }
+    if let Some(x) = crate::profile::gpu().filter(|_| !stream.is_capturing()) {
+        x.wait(&event.real, stream)?;
     }
     // An event never recorded is complete: nothing to wait for.
     let Some((t, _)) = recorded else { return Ok(()) };

@@ -17,7 +17,7 @@ pub struct Cli {
 pub enum Command {
     /// Start the simulator and run COMMAND on it: `-n N` copies with torchrun-style rank variables, or (without
     /// `-n`) one process that starts its own ranks (torchrun, mpirun).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Make kernel-time tables (docs/kernel-table.md).
     #[command(subcommand)]
     Table(TableCommand),
@@ -116,10 +116,65 @@ pub struct RunArgs {
     #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
 
+    /// Profiling mode: the ranks of --profile-ranks run their GPU work on this machine's GPU and measure each
+    /// distinct kernel configuration once; the other ranks take those measurements from the simulator. Needs
+    /// `-n`. The measurements are merged into --profile-table after the run.
+    #[arg(long)]
+    pub profile: bool,
+
+    /// With --profile: the ranks that execute on the real GPU, comma-separated global rank numbers
+    /// (default 0).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', num_args = 1)]
+    pub profile_ranks: Option<Vec<u32>>,
+
+    /// With --profile: where the merged measurements are written, as a kernel-time table
+    /// (default `phantom-profile.table`).
+    #[arg(long, value_name = "PATH")]
+    pub profile_table: Option<PathBuf>,
+
     /// The program and its arguments (`--` before it is optional).
     #[arg(value_name = "COMMAND", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
           value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
+}
+
+/// Where `--profile` writes the merged table when `--profile-table` is not given (the current directory).
+pub const DEFAULT_PROFILE_TABLE: &str = "phantom-profile.table";
+
+/// `--profile` and its options, checked against each other and against `-n`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    /// The executing ranks, ascending, each once.
+    pub ranks: Vec<u32>,
+    /// Where the merged table goes.
+    pub table: PathBuf,
+}
+
+impl RunArgs {
+    /// `Ok(None)` without `--profile`. Errors: `--profile-ranks` or `--profile-table` without `--profile`,
+    /// `--profile` without `-n` (phantom must start the ranks to tell each one its part), a rank that `-n`
+    /// does not start.
+    pub fn profile(&self) -> Result<Option<Profile>, String> {
+        if !self.profile {
+            return match (&self.profile_ranks, &self.profile_table) {
+                (Some(_), _) => Err("--profile-ranks needs --profile".into()),
+                (_, Some(_)) => Err("--profile-table needs --profile".into()),
+                (None, None) => Ok(None),
+            };
+        }
+        let Some(world) = self.nproc else {
+            return Err("--profile needs -n: phantom starts the ranks and tells each whether it executes".into());
+        };
+        let mut ranks = self.profile_ranks.clone().unwrap_or_else(|| vec![0]);
+        ranks.sort_unstable();
+        ranks.dedup();
+        if let Some(r) = ranks.iter().find(|&&r| r >= world) {
+            let started = if world == 1 { "rank 0 only".into() } else { format!("ranks 0 to {}", world - 1) };
+            return Err(format!("--profile-ranks: there is no rank {r} (-n {world} starts {started})"));
+        }
+        let table = self.profile_table.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PROFILE_TABLE));
+        Ok(Some(Profile { ranks, table }))
+    }
 }
 
 /// The `--progress` value (docs/launcher.md, "Progress").
@@ -180,7 +235,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<RunArgs, clap::Error> {
         let argv = ["phantom", "run"].iter().chain(args).copied();
         Cli::try_parse_from(argv).map(|c| match c.command {
-            Command::Run(r) => r,
+            Command::Run(r) => *r,
             other => panic!("not `run`: {other:?}"),
         })
     }
@@ -274,9 +329,50 @@ mod tests {
             &["--fail-grace-s", "-1", "--", "x"],
             &["--progress", "sometimes", "--", "x"],
             &["-n", "2"],
+            &["--profile", "--profile-ranks", "a", "--", "x"],
+            &["--profile", "--profile-ranks", "0,,1", "--", "x"],
+            &["--profile", "--profile-ranks", "-1", "--", "x"],
+            &["--profile", "--profile-ranks", "", "--", "x"],
+            &["--profile=yes", "--", "x"],
+            &["--profile", "--profile-table", "--", "x"],
         ] {
             assert!(run(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn profile_options() {
+        let r = run(&["-n", "4", "--", "x"]).unwrap();
+        assert!(!r.profile);
+        assert_eq!((r.profile_ranks.clone(), r.profile_table.clone()), (None, None));
+        assert_eq!(r.profile(), Ok(None));
+
+        let r = run(&["-n", "4", "--profile", "--", "x"]).unwrap();
+        assert_eq!(r.profile(), Ok(Some(Profile { ranks: vec![0], table: "phantom-profile.table".into() })));
+
+        let r = run(&["-n", "8", "--profile", "--profile-ranks", "7,0,3,0", "--profile-table", "/out/h100.table", "x"])
+            .unwrap();
+        assert_eq!(r.profile_ranks, Some(vec![7, 0, 3, 0]));
+        assert_eq!(r.profile(), Ok(Some(Profile { ranks: vec![0, 3, 7], table: "/out/h100.table".into() })));
+        // Repeated, the lists add up.
+        let r = run(&["-n", "8", "--profile", "--profile-ranks", "5", "--profile-ranks=1,2", "x"]).unwrap();
+        assert_eq!(r.profile().unwrap().unwrap().ranks, [1, 2, 5]);
+
+        let err = |args: &[&str]| run(args).unwrap().profile().unwrap_err();
+        assert_eq!(err(&["-n", "2", "--profile-ranks", "1", "x"]), "--profile-ranks needs --profile");
+        assert_eq!(err(&["-n", "2", "--profile-table", "t", "x"]), "--profile-table needs --profile");
+        assert_eq!(
+            err(&["--profile", "x"]),
+            "--profile needs -n: phantom starts the ranks and tells each whether it executes"
+        );
+        assert_eq!(
+            err(&["-n", "8", "--profile", "--profile-ranks", "0,8", "x"]),
+            "--profile-ranks: there is no rank 8 (-n 8 starts ranks 0 to 7)"
+        );
+        assert_eq!(
+            err(&["-n", "1", "--profile", "--profile-ranks", "1", "x"]),
+            "--profile-ranks: there is no rank 1 (-n 1 starts rank 0 only)"
+        );
     }
 
     #[test]

@@ -67,9 +67,53 @@ pub struct RunEnv {
     pub trace_dir: Option<PathBuf>,
     /// Where each process writes its statistics file at exit (`PHANTOM_STATS_DIR`; every `phantom run`).
     pub stats_dir: Option<PathBuf>,
+    /// `phantom run --profile`: which ranks execute, and where they write their tables.
+    pub profile: Option<ProfileEnv>,
     /// `OMP_NUM_THREADS` is set in the launcher's environment (then ranks keep it; otherwise, like torchrun,
     /// several ranks per node get 1).
     pub omp_num_threads_set: bool,
+}
+
+/// What `phantom run --profile` tells the ranks (docs/launcher.md, "Profiling").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProfileEnv {
+    /// The ranks that run their GPU work on the real GPU (`PHANTOM_PROFILE=execute`); the others follow.
+    pub executing: Vec<u32>,
+    /// The run's directory, where executing rank r writes `profile-rank<r>.table` (`PHANTOM_PROFILE_TABLE`).
+    pub dir: PathBuf,
+    /// The library directory of executing ranks: Phantom's libraries without its `libcuda.so.1`
+    /// ([`executing_lib_dir`]); `None` when there is no library directory.
+    pub exec_lib_dir: Option<PathBuf>,
+}
+
+/// Whether `name` is one of Phantom's stubs that an executing rank must not have: the driver (`libcuda.so*`) and
+/// the compilers NVIDIA's libraries use at run time (`libnvrtc.so*`, `libnvJitLink.so*`: cuDNN compiles some of
+/// its attention kernels when they are first needed).
+fn replaced_when_executing(name: &str) -> bool {
+    ["libcuda.so", "libnvrtc.so", "libnvrtc-builtins.so", "libnvJitLink.so"]
+        .iter()
+        .any(|p| name == *p || name.starts_with(&format!("{p}.")))
+}
+
+/// The library directory of an executing rank (profiling mode): `<dir>/exec-lib`, holding a symbolic link to
+/// every file of Phantom's `lib_dir` except the stubs of [`replaced_when_executing`]. An executing rank uses
+/// NVIDIA's real cuBLASLt and cuDNN, which load the driver and NVRTC by name; those names must find NVIDIA's
+/// libraries, not Phantom's stubs, so the stubs are neither preloaded nor on the rank's `LD_LIBRARY_PATH`
+/// (docs/profiling.md).
+pub fn executing_lib_dir(lib_dir: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    let out = dir.join("exec-lib");
+    std::fs::create_dir_all(&out)?;
+    for e in std::fs::read_dir(lib_dir)?.flatten() {
+        let name = e.file_name();
+        if name.to_str().is_some_and(replaced_when_executing) {
+            continue;
+        }
+        let link = out.join(&name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(e.path(), &link)?;
+        }
+    }
+    Ok(out)
 }
 
 /// The libraries `phantom run` preloads into every process it starts: each SONAME file of Phantom's library
@@ -151,9 +195,22 @@ pub fn process_env(run: &RunEnv) -> Vec<(String, OsString)> {
 
 /// Variables for rank `rank` of `layout` (torchrun's set, plus the simulated node): [`process_env`] and
 /// RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, GROUP_WORLD_SIZE, ROLE_*, MASTER_ADDR/PORT,
-/// TORCHELASTIC_*, PHANTOM_NODE.
+/// TORCHELASTIC_*, PHANTOM_NODE; with `--profile`, PHANTOM_PROFILE and (executing ranks) PHANTOM_PROFILE_TABLE.
 pub fn rank_env(run: &RunEnv, layout: Layout, rank: u32) -> Vec<(String, OsString)> {
-    let mut env = process_env(run);
+    let executing = run.profile.as_ref().filter(|p| p.executing.contains(&rank));
+    let mut env = match executing.and_then(|p| p.exec_lib_dir.as_ref()) {
+        // An executing rank sees Phantom's libraries without the driver stub.
+        Some(dir) => {
+            let mut r = run.clone();
+            r.lib_dir = Some(dir.clone());
+            r.preload = preload_libraries(dir);
+            if r.nvtx_injection.is_some() {
+                r.nvtx_injection = Some(dir.join("libcudart.so.13").into_os_string());
+            }
+            process_env(&r)
+        }
+        None => process_env(run),
+    };
     let node = layout.node_of(rank);
     let vars: [(&str, String); 15] = [
         ("RANK", rank.to_string()),
@@ -175,6 +232,15 @@ pub fn rank_env(run: &RunEnv, layout: Layout, rank: u32) -> Vec<(String, OsStrin
     env.extend(vars.into_iter().map(|(k, v)| (k.to_string(), v.into())));
     if layout.per_node > 1 && !run.omp_num_threads_set {
         env.push(("OMP_NUM_THREADS".into(), "1".into()));
+    }
+    if let Some(p) = &run.profile {
+        use crate::profile::{rank_table, PROFILE_ENV, PROFILE_TABLE_ENV};
+        if p.executing.contains(&rank) {
+            env.push((PROFILE_ENV.into(), "execute".into()));
+            env.push((PROFILE_TABLE_ENV.into(), rank_table(&p.dir, rank).into()));
+        } else {
+            env.push((PROFILE_ENV.into(), "follow".into()));
+        }
     }
     env
 }
@@ -259,6 +325,58 @@ mod tests {
         let r = RunEnv { stats_dir: Some("/tmp/phantom-stats-x".into()), ..run_env() };
         assert_eq!(map(process_env(&r))["PHANTOM_STATS_DIR"], "/tmp/phantom-stats-x");
         assert_eq!(map(rank_env(&r, Layout { world: 2, per_node: 8 }, 1))["PHANTOM_STATS_DIR"], "/tmp/phantom-stats-x");
+    }
+
+    #[test]
+    fn profile_executing_and_following_ranks() {
+        let layout = Layout { world: 8, per_node: 8 };
+        let plain = map(rank_env(&run_env(), layout, 0));
+        assert!(!plain.contains_key("PHANTOM_PROFILE") && !plain.contains_key("PHANTOM_PROFILE_TABLE"));
+        let r = RunEnv {
+            profile: Some(ProfileEnv { executing: vec![0, 5], dir: "/tmp/phantom-stats-x".into(), exec_lib_dir: None }),
+            ..run_env()
+        };
+        for rank in [0, 5] {
+            let env = map(rank_env(&r, layout, rank));
+            assert_eq!(env["PHANTOM_PROFILE"], "execute", "rank {rank}");
+            assert_eq!(env["PHANTOM_PROFILE_TABLE"], format!("/tmp/phantom-stats-x/profile-rank{rank}.table"));
+        }
+        for rank in [1, 4, 7] {
+            let env = map(rank_env(&r, layout, rank));
+            assert_eq!(env["PHANTOM_PROFILE"], "follow", "rank {rank}");
+            assert!(!env.contains_key("PHANTOM_PROFILE_TABLE"), "rank {rank}");
+        }
+    }
+
+    #[test]
+    fn executing_ranks_see_no_driver_stub() {
+        let lib = tempfile::tempdir().unwrap();
+        for n in ["libcudart.so.13", "libcuda.so.1", "libcuda.so", "libnccl.so.2", "libcublasLt.so.13", "libnvrtc.so.13", "libnvJitLink.so.13"] {
+            std::fs::write(lib.path().join(n), b"").unwrap();
+        }
+        let run_dir = tempfile::tempdir().unwrap();
+        let exec = executing_lib_dir(lib.path(), run_dir.path()).unwrap();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&exec).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["libcublasLt.so.13", "libcudart.so.13", "libnccl.so.2"]);
+        assert_eq!(std::fs::read_link(exec.join("libnccl.so.2")).unwrap(), lib.path().join("libnccl.so.2"));
+
+        let r = RunEnv {
+            lib_dir: Some(lib.path().into()),
+            preload: preload_libraries(lib.path()),
+            profile: Some(ProfileEnv { executing: vec![0], dir: run_dir.path().into(), exec_lib_dir: Some(exec.clone()) }),
+            ..run_env()
+        };
+        let layout = Layout { world: 2, per_node: 8 };
+        let e0 = map(rank_env(&r, layout, 0));
+        let want: Vec<String> = ["libcudart.so.13", "libcublasLt.so.13", "libnccl.so.2"].iter().map(|n| exec.join(n).display().to_string()).collect();
+        assert_eq!(e0["LD_PRELOAD"], want.join(":"));
+        assert!(e0["LD_LIBRARY_PATH"].starts_with(&format!("{}", exec.display())));
+        // A following rank keeps the full directory, stub included.
+        let e1 = map(rank_env(&r, layout, 1));
+        assert!(e1["LD_PRELOAD"].contains("libcuda.so.1"));
+        assert!(e1["LD_LIBRARY_PATH"].starts_with(&format!("{}", lib.path().display())));
     }
 
     #[test]

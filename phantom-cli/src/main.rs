@@ -4,6 +4,7 @@
 
 mod args;
 mod env;
+mod profile;
 mod progress;
 mod report;
 mod run;
@@ -20,7 +21,7 @@ use clap::Parser;
 fn main() {
     let cli = args::Cli::parse();
     let code = match cli.command {
-        args::Command::Run(a) => run::run(a),
+        args::Command::Run(a) => run::run(*a),
         args::Command::Table(args::TableCommand::FromTorchProfile(a)) => table::from_torch_profile(&a),
     };
     std::process::exit(code);

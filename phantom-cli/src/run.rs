@@ -1,7 +1,7 @@
 //! `phantom run`: configuration, simulator, ranks, supervision, summary.
 
-use crate::args::{ListenArg, RunArgs};
-use crate::env::{self, Layout, RunEnv};
+use crate::args::{ListenArg, Profile, RunArgs};
+use crate::env::{self, Layout, ProfileEnv, RunEnv};
 use crate::progress::{self, Progress};
 use crate::signals;
 use crate::spawn::{self, Event};
@@ -46,6 +46,8 @@ struct Plan {
     lib_dir: Option<PathBuf>,
     /// `NVTX_INJECTION64_PATH` for the processes (`env::nvtx_injection`).
     nvtx_injection: Option<OsString>,
+    /// `--profile`: the executing ranks and where their merged table goes.
+    profile: Option<Profile>,
     warnings: Vec<String>,
 }
 
@@ -60,6 +62,14 @@ fn absolute(p: &Path) -> PathBuf {
 /// The cluster, the placement and the variables, from the options (which replace the same `PHANTOM_*`
 /// variables of phantom's environment) and the environment.
 fn plan(args: &RunArgs) -> Result<Plan, String> {
+    let profile = args.profile()?;
+    if let Some(p) = &profile {
+        // Checked now rather than after a long run whose measurements would then be lost.
+        let dir = p.table.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if p.table.is_dir() || !dir.is_dir() {
+            return Err(format!("--profile-table {}: not a file in an existing directory", p.table.display()));
+        }
+    }
     let mut vars: Vec<(String, String)> = Vec::new();
     // A cluster file is handed on as an absolute path, so a rank that changes directory still finds it.
     // Always handed on, so that the ranks read exactly the cluster the simulator uses.
@@ -139,7 +149,7 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
             user_nvtx.unwrap_or_default().to_string_lossy()
         ));
     }
-    Ok(Plan { cluster, layout, phantom: vars, lib_dir, nvtx_injection, warnings })
+    Ok(Plan { cluster, layout, phantom: vars, lib_dir, nvtx_injection, profile, warnings })
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -215,6 +225,25 @@ pub fn run(args: RunArgs) -> i32 {
     let stats_dir = tempfile::Builder::new().prefix("phantom-stats-").tempdir().map_err(|e| {
         say!("phantom: warning: cannot create a directory for the ranks' statistics (the summary will lack them): {e}")
     });
+    // `--profile`: the executing ranks write their tables into the same directory.
+    let profile_env = match (&plan.profile, &stats_dir) {
+        (None, _) => None,
+        (Some(p), Ok(d)) => {
+            let exec_lib_dir = match plan.lib_dir.as_deref().map(|l| crate::env::executing_lib_dir(l, d.path())) {
+                Some(Ok(x)) => Some(x),
+                Some(Err(e)) => {
+                    say!("phantom: error: cannot prepare the executing ranks' library directory: {e}");
+                    return EXIT_INTERNAL;
+                }
+                None => None,
+            };
+            Some(ProfileEnv { executing: p.ranks.clone(), dir: d.path().to_path_buf(), exec_lib_dir })
+        }
+        (Some(_), Err(())) => {
+            say!("phantom: error: --profile needs a directory for the ranks' measurements");
+            return EXIT_INTERNAL;
+        }
+    };
 
     let master_port = match args.master_port.map_or_else(free_port, Ok) {
         Ok(p) => p,
@@ -235,6 +264,7 @@ pub fn run(args: RunArgs) -> i32 {
         master_port,
         trace_dir: trace_dir.as_ref().map(|d| d.path().to_path_buf()),
         stats_dir: stats_dir.as_ref().ok().map(|d| d.path().to_path_buf()),
+        profile: profile_env.clone(),
         omp_num_threads_set: std::env::var_os("OMP_NUM_THREADS").is_some(),
     };
 
@@ -245,6 +275,9 @@ pub fn run(args: RunArgs) -> i32 {
     }
     if let Some(l) = plan.layout {
         handle.expect_clients(l.world as usize);
+    }
+    if let Some(p) = &profile_env {
+        handle.expect_executing(p.executing.len());
     }
     let procs = match start_processes(&args.command, plan.layout, &run_env) {
         Ok(p) => p,
@@ -308,8 +341,24 @@ pub fn run(args: RunArgs) -> i32 {
             Err(e) => say!("phantom: error: {e}"),
         }
     }
-    let (succeeded, failed) = sup.tally();
     let stats = stats_dir.as_ref().map(|d| crate::stats::read(d.path())).unwrap_or_default();
+    // Whether the run's directory must outlive phantom: `--profile` could not write its merged table.
+    let mut keep_dir = false;
+    if let (Some(p), Some(pe)) = (&plan.profile, &profile_env) {
+        let merged = crate::profile::merge(&pe.dir, &pe.executing);
+        let mut real: Vec<(u64, crate::stats::RealGpu)> =
+            stats.procs.iter().filter_map(|p| Some((p.rank?, p.real_gpu.clone()?))).collect();
+        real.sort_by_key(|r| r.0);
+        match crate::profile::write(&p.table, &merged) {
+            Ok(_) if !args.quiet => say!("{}", crate::profile::line(&merged, &p.table, sim.lookups_unanswered, &real)),
+            Ok(_) => {}
+            Err(e) => {
+                say!("phantom: error: {e}; the ranks' tables are kept in {}", pe.dir.display());
+                keep_dir = true;
+            }
+        }
+    }
+    let (succeeded, failed) = sup.tally();
     let s = Summary {
         cluster: &plan.cluster,
         layout: plan.layout,
@@ -330,6 +379,9 @@ pub fn run(args: RunArgs) -> i32 {
         for l in summary::lines(&s) {
             say!("{l}");
         }
+    }
+    if let (true, Ok(d)) = (keep_dir, stats_dir) {
+        let _ = d.keep();
     }
     code
 }

@@ -147,6 +147,18 @@ pub struct Proc {
     pub nccl_by_kind: BTreeMap<String, (u64, u64)>,
     pub unsettled: u64,
     pub groups: Vec<Group>,
+    /// Profiling mode, executing process: what ran on the real GPU.
+    pub real_gpu: Option<RealGpu>,
+}
+
+/// What an executing process ran on the real GPU (its statistics file's `real_gpu`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RealGpu {
+    pub device: String,
+    pub launches: u64,
+    pub library_calls: u64,
+    pub measurements: u64,
+    pub gate_misses: u64,
 }
 
 /// The merged statistics of a run.
@@ -230,6 +242,16 @@ pub fn parse(text: &str) -> Result<Proc, String> {
         nccl_by_kind,
         unsettled: u(&v["nccl"], "unsettled"),
         groups,
+        real_gpu: v["real_gpu"].as_object().map(|_| {
+            let r = &v["real_gpu"];
+            RealGpu {
+                device: r["device"].as_str().unwrap_or("").to_string(),
+                launches: u(r, "launches"),
+                library_calls: u(r, "library_calls"),
+                measurements: u(r, "measurements"),
+                gate_misses: u(r, "gate_misses"),
+            }
+        }),
     })
 }
 
@@ -723,6 +745,25 @@ mod tests {
         assert_eq!(short(&"x".repeat(80)).chars().count(), NAME_CHARS);
         assert_eq!(dur(254_100.0), "254.10 µs");
         assert_eq!(dur(1.5e9), "1.50 s");
+    }
+
+    #[test]
+    fn profiled_time_is_in_the_source_line_when_nonzero() {
+        let mut s = two_ranks();
+        s.procs[0].by_source.profiled = 1_000_000;
+        s.procs[1].by_source.profiled = 3_000_000;
+        s.procs[0].kernels.push(Kernel { name: "flash_fwd".into(), source: "profiled".into(), count: 4, total_ns: 4_000_000 });
+        let l = s.lines();
+        assert!(l.contains(
+            &"phantom: kernel time by source: table 5.00 ms (55.6 %), model 200.00 ns (0.0 %), library 600.00 ns (0.0 %), \
+              profiled 4.00 ms (44.4 %)"
+                .to_string()
+        ), "{l:#?}");
+        assert!(l.iter().any(|l| l.contains("flash_fwd 4.00 ms (profiled, 4 launches)")), "{l:#?}");
+        let r = Value::Object(s.report());
+        assert_eq!(r["kernel_time_by_source"]["profiled"]["ns"], 4_000_000);
+        assert_eq!(r["per_rank"][1]["kernel_ns_by_source"]["profiled"], 3_000_000);
+        assert_eq!(parse(&file(1, 0, &[5, 6], 7, 8).replace("\"profiled\":0", "\"profiled\":9")).unwrap().by_source.profiled, 9);
     }
 
     #[test]

@@ -204,6 +204,7 @@ mod tests {
                 samples: Vec::new(),
             })
             .into(),
+            ..RunSummary::default()
         };
         let s = Summary {
             cluster: &cluster,

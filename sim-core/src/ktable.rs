@@ -7,10 +7,13 @@
 //! # gpu: h100-sxm-80gb
 //! kernel<TAB>spin(float*, int)<TAB>2000,1,1<TAB>256,1,1<TAB>0<TAB>15000<TAB>12
 //! kernel<TAB>spin<TAB>*<TAB>*<TAB>*<TAB>20000
+//! call<TAB>cublasLt matmul m=768 n=8192 k=3072 batch=1 a=bf16/N b=bf16/T c=bf16 compute=f32<TAB>41250<TAB>5
 //! ```
 //!
-//! One record per line, fields separated by a single tab: record type, name, grid, block, dynamic shared
-//! memory bytes, duration in ns, optional sample count. `*` in a configuration field matches anything.
+//! One record per line, fields separated by a single tab. `kernel`: record type, name, grid, block, dynamic
+//! shared memory bytes, duration in ns, optional sample count; `*` in a configuration field matches anything.
+//! `call` (a library call such as a cuBLASLt matmul): record type, the library's key text, duration in ns,
+//! optional sample count; looked up by exact key.
 
 use crate::gpu::GpuSpec;
 use crate::time::SimDuration;
@@ -109,21 +112,25 @@ pub struct TableRecord {
     pub samples: u32,
 }
 
-/// A set of kernel durations keyed by [`KernelPattern`], plus the file's metadata.
+/// A set of kernel durations keyed by [`KernelPattern`] and of library-call durations keyed by the library's
+/// key text, plus the file's metadata.
 #[derive(Clone, Debug, Default)]
 pub struct KernelTable {
     /// name → configuration → record. Ordered so that `to_text` is deterministic.
     entries: BTreeMap<String, BTreeMap<Config, TableRecord>>,
+    /// Library calls (`call` records): trimmed key text → record.
+    calls: BTreeMap<String, TableRecord>,
     /// `# key: value` metadata lines (e.g. `gpu`).
     meta: BTreeMap<String, String>,
     /// Lines skipped while parsing (unknown record types), each naming its line.
     warnings: Vec<String>,
 }
 
-/// Two tables are equal when their entries and metadata are; parse warnings are not compared.
+/// Two tables are equal when their kernel entries, call entries and metadata are; parse warnings are not
+/// compared.
 impl PartialEq for KernelTable {
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries && self.meta == other.meta
+        self.entries == other.entries && self.calls == other.calls && self.meta == other.meta
     }
 }
 
@@ -152,12 +159,16 @@ impl KernelTable {
                     let (pattern, record) = parse_kernel(&fields).map_err(|e| format!("line {lineno}: {e}"))?;
                     t.insert_record(pattern, record);
                 }
+                "call" => {
+                    let (key, record) = parse_call(&fields).map_err(|e| format!("line {lineno}: {e}"))?;
+                    t.calls.insert(key.to_string(), record);
+                }
                 other if is_identifier(other) => {
                     t.warnings.push(format!("line {lineno}: skipped record of unknown type `{other}`"));
                 }
                 other => {
                     return Err(format!(
-                        "line {lineno}: expected a record type (`kernel`) followed by a tab, found `{}`",
+                        "line {lineno}: expected a record type (`kernel` or `call`) followed by a tab, found `{}`",
                         other.chars().take(40).collect::<String>()
                     ))
                 }
@@ -172,12 +183,14 @@ impl KernelTable {
         KernelTable::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Adds `other`'s entries; an entry with the same pattern is replaced by `other`'s (later table wins).
-    /// Metadata keys of `other` replace ours; warnings are kept from both.
+    /// Adds `other`'s kernel and call entries; an entry with the same pattern, or a call with the same key, is
+    /// replaced by `other`'s (later table wins). Metadata keys of `other` replace ours; warnings are kept from
+    /// both.
     pub fn merge(&mut self, other: KernelTable) {
         for (name, configs) in other.entries {
             self.entries.entry(name).or_default().extend(configs);
         }
+        self.calls.extend(other.calls);
         self.meta.extend(other.meta);
         self.warnings.extend(other.warnings);
     }
@@ -198,14 +211,43 @@ impl KernelTable {
         self.entries.entry(name).or_default().insert((p.grid, p.block, p.shared_mem_bytes), record);
     }
 
-    /// Number of entries.
+    /// Adds or replaces the duration of a library call, keyed by the library's key text (`docs/profiling.md`
+    /// lists each library model's keys). The key is trimmed; a key that is then empty or that contains a tab or
+    /// a line break cannot be written as a `call` record and is ignored. `samples` of 0 is stored as 1.
+    pub fn insert_call(&mut self, key: &str, duration: SimDuration, samples: u32) {
+        let key = key.trim();
+        if key.is_empty() || key.contains(['\t', '\n', '\r']) {
+            return;
+        }
+        self.calls.insert(key.to_string(), TableRecord { duration, samples: samples.max(1) });
+    }
+
+    /// The duration of a library call: the `call` entry whose key equals `key` (both trimmed), else `None`.
+    /// No wildcards, no partial matches.
+    pub fn lookup_call(&self, key: &str) -> Option<SimDuration> {
+        self.calls.get(key.trim()).map(|r| r.duration)
+    }
+
+    /// Iterates over every library-call entry, sorted by key (the `to_text` order).
+    pub fn calls(&self) -> impl Iterator<Item = (&str, TableRecord)> + '_ {
+        self.calls.iter().map(|(k, r)| (k.as_str(), *r))
+    }
+
+    /// Number of library-call entries (`call` records).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Number of kernel entries (`kernel` records: one per name and configuration pattern). Library calls are
+    /// not counted; [`KernelTable::call_count`] counts those.
     pub fn len(&self) -> usize {
         self.entries.values().map(BTreeMap::len).sum()
     }
 
-    /// Whether the table has no entries.
+    /// Whether the table has neither kernel entries nor library-call entries. A table with only `call`
+    /// records is not empty, although its [`len`](KernelTable::len) is 0.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.calls.is_empty()
     }
 
     /// The duration for a launch, or `None` if no entry matches (see [`KernelTable::lookup_record`]).
@@ -252,7 +294,7 @@ impl KernelTable {
         None
     }
 
-    /// Iterates over every entry in `to_text` order.
+    /// Iterates over every kernel entry in `to_text` order (library calls: [`KernelTable::calls`]).
     pub fn iter(&self) -> impl Iterator<Item = (KernelPattern, TableRecord)> + '_ {
         self.entries.iter().flat_map(|(name, configs)| {
             configs.iter().map(move |(&(grid, block, shared_mem_bytes), r)| {
@@ -279,13 +321,14 @@ impl KernelTable {
         self.metadata("gpu")
     }
 
-    /// Lines the parser skipped, e.g. `line 9: skipped record of unknown type `gemm``.
+    /// Lines the parser skipped, e.g. `line 9: skipped record of unknown type `copy``.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
 
-    /// The table in the text format; `parse(&t.to_text())` gives back an equal table. Entries are sorted by
-    /// name, then configuration (wildcards first); durations are written in whole nanoseconds.
+    /// The table in the text format; `parse(&t.to_text())` gives back an equal table. Kernel entries are
+    /// sorted by name, then configuration (wildcards first), followed by the `call` entries sorted by key;
+    /// durations are written in whole nanoseconds, sample counts always.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         out.push_str(TABLE_HEADER);
@@ -304,6 +347,9 @@ impl KernelTable {
                 r.duration.as_nanos(),
                 r.samples
             );
+        }
+        for (key, r) in self.calls() {
+            let _ = writeln!(out, "call\t{key}\t{}\t{}", r.duration.as_nanos(), r.samples);
         }
         out
     }
@@ -360,14 +406,33 @@ fn parse_kernel(f: &[&str]) -> Result<(KernelPattern, TableRecord), String> {
         ),
     };
     let duration = parse_duration(f[5].trim())?;
-    let samples = match f.get(6).map(|s| s.trim()) {
-        None => 1,
-        Some(s) => match s.parse::<u32>() {
-            Ok(n) if n >= 1 => n,
-            _ => return Err(format!("samples: expected a positive integer, found `{s}`")),
-        },
-    };
+    let samples = parse_samples(f.get(6).copied())?;
     Ok((KernelPattern { name: name.to_string(), grid, block, shared_mem_bytes }, TableRecord { duration, samples }))
+}
+
+/// `call<TAB>KEY<TAB>DURATION_NS[<TAB>SAMPLES]` → (trimmed key, record).
+fn parse_call<'a>(f: &[&'a str]) -> Result<(&'a str, TableRecord), String> {
+    if f.len() != 3 && f.len() != 4 {
+        return Err(format!("call: expected 3 or 4 fields, found {}", f.len()));
+    }
+    let key = f[1].trim();
+    if key.is_empty() {
+        return Err("call: empty key".into());
+    }
+    let duration = parse_duration(f[2].trim())?;
+    let samples = parse_samples(f.get(3).copied())?;
+    Ok((key, TableRecord { duration, samples }))
+}
+
+/// The optional `SAMPLES` field: an integer ≥ 1, default 1.
+fn parse_samples(field: Option<&str>) -> Result<u32, String> {
+    match field.map(str::trim) {
+        None => Ok(1),
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!("samples: expected a positive integer, found `{s}`")),
+        },
+    }
 }
 
 fn parse_dim(s: &str) -> Result<Option<[u32; 3]>, String> {
@@ -877,8 +942,143 @@ mod tests {
         assert_eq!(err("kernel\t \t*\t*\t*\t5"), "line 3: empty kernel name");
         assert_eq!(
             err("kernel a * * * 5"),
-            "line 3: expected a record type (`kernel`) followed by a tab, found `kernel a * * * 5`"
+            "line 3: expected a record type (`kernel` or `call`) followed by a tab, found `kernel a * * * 5`"
         );
+    }
+
+    fn rec(n: u64, samples: u32) -> TableRecord {
+        TableRecord { duration: SimDuration::from_nanos(n), samples }
+    }
+
+    const MATMUL: &str = "cublasLt matmul m=768 n=8192 k=3072 batch=1 a=bf16/N b=bf16/T c=bf16 compute=f32 epilogue=bias";
+    const SDPA: &str = "cudnn graph sdpa_fwd b=8 h=12 s=1024 d=64 io=bf16 causal=1";
+
+    /// Kernel and call records mixed, as profiling writes them (calls may come in any order in a file).
+    fn with_calls() -> String {
+        format!(
+            "{TABLE_HEADER}\n\
+             # gpu: h100-sxm-80gb\n\
+             kernel\tspin\t*\t*\t*\t20000\n\
+             call\t{SDPA}\t98000\n\
+             call\t {MATMUL} \t41250.5\t5\n\
+             kernel\tscale<float>\t4,1,1\t*\t0\t700\t3\n"
+        )
+    }
+
+    #[test]
+    fn parses_kernel_and_call_records() {
+        let t = KernelTable::parse(&with_calls()).unwrap();
+        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+        assert_eq!((t.len(), t.call_count()), (2, 2));
+        // 41250.5 rounds to 41251; the key was trimmed.
+        assert_eq!(t.lookup_call(MATMUL), ns(41_251));
+        assert_eq!(t.lookup_call(&format!("  {MATMUL}\t")), ns(41_251));
+        assert_eq!(t.lookup_call(SDPA), ns(98_000));
+        // Exact match only: no prefix, no other epilogue, no kernel name.
+        assert_eq!(t.lookup_call("cublasLt matmul m=768 n=8192 k=3072"), None);
+        assert_eq!(t.lookup_call(&MATMUL.replace("epilogue=bias", "epilogue=none")), None);
+        assert_eq!(t.lookup_call("spin"), None);
+        // Sorted by key, not in file order.
+        let calls: Vec<(&str, TableRecord)> = t.calls().collect();
+        assert_eq!(
+            calls,
+            [
+                (MATMUL, rec(41_251, 5)),
+                (SDPA, rec(98_000, 1)),
+            ]
+        );
+        // The kernel records are unaffected.
+        assert_eq!(t.lookup(&key("spin(int)", [1, 1, 1], [1, 1, 1], 0)), ns(20_000));
+        assert_eq!(t.lookup(&key("void scale<float>(float*)", [4, 1, 1], [32, 1, 1], 0)), ns(700));
+    }
+
+    #[test]
+    fn later_call_with_the_same_key_wins() {
+        // Within a file; the second key differs only in surrounding spaces.
+        let t = KernelTable::parse(&format!("{TABLE_HEADER}\ncall\t{MATMUL}\t41000\t2\ncall\t{MATMUL}  \t39500\t8\n"))
+            .unwrap();
+        assert_eq!(t.call_count(), 1);
+        assert_eq!(t.calls().next(), Some((MATMUL, rec(39_500, 8))));
+        // By merge: `b`'s matmul replaces `a`'s, `a`'s attention stays, `b`'s new key is added.
+        let mut a = KernelTable::parse(&with_calls()).unwrap();
+        let mut b = KernelTable::default();
+        b.insert_call(MATMUL, SimDuration::from_nanos(40_000), 3);
+        let small = "cublasLt matmul m=64 n=64 k=64 batch=1 a=f32/N b=f32/N c=f32 compute=f32";
+        b.insert_call(small, SimDuration::from_nanos(4_100), 0);
+        a.merge(b);
+        assert_eq!((a.len(), a.call_count()), (2, 3));
+        assert_eq!(a.lookup_call(MATMUL), ns(40_000));
+        assert_eq!(a.lookup_call(SDPA), ns(98_000));
+        assert_eq!(a.lookup_call(small), ns(4_100));
+        // Inserting replaces too, and 0 samples are stored as 1.
+        a.insert_call(&format!(" {SDPA}"), SimDuration::from_nanos(97_000), 0);
+        assert_eq!(a.calls().find(|&(k, _)| k == SDPA), Some((SDPA, rec(97_000, 1))));
+    }
+
+    #[test]
+    fn calls_round_trip_through_to_text() {
+        let t = KernelTable::parse(&with_calls()).unwrap();
+        let text = t.to_text();
+        assert_eq!(
+            text,
+            format!(
+                "{TABLE_HEADER}\n\
+                 # gpu: h100-sxm-80gb\n\
+                 kernel\tscale<float>\t4,1,1\t*\t0\t700\t3\n\
+                 kernel\tspin\t*\t*\t*\t20000\t1\n\
+                 call\t{MATMUL}\t41251\t5\n\
+                 call\t{SDPA}\t98000\t1\n"
+            )
+        );
+        assert_eq!(KernelTable::parse(&text).unwrap(), t);
+        // The same table built through the API is equal; one differing call makes it unequal.
+        let mut built = KernelTable::default();
+        built.set_metadata("gpu", "h100-sxm-80gb");
+        built.insert(KernelPattern { name: "spin".into(), grid: None, block: None, shared_mem_bytes: None }, SimDuration::from_nanos(20_000), 1);
+        built.insert(KernelPattern { name: "scale<float>".into(), grid: Some([4, 1, 1]), block: None, shared_mem_bytes: Some(0) }, SimDuration::from_nanos(700), 3);
+        built.insert_call(SDPA, SimDuration::from_nanos(98_000), 1);
+        built.insert_call(MATMUL, SimDuration::from_nanos(41_251), 5);
+        assert_eq!(built, t);
+        built.insert_call(MATMUL, SimDuration::from_nanos(41_252), 5);
+        assert_ne!(built, t);
+    }
+
+    #[test]
+    fn call_errors_name_the_line() {
+        let err = |body: &str| KernelTable::parse(&format!("{TABLE_HEADER}\n# c\n{body}\n")).unwrap_err();
+        // Missing duration.
+        assert_eq!(err(&format!("call\t{MATMUL}")), "line 3: call: expected 3 or 4 fields, found 2");
+        assert_eq!(err("call"), "line 3: call: expected 3 or 4 fields, found 1");
+        assert_eq!(err("call\tk\t5\t1\t1"), "line 3: call: expected 3 or 4 fields, found 5");
+        assert_eq!(err("call\tk\t"), "line 3: duration_ns: expected a non-negative decimal number of nanoseconds, found ``");
+        // Spaces instead of tabs.
+        assert_eq!(
+            err("call cublasLt matmul m=768 5000"),
+            "line 3: expected a record type (`kernel` or `call`) followed by a tab, found `call cublasLt matmul m=768 5000`"
+        );
+        // Negative or otherwise malformed values.
+        assert_eq!(err("call\tk\t-5"), "line 3: duration_ns: expected a non-negative decimal number of nanoseconds, found `-5`");
+        assert_eq!(err("call\tk\t5\t-1"), "line 3: samples: expected a positive integer, found `-1`");
+        assert_eq!(err("call\tk\t5\t0"), "line 3: samples: expected a positive integer, found `0`");
+        assert_eq!(err("call\t  \t5"), "line 3: call: empty key");
+    }
+
+    #[test]
+    fn a_table_with_only_calls_is_not_empty() {
+        let t = KernelTable::parse(&format!("{TABLE_HEADER}\ncall\t{SDPA}\t98000\t4\n")).unwrap();
+        assert!(!t.is_empty());
+        assert_eq!((t.len(), t.call_count()), (0, 1));
+        assert_ne!(t, KernelTable::default());
+        // Keys that cannot be written as a `call` record are ignored.
+        let mut u = KernelTable::default();
+        assert!(u.is_empty());
+        for bad in ["", "   ", "a\tb", "a\nb"] {
+            u.insert_call(bad, SimDuration::from_nanos(1), 1);
+        }
+        assert!(u.is_empty());
+        u.insert_call(SDPA, SimDuration::from_nanos(5), 1);
+        assert!(!u.is_empty());
+        assert_eq!(u.len(), 0);
     }
 
     #[test]

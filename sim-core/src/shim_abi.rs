@@ -14,9 +14,27 @@ pub const RUNTIME_TABLE_ID: [u8; 16] = *b"PhantomRtTable01";
 
 /// The layout version of [`RuntimeTable`].
 /// Version 2 appended `enqueue_work` and `gemm_ns` (cuBLAS); version 3 `submit_with_buffers` (the data of
-/// small operations). A reader accepts any version at least the one that introduced the last field it uses
-/// (and a `size` covering it).
-pub const RUNTIME_TABLE_VERSION: u32 = 3;
+/// small operations); version 4 `profile_mode`, `run_call`, `call_time` and `enqueue_timed` (library calls in
+/// profiling mode and from kernel-time tables: docs/profiling.md). A reader accepts any version at least the
+/// one that introduced the last field it uses (and a `size` covering it).
+pub const RUNTIME_TABLE_VERSION: u32 = 4;
+
+/// `RuntimeTable::profile_mode`: this process does not profile.
+pub const PROFILE_OFF: u32 = 0;
+/// This process executes on the real GPU: its library calls must run there (`run_call`).
+pub const PROFILE_EXECUTE: u32 = 1;
+/// This process follows executing ones: `call_time` may wait for their measurements.
+pub const PROFILE_FOLLOW: u32 = 2;
+
+/// `RuntimeTable::call_time` / `enqueue_timed` sources (`crate::ktable::TimeSource`), and the library's own
+/// model.
+pub const SOURCE_PROFILED: u32 = 0;
+pub const SOURCE_TABLE: u32 = 1;
+pub const SOURCE_MODEL: u32 = 2;
+
+/// The real work of a library call (`run_call`): queues it on `real_stream` (a `CUstream` of NVIDIA's driver)
+/// and returns 0, or a nonzero status of the library.
+pub type RunCall = unsafe extern "C" fn(ctx: *mut c_void, real_stream: *mut c_void) -> i32;
 
 /// `ShimGemm::precision`: the index of a `crate::blas::Precision` (`Precision::from_index`).
 pub const PREC_FP64: u32 = 0;
@@ -163,6 +181,22 @@ pub struct RuntimeTable {
     /// (`crate::engine::payload`), so that what the program reads back from a receive buffer is what NCCL
     /// would have delivered.
     pub submit_with_buffers: unsafe extern "C" fn(ops: *const ShimOp, buffers: *const ShimBuffers, n: usize) -> i32,
+    // Version 4.
+    /// `PROFILE_OFF`, `PROFILE_EXECUTE` or `PROFILE_FOLLOW`.
+    pub profile_mode: unsafe extern "C" fn() -> u32,
+    /// Executing process: runs `run(ctx, real_stream)` on the real GPU, `real_stream` standing for `stream`. The
+    /// first call with library-call key `key` (NUL-terminated text without tabs, chosen by the library, e.g.
+    /// `cublasLt matmul m=… n=… k=…`) is measured behind the gate (docs/profiling.md), kept for the profiling
+    /// table and published to following processes; later calls just run. Writes the call's duration in ns.
+    /// Returns 0, or a CUDA error (the library's nonzero status becomes `cudaErrorLaunchFailure`, logged).
+    pub run_call: unsafe extern "C" fn(stream: *mut c_void, key: *const c_char, run: RunCall, ctx: *mut c_void, out_ns: *mut u64) -> i32,
+    /// The duration of library call `key` if profiling or a kernel-time table has it: this process's own
+    /// measurement, a following process's answer from the simulator (which may wait for an executing process),
+    /// or a table's `call` record. Returns 0 and writes `out_ns` and `out_source` (`SOURCE_PROFILED` or
+    /// `SOURCE_TABLE`); 1 when there is none (the library then uses its model).
+    pub call_time: unsafe extern "C" fn(key: *const c_char, out_ns: *mut u64, out_source: *mut u32) -> i32,
+    /// `enqueue_work`, saying which source timed the work (`SOURCE_*`), for the run's coverage report.
+    pub enqueue_timed: unsafe extern "C" fn(stream: *mut c_void, duration_ns: u64, sms: u32, name: *const c_char, source: u32) -> i32,
 }
 
 /// `size` of a version-1 table: the bytes through `last_message`.
@@ -221,7 +255,8 @@ mod tests {
         assert_eq!(RUNTIME_TABLE_V1_SIZE, 64);
         // Version 2 appended two function pointers, version 3 one.
         assert_eq!(std::mem::offset_of!(RuntimeTable, submit_with_buffers), 80);
-        assert_eq!(std::mem::size_of::<RuntimeTable>(), 88);
+        assert_eq!(std::mem::offset_of!(RuntimeTable, profile_mode), 88);
+        assert_eq!(std::mem::size_of::<RuntimeTable>(), 120);
         assert_eq!(std::mem::size_of::<ShimBuffers>(), 24);
         assert_eq!(ShimGemm { precision: PREC_BF16, ..Default::default() }.gemm().unwrap().precision, crate::blas::Precision::Bf16);
         assert!(ShimGemm { precision: 6, ..Default::default() }.gemm().is_none());

@@ -29,7 +29,7 @@ fn world(n: u32) -> (Coordinator, Vec<ClientId>, CommId) {
     c.expect_clients(n as usize);
     let ids: Vec<ClientId> = (0..n).map(|_| c.connect()).collect();
     for (r, &id) in ids.iter().enumerate() {
-        c.handle(id, ToSim::Hello { pid: 100 + r as u32, node: r as u32 / 8, label: String::new() });
+        c.handle(id, ToSim::Hello { pid: 100 + r as u32, node: r as u32 / 8, label: String::new(), executes: false });
         c.handle(id, ToSim::Join {
             id: 1,
             join: Join::Init { key: 42, nranks: n, rank: r as u32 },
@@ -263,7 +263,7 @@ fn the_socket_server_answers_clients_in_other_threads() {
         .map(|r| {
             let addr = addr.clone();
             std::thread::spawn(move || {
-                let c = SimClient::connect(&addr, ToSim::Hello { pid: r, node: 0, label: String::new() }).unwrap();
+                let c = SimClient::connect(&addr, ToSim::Hello { pid: r, node: 0, label: String::new(), executes: false }).unwrap();
                 c.send(ToSim::Join { id: 1, join: Join::Init { key: 7, nranks: 2, rank: r }, member: Member { gpu: r, algo: None, proto: None }, lbts: t(0) }).unwrap();
                 let FromSim::Joined { infos, .. } = c.request(|req| ToSim::JoinWait { req, ids: vec![1] }).unwrap() else { panic!() };
                 let info = infos[0].clone().unwrap().unwrap();
@@ -290,7 +290,7 @@ fn the_socket_server_answers_clients_in_other_threads() {
 
 #[test]
 fn an_embedded_simulator_serves_one_process_driving_several_gpus() {
-    let c = SimClient::embedded(&cfg(1), ToSim::Hello { pid: 1, node: 0, label: String::new() }).unwrap();
+    let c = SimClient::embedded(&cfg(1), ToSim::Hello { pid: 1, node: 0, label: String::new(), executes: false }).unwrap();
     for r in 0..4 {
         c.send(ToSim::Join { id: r as u64, join: Join::Init { key: 9, nranks: 4, rank: r }, member: Member { gpu: r, algo: None, proto: None }, lbts: t(0) }).unwrap();
     }
@@ -312,7 +312,7 @@ fn an_embedded_simulator_serves_one_process_driving_several_gpus() {
 fn a_gpu_outside_the_cluster_is_refused_naming_the_fix() {
     let mut c = Coordinator::new(&cfg(1)).unwrap();
     let id = c.connect();
-    c.handle(id, ToSim::Hello { pid: 9, node: 1, label: String::new() });
+    c.handle(id, ToSim::Hello { pid: 9, node: 1, label: String::new(), executes: false });
     c.handle(id, ToSim::Join { id: 1, join: Join::Init { key: 1, nranks: 2, rank: 0 }, member: Member { gpu: 8, algo: None, proto: None }, lbts: t(0) });
     c.handle(id, ToSim::JoinWait { req: 4, ids: vec![1] });
     let out = c.take_outbox();

@@ -178,6 +178,59 @@ pub fn compile(name: &str) -> PathBuf {
     exe
 }
 
+/// Compiles the C file `tests/programs/<name>` (or `<name>` relative to the workspace root when it contains a
+/// `/`) into a shared library with `cc -shared -fPIC -O2`, against NVIDIA's headers (so a stand-in for one of
+/// NVIDIA's libraries is checked against its declarations), and returns its path:
+/// `target/phantom/test-bin/lib<stem>-<hash>.so`, cached like [`compile`]'s executables by a hash of the
+/// source, the compiler command and the pinned wheel versions. Nothing is linked by name: the test hands the
+/// library's path to whoever loads it.
+pub fn compile_shared(name: &str) -> PathBuf {
+    let src = if name.contains('/') {
+        workspace_root().join(name)
+    } else {
+        workspace_root().join("tests/programs").join(name)
+    };
+    if src.extension().and_then(|e| e.to_str()) != Some("c") {
+        panic!("{name}: shared test libraries are .c files");
+    }
+    let source = std::fs::read(&src).unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
+    let compiler = PathBuf::from("cc");
+    let flags: Vec<String> = vec![
+        "-shared".into(),
+        "-fPIC".into(),
+        "-O2".into(),
+        "-Wall".into(),
+        "-pthread".into(),
+        format!("-I{}", cuda_dir().join("include").display()),
+    ];
+
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    source.hash(&mut hasher);
+    compiler.hash(&mut hasher);
+    flags.hash(&mut hasher);
+    std::fs::read(workspace_root().join("scripts/cuda-wheels.txt")).unwrap_or_default().hash(&mut hasher);
+    let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
+    let dir = target_dir().join("phantom/test-bin");
+    let lib = dir.join(format!("lib{stem}-{:016x}.so", hasher.finish()));
+    if lib.is_file() {
+        return lib;
+    }
+
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    // Built under a unique name and renamed, as in `compile`: concurrent builders never see half a library.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(".lib{stem}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let mut cmd = Command::new(&compiler);
+    cmd.args(&flags).arg("-o").arg(&tmp).arg(&src).current_dir(&dir);
+    let out = run_with_timeout(cmd, Duration::from_secs(300));
+    if !out.success() || !tmp.is_file() {
+        let _ = std::fs::remove_file(&tmp);
+        panic!("compiling {name} into a shared library with {} failed:\n{}", compiler.display(), out.describe());
+    }
+    std::fs::rename(&tmp, &lib).unwrap_or_else(|e| panic!("cannot rename to {}: {e}", lib.display()));
+    lib
+}
+
 /// What a program did.
 #[derive(Debug, Clone)]
 pub struct Output {

@@ -122,6 +122,29 @@ impl SimClient {
             }
         }
     }
+
+    /// The measured duration of kernel `key` in nanoseconds (profiling mode; `ToSim::Lookup`), or `None` when
+    /// no executing process measured it and none can be expected to soon (use the kernel table or the
+    /// model). Blocks while an executing process may still publish it. An embedded simulator has no other
+    /// process to wait for: what it does not know now is `None`.
+    pub fn lookup(&self, key: &str) -> Result<Option<u64>, String> {
+        if let Link::Embedded(c) = &self.link {
+            // A lookup left waiting gets no reply here; asking through `request` would report that as an error.
+            let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+            let mut c = lock(c);
+            c.handle(0, ToSim::Lookup { req, key: key.to_string() });
+            let out = c.take_outbox();
+            return Ok(out.into_iter().find_map(|(_, m)| match m {
+                FromSim::Measured { req: r, ns, .. } if r == req => ns,
+                _ => None,
+            }));
+        }
+        match self.request(|req| ToSim::Lookup { req, key: key.to_string() })? {
+            FromSim::Measured { ns, .. } => Ok(ns),
+            FromSim::Failed { message, .. } => Err(message),
+            other => Err(format!("the simulator answered a lookup with {other:?}")),
+        }
+    }
 }
 
 impl Socket {
@@ -155,5 +178,55 @@ impl Socket {
             }
             self.arrived.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::server::{self, Listen};
+
+    fn hello(pid: u32, executes: bool) -> ToSim {
+        ToSim::Hello { pid, node: 0, label: String::new(), executes }
+    }
+
+    fn cfg() -> ClusterConfig {
+        ClusterConfig::try_preset("dgx-h100").unwrap()
+    }
+
+    #[test]
+    fn an_embedded_follower_gets_none_and_an_embedded_executor_its_own_measurements() {
+        let c = SimClient::embedded(&cfg(), hello(1, false)).unwrap();
+        assert_eq!(c.lookup("gemm"), Ok(None));
+        let c = SimClient::embedded(&cfg(), hello(1, true)).unwrap();
+        assert_eq!(c.lookup("gemm"), Ok(None), "nobody else can publish it");
+        c.send(ToSim::Measured { entries: vec![("gemm".into(), 1_500, true)] }).unwrap();
+        assert_eq!(c.lookup("gemm"), Ok(Some(1_500)));
+    }
+
+    #[test]
+    fn a_follower_waits_over_the_socket_for_the_executing_process() {
+        let dir = std::env::temp_dir().join(format!("phantom-measure-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let handle = server::start(cfg(), Listen::Unix(dir.join("sim.sock"))).unwrap();
+        handle.expect_executing(1);
+        let addr = handle.address().to_string();
+        let follower = std::thread::spawn(move || {
+            let c = SimClient::connect(&addr, hello(2, false)).unwrap();
+            let got = c.lookup("gemm 4096");
+            c.send(ToSim::Bye).unwrap();
+            got
+        });
+        // The follower's lookup waits: the one executing process has not even connected.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!follower.is_finished());
+        let exec = SimClient::connect(handle.address(), hello(1, true)).unwrap();
+        exec.send(ToSim::Measured { entries: vec![("gemm 4096".into(), 52_000, true)] }).unwrap();
+        assert_eq!(follower.join().unwrap(), Ok(Some(52_000)));
+        exec.send(ToSim::Bye).unwrap();
+        drop(exec);
+        let summary = handle.finish(std::time::Duration::from_secs(5));
+        assert_eq!((summary.measurements, summary.lookups_unanswered), (1, 0));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

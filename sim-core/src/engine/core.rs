@@ -12,12 +12,14 @@
 //! client blocked and nothing left that could make progress). Each produces one line naming rank,
 //! communicator and operation, collected in [`Coordinator::failures`].
 
+use super::measure::Measurements;
 use super::payload;
 use super::proto::{CommId, CommInfo, FromSim, Join, Member, OpDesc, OpId, OpKind, Ready, ToSim};
 use crate::config::ClusterConfig;
 use crate::net::{Algo, CollOp, Collective, GpuId, LinkUsage, Network, Proto, TransferId, Tuning};
 use crate::time::SimTime;
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 pub type ClientId = u32;
 
@@ -29,9 +31,12 @@ struct Client {
     pid: u32,
     /// Promise: nothing this client submits later is ready before this time.
     lbts: SimTime,
-    /// Outstanding blocking requests (`Wait`, `Join`).
+    /// Outstanding blocking requests (`Wait`, `Join`). A parked `Lookup` is not one: the process is inside a
+    /// CUDA call that continues with a kernel of its own, so it keeps holding time back at its promise.
     blocked: u32,
     alive: bool,
+    /// Runs its GPU work on a real GPU and publishes kernel measurements (`Hello`; profiling mode).
+    executes: bool,
     /// Silent for long enough that it is presumably waiting outside CUDA (docs/simulator.md, "Idle
     /// processes"): it does not hold time back until it speaks again.
     idle: bool,
@@ -170,6 +175,8 @@ pub struct Coordinator {
     staged: HashMap<(ClientId, OpId), Vec<u8>>,
     /// What each part of a completed operation with data received, until its process fetches it.
     results: HashMap<(ClientId, OpId), Result<Vec<u8>, String>>,
+    /// Kernel measurements of executing processes and the lookups waiting for them (profiling mode).
+    measurements: Measurements,
 }
 
 /// One rank's part of a completed operation, as the simulator ran it (for `phantom run --trace`).
@@ -218,6 +225,7 @@ impl Coordinator {
             op_log: None,
             staged: HashMap::new(),
             results: HashMap::new(),
+            measurements: Measurements::default(),
         })
     }
 
@@ -226,6 +234,29 @@ impl Coordinator {
     pub fn expect_clients(&mut self, n: usize) {
         self.expected_clients = Some(n);
         self.pump();
+    }
+
+    /// The run has exactly `n` executing processes (profiling mode): a lookup for a kernel nobody measured yet
+    /// waits until all of them have connected before it can be answered `None`.
+    pub fn expect_executing(&mut self, n: usize) {
+        self.measurements.expect_executing(n);
+        self.pump();
+    }
+
+    /// Answers `None` to every lookup that has waited for its measurement for at least `limit` of real time
+    /// (counted from the first call that saw it waiting; the server calls this on its idle tick).
+    pub fn expire_lookups(&mut self, now: Instant, limit: Duration) {
+        self.measurements.expire(now, limit, &mut self.outbox);
+    }
+
+    /// Distinct kernel keys published by executing processes so far.
+    pub fn measurements(&self) -> usize {
+        self.measurements.keys()
+    }
+
+    /// Lookups answered `None` so far.
+    pub fn lookups_unanswered(&self) -> u64 {
+        self.measurements.unanswered()
     }
 
     /// From now on, keep an [`OpSpan`] for every completed operation (costs memory; for traces only).
@@ -267,8 +298,12 @@ impl Coordinator {
 
     /// `client` has been silent while others wait: it is presumably waiting for them outside CUDA (an MPI
     /// or TCP barrier), so it stops holding simulated time back until its next message. What it submits
-    /// later starts no earlier than the time the network has reached by then.
+    /// later starts no earlier than the time the network has reached by then. A client that waits for a
+    /// measurement (`Lookup`) is inside a CUDA call, not outside: it is never declared idle.
     pub fn set_idle(&mut self, client: ClientId) {
+        if self.measurements.is_parked(client) {
+            return;
+        }
         if let Some(c) = self.clients.get_mut(client as usize) {
             c.idle = true;
         }
@@ -277,7 +312,15 @@ impl Coordinator {
 
     /// A new client; its first message should be `Hello`.
     pub fn connect(&mut self) -> ClientId {
-        self.clients.push(Client { label: format!("client {}", self.clients.len()), pid: 0, lbts: SimTime::ZERO, blocked: 0, alive: true, idle: false });
+        self.clients.push(Client {
+            label: format!("client {}", self.clients.len()),
+            pid: 0,
+            lbts: SimTime::ZERO,
+            blocked: 0,
+            alive: true,
+            executes: false,
+            idle: false,
+        });
         let id = (self.clients.len() - 1) as ClientId;
         self.outbox.push((id, FromSim::Welcome { client: id }));
         id
@@ -291,6 +334,7 @@ impl Coordinator {
             return;
         }
         c.alive = false;
+        self.measurements.forget(client);
         if !clean {
             let label = c.label.clone();
             self.fail_missing(|_, cl| cl == client, &format!("{label} exited"));
@@ -321,8 +365,9 @@ impl Coordinator {
         }
         self.clients[client as usize].idle = false;
         match msg {
-            ToSim::Hello { pid, node, label } => {
+            ToSim::Hello { pid, node, label, executes } => {
                 self.clients[client as usize].pid = pid;
+                self.clients[client as usize].executes = executes;
                 self.clients[client as usize].label =
                     if label.is_empty() { format!("pid {pid} (node {node})") } else { label };
             }
@@ -378,6 +423,8 @@ impl Coordinator {
                 };
                 self.outbox.push((client, reply));
             }
+            ToSim::Measured { entries } => self.measurements.publish(entries, &mut self.outbox),
+            ToSim::Lookup { req, key } => self.measurements.lookup(client, req, key, &mut self.outbox),
             ToSim::Leave { comm, rank } => {
                 if let Some(c) = self.comms.get_mut(comm.0 as usize) {
                     if let Some(l) = c.left.get_mut(rank as usize) {
@@ -389,6 +436,7 @@ impl Coordinator {
             }
             ToSim::Bye => {
                 self.clients[client as usize].alive = false;
+                self.measurements.forget(client);
             }
         }
         self.pump();
@@ -785,6 +833,19 @@ impl Coordinator {
         self.answer_waits();
         self.answer_join_waits();
         self.check_deadlock();
+        self.give_up_lookups();
+    }
+
+    /// Answers `None` to the lookups still waiting for a measurement when none can come soon: every executing
+    /// process the run has connected and none is both alive and free (not blocked in a `Wait` or `JoinWait`).
+    fn give_up_lookups(&mut self) {
+        if !self.measurements.has_parked() {
+            return;
+        }
+        let mut executing = self.clients.iter().filter(|c| c.executes);
+        let connected = executing.clone().count();
+        let can_publish = executing.any(|c| c.alive && c.blocked == 0);
+        self.measurements.give_up(connected, can_publish, &mut self.outbox);
     }
 
     /// Advances the network to `t` and records what completed.
@@ -1015,4 +1076,183 @@ fn collective(c: &Comm, rank: u32, desc: &OpDesc) -> Collective {
 /// locally): the operation completes when it starts.
 fn stays_local(c: &Collective) -> bool {
     c.bytes == 0 || c.gpus.len() < 2 || c.gpus.windows(2).all(|w| w[0] == w[1])
+}
+
+#[cfg(test)]
+mod tests {
+    //! Lookups of kernel measurements against the coordinator's client states (the rules in isolation are
+    //! tested in `measure`; matching and timing in `tests/engine.rs`).
+    use super::*;
+
+    fn t(ns: u64) -> SimTime {
+        SimTime::from_nanos(ns)
+    }
+
+    fn allreduce(bytes: u64) -> OpDesc {
+        OpDesc { kind: OpKind::Coll { op: CollOp::AllReduce, root: 0, redop: 0 }, bytes, count: bytes / 4, dtype: 7 }
+    }
+
+    /// A coordinator with one client per entry (executing or following), each holding rank r of one
+    /// communicator on GPU r.
+    fn world(executes: &[bool]) -> (Coordinator, Vec<ClientId>, CommId) {
+        let n = executes.len() as u32;
+        let mut c = Coordinator::new(&ClusterConfig::try_preset("dgx-h100").unwrap()).unwrap();
+        c.expect_clients(n as usize);
+        let ids: Vec<ClientId> = (0..n).map(|_| c.connect()).collect();
+        for (r, (&id, &executes)) in ids.iter().zip(executes).enumerate() {
+            c.handle(id, ToSim::Hello { pid: 100 + r as u32, node: 0, label: String::new(), executes });
+            let member = Member { gpu: r as u32, algo: None, proto: None };
+            c.handle(id, ToSim::Join { id: 1, join: Join::Init { key: 42, nranks: n, rank: r as u32 }, member, lbts: t(0) });
+        }
+        for &id in &ids {
+            c.handle(id, ToSim::JoinWait { req: 1, ids: vec![1] });
+        }
+        let comm = c.take_outbox().into_iter().find_map(|(_, m)| match m {
+            FromSim::Joined { infos, .. } => Some(infos[0].clone().unwrap().unwrap().comm),
+            _ => None,
+        });
+        (c, ids, comm.expect("every rank joined"))
+    }
+
+    fn submit(c: &mut Coordinator, client: ClientId, rank: u32, comm: CommId, bytes: u64) {
+        c.handle(client, ToSim::Submit { ops: vec![(OpId(1), comm, rank, allreduce(bytes), Ready::at(t(1_000)))], lbts: t(1_000) });
+    }
+
+    fn lookup(c: &mut Coordinator, client: ClientId, req: u64, key: &str) {
+        c.handle(client, ToSim::Lookup { req, key: key.into() });
+    }
+
+    fn measured(entries: &[(&str, u64)]) -> ToSim {
+        ToSim::Measured { entries: entries.iter().map(|&(k, ns)| (k.to_string(), ns, true)).collect() }
+    }
+
+    /// The `Measured` answers in the outbox: (client, req, ns).
+    fn answers(c: &mut Coordinator) -> Vec<(ClientId, u64, Option<u64>)> {
+        c.take_outbox()
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                FromSim::Measured { req, ns, .. } => Some((to, req, ns)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn done_times(c: &mut Coordinator) -> Vec<(ClientId, Vec<SimTime>)> {
+        c.take_outbox()
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                FromSim::Done { times, .. } => Some((to, times)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lookup_waits_for_the_measurement_and_a_known_key_is_answered_at_once() {
+        let (mut c, ids, _) = world(&[true, false]);
+        lookup(&mut c, ids[1], 5, "gemm");
+        assert_eq!(answers(&mut c), []);
+        c.handle(ids[0], measured(&[("softmax", 300), ("gemm", 1_000), ("gemm", 1_200)]));
+        assert_eq!(answers(&mut c), [(ids[1], 5, Some(1_200))]);
+        lookup(&mut c, ids[1], 6, "softmax");
+        assert_eq!(answers(&mut c), [(ids[1], 6, Some(300))]);
+        assert_eq!((c.measurements(), c.lookups_unanswered()), (2, 0));
+    }
+
+    #[test]
+    fn without_executing_processes_a_lookup_is_answered_none_at_once() {
+        let (mut c, ids, _) = world(&[false, false]);
+        lookup(&mut c, ids[0], 1, "gemm");
+        assert_eq!(answers(&mut c), [(ids[0], 1, None)]);
+        assert_eq!(c.lookups_unanswered(), 1);
+    }
+
+    /// The executing rank blocks in a wait for an all-reduce the parked follower has not called yet: no
+    /// measurement can come, so the follower is answered `None`; its parked lookup changed no completion time.
+    #[test]
+    fn a_lookup_is_answered_none_when_the_executing_process_blocks_in_a_wait() {
+        let (mut c, ids, comm) = world(&[true, false]);
+        lookup(&mut c, ids[1], 3, "gemm");
+        submit(&mut c, ids[0], 0, comm, 1 << 20);
+        assert_eq!(answers(&mut c), [], "the executing process still runs");
+        c.handle(ids[0], ToSim::Wait { req: 2, ops: vec![OpId(1)] });
+        assert_eq!(answers(&mut c), [(ids[1], 3, None)]);
+        assert!(c.failures().is_empty(), "a follower in a lookup is not a deadlock");
+        submit(&mut c, ids[1], 1, comm, 1 << 20);
+        c.handle(ids[1], ToSim::Wait { req: 4, ops: vec![OpId(1)] });
+        let got = done_times(&mut c);
+
+        let (mut r, rids, rcomm) = world(&[true, false]);
+        submit(&mut r, rids[0], 0, rcomm, 1 << 20);
+        r.handle(rids[0], ToSim::Wait { req: 2, ops: vec![OpId(1)] });
+        submit(&mut r, rids[1], 1, rcomm, 1 << 20);
+        r.handle(rids[1], ToSim::Wait { req: 4, ops: vec![OpId(1)] });
+        let want = done_times(&mut r);
+        assert_eq!(want.len(), 2);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_lookup_is_answered_none_when_the_executing_process_says_bye() {
+        let (mut c, ids, _) = world(&[true, false, false]);
+        lookup(&mut c, ids[1], 1, "gemm");
+        lookup(&mut c, ids[2], 7, "gemm");
+        assert_eq!(answers(&mut c), []);
+        c.handle(ids[0], ToSim::Bye);
+        assert_eq!(answers(&mut c), [(ids[1], 1, None), (ids[2], 7, None)]);
+        assert_eq!(c.lookups_unanswered(), 2);
+    }
+
+    #[test]
+    fn expiry_answers_only_lookups_older_than_the_limit() {
+        let (mut c, ids, _) = world(&[true, false, false]);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        lookup(&mut c, ids[1], 1, "gemm");
+        c.expire_lookups(t0, ms(500));
+        lookup(&mut c, ids[2], 2, "gemm");
+        c.expire_lookups(t0 + ms(300), ms(500));
+        assert_eq!(answers(&mut c), []);
+        c.expire_lookups(t0 + ms(500), ms(500));
+        assert_eq!(answers(&mut c), [(ids[1], 1, None)]);
+        c.handle(ids[0], measured(&[("gemm", 40)]));
+        assert_eq!(answers(&mut c), [(ids[2], 2, Some(40))]);
+        assert_eq!((c.measurements(), c.lookups_unanswered()), (1, 1));
+    }
+
+    #[test]
+    fn a_lookup_waits_for_every_expected_executing_process() {
+        let (mut c, ids, comm) = world(&[true, false]);
+        c.expect_executing(2);
+        lookup(&mut c, ids[1], 1, "gemm");
+        submit(&mut c, ids[0], 0, comm, 1 << 20);
+        c.handle(ids[0], ToSim::Wait { req: 2, ops: vec![OpId(1)] });
+        assert_eq!(answers(&mut c), [], "the second executing process may still connect and measure it");
+        // It connects and measures.
+        let late = c.connect();
+        c.handle(late, ToSim::Hello { pid: 7, node: 0, label: String::new(), executes: true });
+        assert_eq!(answers(&mut c), []);
+        c.handle(late, measured(&[("gemm", 900)]));
+        assert_eq!(answers(&mut c), [(ids[1], 1, Some(900))]);
+    }
+
+    /// A follower waiting for a measurement is inside a CUDA call: it keeps holding simulated time back and is
+    /// never declared idle (which would let what it submits next start late).
+    #[test]
+    fn a_follower_in_a_lookup_is_never_idle() {
+        let (mut c, ids, comm) = world(&[true, false, false]);
+        lookup(&mut c, ids[2], 1, "gemm");
+        submit(&mut c, ids[0], 0, comm, 1 << 20);
+        submit(&mut c, ids[1], 1, comm, 1 << 20);
+        c.handle(ids[1], ToSim::Wait { req: 2, ops: vec![OpId(1)] });
+        assert!(c.has_waiters());
+        assert_eq!(c.holding_back(), vec![ids[2]]);
+        c.set_idle(ids[2]);
+        assert_eq!(c.holding_back(), vec![ids[2]]);
+        // Once answered, it is an ordinary silent process again.
+        c.handle(ids[0], measured(&[("gemm", 10)]));
+        assert_eq!(answers(&mut c), [(ids[2], 1, Some(10))]);
+        c.set_idle(ids[2]);
+        assert_eq!(c.holding_back(), vec![ids[0]], "the executing process's promise is the bound now");
+    }
 }

@@ -4,11 +4,13 @@
 //!
 //! - [`proto`]: the messages between a rank process and the simulator.
 //! - [`core`]: the conservative coordinator (no I/O): communicators, matching, lower bounds, failures.
+//! - [`measure`]: kernel measurements shared between rank processes (profiling mode).
 //! - [`server`]: the socket server `phantom run` starts.
 //! - [`client`]: what a rank process uses (socket or embedded).
 
 pub mod client;
 pub mod core;
+pub mod measure;
 pub mod payload;
 pub mod proto;
 pub mod server;

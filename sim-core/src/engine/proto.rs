@@ -1,9 +1,9 @@
 //! Messages between a rank process (the client) and the simulator.
 //!
 //! On the wire each message is a little-endian `u32` length followed by its bincode encoding. Asynchronous
-//! messages (`Submit`, `Clock`, `CommDestroy`) get no reply; every blocking request carries a request number
-//! `req` that its one reply repeats. Every message that carries `lbts` promises that no later submission of
-//! this process will be ready before that simulated time (DESIGN.md decision 5).
+//! messages (`Submit`, `Clock`, `Measured`, `Leave`) get no reply; every blocking request carries a request
+//! number `req` that its one reply repeats. Every message that carries `lbts` promises that no later
+//! submission of this process will be ready before that simulated time (DESIGN.md decision 5).
 
 use crate::net::CollOp;
 use crate::time::{SimDuration, SimTime};
@@ -99,8 +99,9 @@ pub struct CommInfo {
 /// Client to simulator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ToSim {
-    /// First message: who this process is (for messages that name it).
-    Hello { pid: u32, node: u32, label: String },
+    /// First message: who this process is (for messages that name it), and whether it executes its GPU work
+    /// on a real GPU and publishes kernel measurements (`Measured`; profiling mode).
+    Hello { pid: u32, node: u32, label: String, executes: bool },
     /// Progress: the promise only.
     Clock { lbts: SimTime },
     /// Joins a communicator (asynchronous; `id` is numbered by the process, the result is collected with
@@ -121,6 +122,14 @@ pub enum ToSim {
     /// What this process's part of operation `op` received (after the operation completed: `Wait` first);
     /// answered at once with `Payload` (empty when no data travelled), or `Failed`.
     Fetch { req: u64, op: OpId },
+    /// Kernel measurements of an executing process (asynchronous): an opaque canonical key, the kernel's
+    /// duration in nanoseconds, and whether it is settled (the process will not measure that key again; an
+    /// unsettled figure may still be refined). A later entry for the same key replaces the earlier.
+    Measured { entries: Vec<(String, u64, bool)> },
+    /// The measured duration of kernel `key`; answered with `Measured`, at once when it is known, else when an
+    /// executing process publishes it, or with `None` when none can be expected soon (docs/simulator.md,
+    /// "Measurements from executing processes").
+    Lookup { req: u64, key: String },
     /// A rank leaves a communicator (`ncclCommDestroy`/`Abort`).
     Leave { comm: CommId, rank: u32 },
     /// The process ends normally.
@@ -138,6 +147,9 @@ pub enum FromSim {
     /// The bytes a `Fetch` asked for.
     Payload { req: u64, data: Vec<u8> },
     Failed { req: u64, message: String },
+    /// A `Lookup`'s answer: the kernel's measured duration in nanoseconds and whether it is settled, or `None`
+    /// (use the kernel table or the model; `settled` is then true).
+    Measured { req: u64, ns: Option<u64>, settled: bool },
 }
 
 impl FromSim {
@@ -149,7 +161,8 @@ impl FromSim {
             | FromSim::Done { req, .. }
             | FromSim::Estimate { req, .. }
             | FromSim::Payload { req, .. }
-            | FromSim::Failed { req, .. } => Some(*req),
+            | FromSim::Failed { req, .. }
+            | FromSim::Measured { req, .. } => Some(*req),
         }
     }
 }
@@ -200,11 +213,19 @@ mod tests {
         };
         let mut buf = Vec::new();
         write_msg(&mut buf, &m).unwrap();
+        let lookup = ToSim::Lookup { req: 3, key: "sm90 gemm 128x256x64".into() };
+        write_msg(&mut buf, &lookup).unwrap();
         write_msg(&mut buf, &ToSim::Bye).unwrap();
         let mut r = &buf[..];
         assert_eq!(read_msg::<_, ToSim>(&mut r).unwrap(), Some(m));
+        assert_eq!(read_msg::<_, ToSim>(&mut r).unwrap(), Some(lookup));
         assert_eq!(read_msg::<_, ToSim>(&mut r).unwrap(), Some(ToSim::Bye));
         assert_eq!(read_msg::<_, ToSim>(&mut r).unwrap(), None);
+    }
+
+    #[test]
+    fn a_measurement_answers_its_lookup() {
+        assert_eq!(FromSim::Measured { req: 12, ns: None, settled: true }.req(), Some(12));
     }
 
     #[test]

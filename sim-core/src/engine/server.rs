@@ -14,13 +14,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often the server looks for idle clients.
+/// How often the server looks for idle clients and for lookups that waited too long.
 const IDLE_TICK: Duration = Duration::from_millis(20);
 
 /// How long a client that holds simulated time back while others wait may stay silent before it counts as
 /// idle: `PHANTOM_IDLE_MS`, default 200 ms.
 fn idle_after() -> Duration {
     let ms = std::env::var("PHANTOM_IDLE_MS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(200);
+    Duration::from_millis(ms)
+}
+
+/// How long a lookup may wait for an executing process to publish its kernel's measurement before it is
+/// answered `None` (the follower then uses its kernel table or model): `PHANTOM_PROFILE_WAIT_MS`, default
+/// 60 000 ms.
+fn profile_wait() -> Duration {
+    let ms = std::env::var("PHANTOM_PROFILE_WAIT_MS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(60_000);
     Duration::from_millis(ms)
 }
 
@@ -58,6 +66,10 @@ pub struct RunSummary {
     /// Every network link that carried traffic, in topology order: bytes and busy time always, the rate over
     /// time only when [`ServerHandle::record_links`] asked for it (`phantom run --trace`).
     pub links: Vec<crate::net::LinkUsage>,
+    /// Distinct kernel keys the executing processes published (profiling mode).
+    pub measurements: usize,
+    /// Lookups of following processes answered without a measurement (they used the kernel table or model).
+    pub lookups_unanswered: u64,
 }
 
 /// The run so far, for the launcher's progress line ([`ServerHandle::live_stats`]).
@@ -116,6 +128,17 @@ impl ServerHandle {
         self.inner.deliver(out);
     }
 
+    /// The run has exactly `n` executing processes (profiling mode): a following process's lookup for a kernel
+    /// not measured yet is answered `None` only once all of them have connected (or after
+    /// `PHANTOM_PROFILE_WAIT_MS`).
+    pub fn expect_executing(&self, n: usize) {
+        let mut c = lock(&self.inner.coord);
+        c.expect_executing(n);
+        let out = c.take_outbox();
+        drop(c);
+        self.inner.deliver(out);
+    }
+
     /// Keep the start and end of every operation for [`RunSummary::ops`] (`phantom run --trace`). Call before
     /// the ranks start. Changes no simulated time.
     pub fn record_ops(&self) {
@@ -163,6 +186,8 @@ impl ServerHandle {
             ops: c.take_op_log(),
             by_kind: stats.by_kind,
             links: c.link_usage(),
+            measurements: c.measurements(),
+            lookups_unanswered: c.lookups_unanswered(),
         }
     }
 }
@@ -284,6 +309,15 @@ impl Shared {
         self.deliver(out);
     }
 
+    /// Answers `None` to the lookups that have waited for a measurement for `limit`.
+    fn expire_lookups(&self, limit: Duration) {
+        let mut c = lock(&self.coord);
+        c.expire_lookups(Instant::now(), limit);
+        let out = c.take_outbox();
+        drop(c);
+        self.deliver(out);
+    }
+
     /// Serves one client until its connection closes.
     fn serve(self: Arc<Self>, conn: Conn) {
         let Ok(write_half) = conn.try_clone() else { return };
@@ -355,10 +389,12 @@ pub fn start(cfg: ClusterConfig, listen: Listen) -> std::io::Result<ServerHandle
     });
     let ticker = inner.clone();
     let idle_after = idle_after();
+    let profile_wait = profile_wait();
     std::thread::Builder::new().name("phantom-sim-idle".into()).spawn(move || {
         while !ticker.stopping.load(Ordering::SeqCst) {
             std::thread::sleep(IDLE_TICK);
             ticker.promote_idle(idle_after);
+            ticker.expire_lookups(profile_wait);
         }
     })?;
     let shared = inner.clone();

@@ -874,33 +874,33 @@ pub unsafe extern "C" fn cublasGetAtomicsMode(handle: cublasHandle_t, mode: *mut
 
 /// `cublasSgemm_v2`: implemented by `imp::cublasSgemm_v2`.
 #[no_mangle]
-pub unsafe extern "C" fn cublasSgemm_v2(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, _alpha: * const f32, _a: * const f32, _lda: c_int, _b: * const f32, _ldb: c_int, _beta: * const f32, _c: * mut f32, _ldc: c_int) -> u64 {
+pub unsafe extern "C" fn cublasSgemm_v2(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, alpha: * const f32, a: * const f32, lda: c_int, b: * const f32, ldb: c_int, beta: * const f32, c: * mut f32, ldc: c_int) -> u64 {
     phantom_stub_common::guard("cublasSgemm_v2", NOTE, STATUS, || {
-        imp::cublasSgemm_v2(handle, transa, transb, m, n, k, _alpha, _a, _lda, _b, _ldb, _beta, _c, _ldc)
+        imp::cublasSgemm_v2(handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     })
 }
 
 /// `cublasSgemmStridedBatched`: implemented by `imp::cublasSgemmStridedBatched`.
 #[no_mangle]
-pub unsafe extern "C" fn cublasSgemmStridedBatched(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, _alpha: * const f32, _a: * const f32, _lda: c_int, _stride_a: i64, _b: * const f32, _ldb: c_int, _stride_b: i64, _beta: * const f32, _c: * mut f32, _ldc: c_int, _stride_c: i64, batch: c_int) -> u64 {
+pub unsafe extern "C" fn cublasSgemmStridedBatched(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, alpha: * const f32, a: * const f32, lda: c_int, stride_a: i64, b: * const f32, ldb: c_int, stride_b: i64, beta: * const f32, c: * mut f32, ldc: c_int, stride_c: i64, batch: c_int) -> u64 {
     phantom_stub_common::guard("cublasSgemmStridedBatched", NOTE, STATUS, || {
-        imp::cublasSgemmStridedBatched(handle, transa, transb, m, n, k, _alpha, _a, _lda, _stride_a, _b, _ldb, _stride_b, _beta, _c, _ldc, _stride_c, batch)
+        imp::cublasSgemmStridedBatched(handle, transa, transb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch)
     })
 }
 
 /// `cublasGemmEx`: implemented by `imp::cublasGemmEx`.
 #[no_mangle]
-pub unsafe extern "C" fn cublasGemmEx(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, _alpha: * const c_void, _a: * const c_void, a_type: c_int, _lda: c_int, _b: * const c_void, b_type: c_int, _ldb: c_int, _beta: * const c_void, _c: * mut c_void, c_type: c_int, _ldc: c_int, compute: c_int, _algo: c_int) -> u64 {
+pub unsafe extern "C" fn cublasGemmEx(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, alpha: * const c_void, a: * const c_void, a_type: c_int, lda: c_int, b: * const c_void, b_type: c_int, ldb: c_int, beta: * const c_void, c: * mut c_void, c_type: c_int, ldc: c_int, compute: c_int, algo: c_int) -> u64 {
     phantom_stub_common::guard("cublasGemmEx", NOTE, STATUS, || {
-        imp::cublasGemmEx(handle, transa, transb, m, n, k, _alpha, _a, a_type, _lda, _b, b_type, _ldb, _beta, _c, c_type, _ldc, compute, _algo)
+        imp::cublasGemmEx(handle, transa, transb, m, n, k, alpha, a, a_type, lda, b, b_type, ldb, beta, c, c_type, ldc, compute, algo)
     })
 }
 
 /// `cublasGemmStridedBatchedEx`: implemented by `imp::cublasGemmStridedBatchedEx`.
 #[no_mangle]
-pub unsafe extern "C" fn cublasGemmStridedBatchedEx(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, _alpha: * const c_void, _a: * const c_void, a_type: c_int, _lda: c_int, _stride_a: i64, _b: * const c_void, b_type: c_int, _ldb: c_int, _stride_b: i64, _beta: * const c_void, _c: * mut c_void, c_type: c_int, _ldc: c_int, _stride_c: i64, batch: c_int, compute: c_int, _algo: c_int) -> u64 {
+pub unsafe extern "C" fn cublasGemmStridedBatchedEx(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, alpha: * const c_void, a: * const c_void, a_type: c_int, lda: c_int, stride_a: i64, b: * const c_void, b_type: c_int, ldb: c_int, stride_b: i64, beta: * const c_void, c: * mut c_void, c_type: c_int, ldc: c_int, stride_c: i64, batch: c_int, compute: c_int, algo: c_int) -> u64 {
     phantom_stub_common::guard("cublasGemmStridedBatchedEx", NOTE, STATUS, || {
-        imp::cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, _alpha, _a, a_type, _lda, _stride_a, _b, b_type, _ldb, _stride_b, _beta, _c, c_type, _ldc, _stride_c, batch, compute, _algo)
+        imp::cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, a, a_type, lda, stride_a, b, b_type, ldb, stride_b, beta, c, c_type, ldc, stride_c, batch, compute, algo)
     })
 }
 

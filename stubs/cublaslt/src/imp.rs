@@ -37,6 +37,13 @@
 //!   fp4, the emulated compute types) are `CUBLAS_STATUS_NOT_SUPPORTED`. The GEMM is timed by the roofline model of
 //!   `sim_core::blas` on the GPU of `stream` (`phantom_stub_runtime::gemm_ns`) and queued there as one kernel
 //!   named `cublasLtMatmul`. An empty output (m, n or batch 0) queues nothing.
+//! - **Keys, tables and profiling** (docs/profiling.md, "Library calls"). Every checked matmul has a key, one line
+//!   of text built from the descriptors alone ([`matmul_key`]), so it is the same in every mode. A process that
+//!   does not execute asks `phantom_stub_runtime::call_time(key)` first (an executing process's measurement, or a
+//!   kernel-time table's `call` record) and uses the model only without one. A process that **executes** on the
+//!   real GPU runs the call with NVIDIA's library (`real.rs`): descriptors have real twins, the heuristic and the
+//!   `Algo*` functions are NVIDIA's (so the algos the application holds are NVIDIA's bytes), and the matmul runs
+//!   on the real stream inside `phantom_stub_runtime::run_call`, which measures it; the measured time is queued.
 //! - **Epilogues.** A fused epilogue costs what it moves; its arithmetic is free (it is elementwise on data the
 //!   kernel already holds). The model's memory term counts A, B and D (sim-core/src/blas.rs); an epilogue that
 //!   reads or writes a full m × n auxiliary matrix (`GELU_AUX`, `GELU_AUX_BIAS` write the GELU input; `DGELU`,
@@ -49,7 +56,8 @@
 //!   the CUDA 13.0.2 toolkit), `cublasLtGetProperty`, `cublasLtGetStatusName/String`, the heuristics cache capacity
 //!   (stored), and the logger functions (accepted and ignored: Phantom logs through `PHANTOM_LOG`).
 //!
-//! Nothing here logs except a failure to reach Phantom's runtime: application errors are statuses, as NVIDIA's.
+//! Nothing here logs except a failure to reach Phantom's runtime or, in an executing process, NVIDIA's library
+//! (or a real call that fails): application errors are statuses, as NVIDIA's.
 
 // The C API is raw pointers: the generated exports pass `buf`/array pointers through, and these functions read or
 // write exactly the bytes the cuBLASLt contract gives them (`sizeInBytes`, one result).
@@ -64,6 +72,8 @@ pub use std::ffi::{c_int, c_void, CStr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+mod real;
 
 pub type cublasLtHandle_t = *mut c_void;
 pub type cublasLtMatmulDesc_t = *mut c_void;
@@ -256,12 +266,18 @@ const MATMUL_ATTRS: &[Spec] = &[
 mod attr {
     pub const COMPUTE_TYPE: u32 = 0;
     pub const SCALE_TYPE: u32 = 1;
+    pub const POINTER_MODE: u32 = 2;
     pub const TRANSA: u32 = 3;
     pub const TRANSB: u32 = 4;
     pub const EPILOGUE: u32 = 7;
     pub const BIAS_POINTER: u32 = 8;
     pub const EPILOGUE_AUX_POINTER: u32 = 11;
+    pub const EPILOGUE_AUX_LD: u32 = 12;
+    pub const SM_COUNT_TARGET: u32 = 15;
+    pub const AMAX_D_POINTER: u32 = 21;
     pub const EPILOGUE_AUX_DATA_TYPE: u32 = 22;
+    pub const FAST_ACCUM: u32 = 25;
+    pub const BIAS_DATA_TYPE: u32 = 26;
 
     pub const LAYOUT_TYPE: u32 = 0;
     pub const LAYOUT_ORDER: u32 = 1;
@@ -269,6 +285,7 @@ mod attr {
     pub const LAYOUT_COLS: u32 = 3;
     pub const LAYOUT_LD: u32 = 4;
     pub const LAYOUT_BATCH_COUNT: u32 = 5;
+    pub const LAYOUT_STRIDED_BATCH_OFFSET: u32 = 6;
 }
 
 /// `cublasLtMatrixLayoutAttribute_t` of cublasLt.h 13.1.
@@ -336,11 +353,12 @@ impl Kind {
     }
 }
 
-/// A live descriptor: its attributes (raw little-endian bytes by id), and the block its address names when this
-/// library allocated it.
+/// A live descriptor: its attributes (raw little-endian bytes by id), the block its address names when this
+/// library allocated it, and in an executing process its twin made by NVIDIA's library ([`real`]; 0: none).
 struct Desc {
     values: BTreeMap<u32, [u8; 8]>,
     _block: Option<Box<[u64]>>,
+    twin: usize,
 }
 
 impl Desc {
@@ -385,6 +403,17 @@ impl State {
 
     fn desc(&mut self, kind: Kind, p: *mut c_void) -> Result<&mut Desc, NonZeroU32> {
         self.descs(kind).get_mut(&(p as usize)).ok_or(status(code::INVALID_VALUE))
+    }
+
+    /// The real twin of a live descriptor (executing process).
+    fn twin(&mut self, kind: Kind, p: *mut c_void) -> Result<*mut c_void, NonZeroU32> {
+        match self.desc(kind, p)?.twin {
+            0 => {
+                log("a descriptor has no twin in NVIDIA's cuBLASLt");
+                err(code::NOT_INITIALIZED)
+            }
+            t => Ok(t as *mut c_void),
+        }
     }
 }
 
@@ -555,9 +584,46 @@ pub fn cublasLtLoggerForceDisable() -> Status {
 // ---------------------------------------------------------------------------------------------------------------
 // Descriptors
 
-/// Registers a new descriptor of `kind` with `init` attributes; `Some(block)`: at the caller's address.
-fn register(kind: Kind, at: Option<(*mut c_void, usize)>, init: &[(u32, i64)]) -> Result<*mut c_void, NonZeroU32> {
-    let mut desc = Desc { values: BTreeMap::new(), _block: None };
+/// Whether this process executes on the real GPU, where every call also goes to NVIDIA's library ([`real`]).
+fn executing() -> bool {
+    phantom_stub_runtime::profile_mode() == phantom_stub_runtime::Profile::Execute
+}
+
+/// Makes a descriptor's twin in NVIDIA's library with `create` (executing process), or 0.
+fn make_twin(what: &str, create: impl FnOnce(&real::Fns, &mut *mut c_void) -> c_int) -> Result<usize, NonZeroU32> {
+    if !executing() {
+        return Ok(0);
+    }
+    let f = real::lib()?;
+    let mut twin: *mut c_void = std::ptr::null_mut();
+    real::check(what, create(f, &mut twin))?;
+    Ok(twin as usize)
+}
+
+/// Destroys a descriptor's twin (0: none).
+fn destroy_twin(kind: Kind, twin: usize) -> Status {
+    if twin == 0 {
+        return Ok(());
+    }
+    let f = real::lib()?;
+    let t = twin as *mut c_void;
+    let (what, s) = match kind {
+        Kind::Matmul => ("cublasLtMatmulDescDestroy", unsafe { (f.matmul_desc_destroy)(t) }),
+        Kind::Layout => ("cublasLtMatrixLayoutDestroy", unsafe { (f.layout_destroy)(t) }),
+        Kind::Pref => ("cublasLtMatmulPreferenceDestroy", unsafe { (f.pref_destroy)(t) }),
+    };
+    real::check(what, s)
+}
+
+/// Registers a new descriptor of `kind` with `init` attributes; `Some(block)`: at the caller's address. In an
+/// executing process `twin` makes its twin in NVIDIA's library (`make_twin`) once the arguments are valid.
+fn register(
+    kind: Kind,
+    at: Option<(*mut c_void, usize)>,
+    init: &[(u32, i64)],
+    twin: impl FnOnce() -> Result<usize, NonZeroU32>,
+) -> Result<*mut c_void, NonZeroU32> {
+    let mut desc = Desc { values: BTreeMap::new(), _block: None, twin: 0 };
     for &(id, value) in init {
         desc.put(id, value);
     }
@@ -578,7 +644,12 @@ fn register(kind: Kind, at: Option<(*mut c_void, usize)>, init: &[(u32, i64)]) -
             p
         }
     };
-    state().descs(kind).insert(addr as usize, desc);
+    desc.twin = twin()?;
+    // Re-initialising a caller's block replaces its entry: its old twin goes.
+    let old = state().descs(kind).insert(addr as usize, desc);
+    if let Some(old) = old {
+        destroy_twin(kind, old.twin)?;
+    }
     Ok(addr)
 }
 
@@ -586,8 +657,9 @@ fn unregister(kind: Kind, p: *mut c_void) -> Status {
     if p.is_null() {
         return Ok(());
     }
-    match state().descs(kind).remove(&(p as usize)) {
-        Some(_) => Ok(()),
+    let removed = state().descs(kind).remove(&(p as usize));
+    match removed {
+        Some(desc) => destroy_twin(kind, desc.twin),
         None => err(code::INVALID_VALUE),
     }
 }
@@ -598,6 +670,16 @@ fn set_attribute(kind: Kind, p: *mut c_void, id: c_int, buf: *const c_void, size
     let Some(spec) = kind.table().iter().find(|s| s.id as c_int == id) else { return err(code::INVALID_VALUE) };
     if buf.is_null() || size != spec.size {
         return err(code::INVALID_VALUE);
+    }
+    // The twin gets the same attribute, byte for byte, first: what NVIDIA's library refuses is not stored.
+    if desc.twin != 0 {
+        let (f, t) = (real::lib()?, desc.twin as *mut c_void);
+        let (what, s) = match kind {
+            Kind::Matmul => ("cublasLtMatmulDescSetAttribute", unsafe { (f.matmul_desc_set)(t, id, buf, size) }),
+            Kind::Layout => ("cublasLtMatrixLayoutSetAttribute", unsafe { (f.layout_set)(t, id, buf, size) }),
+            Kind::Pref => ("cublasLtMatmulPreferenceSetAttribute", unsafe { (f.pref_set)(t, id, buf, size) }),
+        };
+        real::check(what, s)?;
     }
     let mut raw = [0u8; 8];
     unsafe { std::ptr::copy_nonoverlapping(buf as *const u8, raw.as_mut_ptr(), size) };
@@ -643,8 +725,12 @@ fn matmul_init(compute: c_int, scale: c_int) -> Result<[(u32, i64); 2], NonZeroU
     Ok([(attr::COMPUTE_TYPE, compute as i64), (attr::SCALE_TYPE, scale as i64)])
 }
 
+fn matmul_twin(compute: c_int, scale: c_int) -> Result<usize, NonZeroU32> {
+    make_twin("cublasLtMatmulDescCreate", |f, t| unsafe { (f.matmul_desc_create)(t, compute, scale) })
+}
+
 pub fn cublasLtMatmulDescCreate(desc: &mut cublasLtMatmulDesc_t, compute: c_int, scale: c_int) -> Status {
-    *desc = register(Kind::Matmul, None, &matmul_init(compute, scale)?)?;
+    *desc = register(Kind::Matmul, None, &matmul_init(compute, scale)?, || matmul_twin(compute, scale))?;
     Ok(())
 }
 
@@ -654,7 +740,7 @@ pub fn cublasLtMatmulDescInit_internal(
     compute: c_int,
     scale: c_int,
 ) -> Status {
-    register(Kind::Matmul, Some((desc, size)), &matmul_init(compute, scale)?).map(|_| ())
+    register(Kind::Matmul, Some((desc, size)), &matmul_init(compute, scale)?, || matmul_twin(compute, scale)).map(|_| ())
 }
 
 pub fn cublasLtMatmulDescDestroy(desc: cublasLtMatmulDesc_t) -> Status {
@@ -689,6 +775,10 @@ fn layout_init(dtype: c_int, rows: u64, cols: u64, ld: i64) -> [(u32, i64); 4] {
     ]
 }
 
+fn layout_twin(dtype: c_int, rows: u64, cols: u64, ld: i64) -> Result<usize, NonZeroU32> {
+    make_twin("cublasLtMatrixLayoutCreate", |f, t| unsafe { (f.layout_create)(t, dtype, rows, cols, ld) })
+}
+
 pub fn cublasLtMatrixLayoutCreate(
     layout: &mut cublasLtMatrixLayout_t,
     dtype: c_int,
@@ -696,7 +786,7 @@ pub fn cublasLtMatrixLayoutCreate(
     cols: u64,
     ld: i64,
 ) -> Status {
-    *layout = register(Kind::Layout, None, &layout_init(dtype, rows, cols, ld))?;
+    *layout = register(Kind::Layout, None, &layout_init(dtype, rows, cols, ld), || layout_twin(dtype, rows, cols, ld))?;
     Ok(())
 }
 
@@ -708,7 +798,8 @@ pub fn cublasLtMatrixLayoutInit_internal(
     cols: u64,
     ld: i64,
 ) -> Status {
-    register(Kind::Layout, Some((layout, size)), &layout_init(dtype, rows, cols, ld)).map(|_| ())
+    let twin = || layout_twin(dtype, rows, cols, ld);
+    register(Kind::Layout, Some((layout, size)), &layout_init(dtype, rows, cols, ld), twin).map(|_| ())
 }
 
 pub fn cublasLtMatrixLayoutDestroy(layout: cublasLtMatrixLayout_t) -> Status {
@@ -734,13 +825,17 @@ pub fn cublasLtMatrixLayoutGetAttribute(
     get_attribute(Kind::Layout, layout, attr, buf, size, written)
 }
 
+fn pref_twin() -> Result<usize, NonZeroU32> {
+    make_twin("cublasLtMatmulPreferenceCreate", |f, t| unsafe { (f.pref_create)(t) })
+}
+
 pub fn cublasLtMatmulPreferenceCreate(pref: &mut cublasLtMatmulPreference_t) -> Status {
-    *pref = register(Kind::Pref, None, &[])?;
+    *pref = register(Kind::Pref, None, &[], pref_twin)?;
     Ok(())
 }
 
 pub fn cublasLtMatmulPreferenceInit_internal(pref: cublasLtMatmulPreference_t, size: usize) -> Status {
-    register(Kind::Pref, Some((pref, size)), &[]).map(|_| ())
+    register(Kind::Pref, Some((pref, size)), &[], pref_twin).map(|_| ())
 }
 
 pub fn cublasLtMatmulPreferenceDestroy(pref: cublasLtMatmulPreference_t) -> Status {
@@ -769,12 +864,15 @@ pub fn cublasLtMatmulPreferenceGetAttribute(
 // ---------------------------------------------------------------------------------------------------------------
 // The GEMM
 
-/// A matrix layout's fields that shape a GEMM.
+/// A matrix layout's fields that shape a GEMM and its key.
 struct Layout {
     dtype: i64,
+    order: i64,
     rows: u64,
     cols: u64,
+    ld: i64,
     batch: i64,
+    stride: i64,
 }
 
 fn layout(st: &mut State, p: cublasLtMatrixLayout_t) -> Result<Layout, NonZeroU32> {
@@ -796,21 +894,30 @@ fn layout(st: &mut State, p: cublasLtMatrixLayout_t) -> Result<Layout, NonZeroU3
     }
     Ok(Layout {
         dtype: get(attr::LAYOUT_TYPE),
+        order,
         rows: rows as u64,
         cols: cols as u64,
+        ld,
         batch: get(attr::LAYOUT_BATCH_COUNT),
+        stride: get(attr::LAYOUT_STRIDED_BATCH_OFFSET),
     })
 }
 
-/// Checks `D = op(A)·op(B) (+ C)` and gives the GEMM to time: `INVALID_VALUE` for an inconsistent problem,
-/// `NOT_SUPPORTED` for types Phantom cannot time.
+/// A checked matmul: the GEMM the model times, and the call's key.
+struct Plan {
+    gemm: ShimGemm,
+    key: String,
+}
+
+/// Checks `D = op(A)·op(B) (+ C)` and gives the GEMM to time and its key: `INVALID_VALUE` for an inconsistent
+/// problem, `NOT_SUPPORTED` for types Phantom cannot time.
 fn plan(
     desc: cublasLtMatmulDesc_t,
     a: cublasLtMatrixLayout_t,
     b: cublasLtMatrixLayout_t,
     c: cublasLtMatrixLayout_t,
     d: cublasLtMatrixLayout_t,
-) -> Result<ShimGemm, NonZeroU32> {
+) -> Result<Plan, NonZeroU32> {
     let mut st = state();
     let op = st.desc(Kind::Matmul, desc)?;
     let get = |id| op.get(Kind::Matmul, id);
@@ -818,6 +925,7 @@ fn plan(
         (get(attr::COMPUTE_TYPE), get(attr::TRANSA), get(attr::TRANSB), get(attr::EPILOGUE));
     let (bias, aux, aux_type) =
         (get(attr::BIAS_POINTER), get(attr::EPILOGUE_AUX_POINTER), get(attr::EPILOGUE_AUX_DATA_TYPE));
+    let key_attrs = KeyAttrs::of(op);
     let (a, b, c, d) = (layout(&mut st, a)?, layout(&mut st, b)?, layout(&mut st, c)?, layout(&mut st, d)?);
 
     // CUBLAS_OP_N, _T, _C.
@@ -849,7 +957,7 @@ fn plan(
         (true, -1) => d_bytes,
         (true, t) => dtype_bytes(t).ok_or(status(code::NOT_SUPPORTED))?,
     };
-    Ok(ShimGemm {
+    let gemm = ShimGemm {
         m,
         n,
         k,
@@ -857,23 +965,235 @@ fn plan(
         precision,
         in_bytes: a_bytes.max(b_bytes),
         out_bytes: d_bytes + aux_bytes,
+    };
+    Ok(Plan { key: matmul_key(&gemm, &key_attrs, [&a, &b, &c, &d]), gemm })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Keys (docs/profiling.md, "Library calls": every field is listed there; change both together)
+
+/// `cudaDataType_t` as a key word (library_types.h's name, lower-case, without `CUDA_R_`; complex types `c…`).
+fn dtype_name(t: i64) -> String {
+    const NAMES: [&str; 35] = [
+        "f32", "f64", "f16", "i8", "c32f", "c64f", "c16f", "ci8", "u8", "cu8", "i32", "ci32", "u32", "cu32", "bf16",
+        "cbf16", "i4", "ci4", "u4", "cu4", "i16", "ci16", "u16", "cu16", "i64", "ci64", "u64", "cu64", "e4m3",
+        "e5m2", "ue8m0", "e2m3", "e3m2", "e2m1", "ue5m3",
+    ];
+    usize::try_from(t).ok().and_then(|i| NAMES.get(i)).map_or_else(|| format!("type{t}"), |s| s.to_string())
+}
+
+/// `cublasComputeType_t` as a key word (cublas_api.h's name, lower-case, without `CUBLAS_COMPUTE_`).
+fn compute_name(c: i64) -> String {
+    let name = match c {
+        64 => "f16",
+        65 => "f16_pedantic",
+        68 => "f32",
+        69 => "f32_pedantic",
+        70 => "f64",
+        71 => "f64_pedantic",
+        72 => "i32",
+        73 => "i32_pedantic",
+        74 => "f32_fast_f16",
+        75 => "f32_fast_bf16",
+        77 => "f32_fast_tf32",
+        78 => "f32_emulated_16bfx9",
+        79 => "f64_emulated_fixedpoint",
+        _ => return format!("compute{c}"),
+    };
+    name.to_string()
+}
+
+/// `cublasOperation_t` as a key word.
+fn op_name(op: i64) -> String {
+    match op {
+        0 => "N".into(),
+        1 => "T".into(),
+        2 => "C".into(),
+        _ => format!("op{op}"),
+    }
+}
+
+/// `cublasLtEpilogue_t` as a key word (cublasLt.h's name without `CUBLASLT_EPILOGUE_`).
+fn epilogue_name(e: i64) -> String {
+    use epilogue::*;
+    let name = match e {
+        DEFAULT => "DEFAULT",
+        RELU => "RELU",
+        RELU_AUX => "RELU_AUX",
+        BIAS => "BIAS",
+        RELU_BIAS => "RELU_BIAS",
+        RELU_AUX_BIAS => "RELU_AUX_BIAS",
+        DRELU => "DRELU",
+        DRELU_BGRAD => "DRELU_BGRAD",
+        GELU => "GELU",
+        GELU_AUX => "GELU_AUX",
+        GELU_BIAS => "GELU_BIAS",
+        GELU_AUX_BIAS => "GELU_AUX_BIAS",
+        DGELU => "DGELU",
+        DGELU_BGRAD => "DGELU_BGRAD",
+        BGRADA => "BGRADA",
+        BGRADB => "BGRADB",
+        _ => return format!("{e}"),
+    };
+    name.to_string()
+}
+
+/// `cublasLtOrder_t` as a key word.
+fn order_name(o: i64) -> String {
+    match o {
+        0 => "col".into(),
+        1 => "row".into(),
+        2 => "col32".into(),
+        3 => "col4_4r2_8c".into(),
+        4 => "col32_2r_4r4".into(),
+        _ => format!("order{o}"),
+    }
+}
+
+/// The matmul descriptor's attributes that enter the key.
+struct KeyAttrs {
+    transa: i64,
+    transb: i64,
+    compute: i64,
+    scale: i64,
+    epilogue: i64,
+    pointer_mode: i64,
+    bias: bool,
+    bias_type: i64,
+    aux: bool,
+    aux_type: i64,
+    aux_ld: i64,
+    sm_target: i64,
+    /// A, B, C, D, aux and D-out scale pointers set.
+    scaled: [bool; 6],
+    amax: bool,
+    fast_accum: i64,
+    /// A, B, C, D, aux and D-out scale modes.
+    scale_modes: [i64; 6],
+}
+
+impl KeyAttrs {
+    fn of(op: &Desc) -> KeyAttrs {
+        let get = |id| op.get(Kind::Matmul, id);
+        KeyAttrs {
+            transa: get(attr::TRANSA),
+            transb: get(attr::TRANSB),
+            compute: get(attr::COMPUTE_TYPE),
+            scale: get(attr::SCALE_TYPE),
+            epilogue: get(attr::EPILOGUE),
+            pointer_mode: get(attr::POINTER_MODE),
+            bias: get(attr::BIAS_POINTER) != 0,
+            bias_type: get(attr::BIAS_DATA_TYPE),
+            aux: get(attr::EPILOGUE_AUX_POINTER) != 0,
+            aux_type: get(attr::EPILOGUE_AUX_DATA_TYPE),
+            aux_ld: get(attr::EPILOGUE_AUX_LD),
+            sm_target: get(attr::SM_COUNT_TARGET),
+            scaled: [17, 18, 19, 20, 23, 36].map(|id| get(id) != 0),
+            amax: get(attr::AMAX_D_POINTER) != 0,
+            fast_accum: get(attr::FAST_ACCUM),
+            scale_modes: [31, 32, 33, 34, 35, 37].map(get),
+        }
+    }
+}
+
+/// The key of a checked matmul: the fields every matmul has, then those that differ from their defaults, in a
+/// fixed order (docs/profiling.md, "Library calls").
+fn matmul_key(g: &ShimGemm, x: &KeyAttrs, [a, b, c, d]: [&Layout; 4]) -> String {
+    use std::fmt::Write;
+    let mut k = format!(
+        "cublasLt matmul m={} n={} k={} batch={} ta={} tb={} a={} b={} c={} d={} lda={} ldb={} ldc={} ldd={} \
+         compute={} scale={} epilogue={}",
+        g.m,
+        g.n,
+        g.k,
+        g.batch,
+        op_name(x.transa),
+        op_name(x.transb),
+        dtype_name(a.dtype),
+        dtype_name(b.dtype),
+        dtype_name(c.dtype),
+        dtype_name(d.dtype),
+        a.ld,
+        b.ld,
+        c.ld,
+        d.ld,
+        compute_name(x.compute),
+        dtype_name(x.scale),
+        epilogue_name(x.epilogue),
+    );
+    let layouts = [a, b, c, d];
+    if layouts.iter().any(|l| l.order != 0) {
+        let o: Vec<String> = layouts.iter().map(|l| order_name(l.order)).collect();
+        let _ = write!(k, " order={}", o.join(","));
+    }
+    if g.batch > 1 {
+        if layouts.iter().any(|l| l.batch != d.batch) {
+            let _ = write!(k, " batches={},{},{},{}", a.batch, b.batch, c.batch, d.batch);
+        }
+        let _ = write!(k, " sa={} sb={} sc={} sd={}", a.stride, b.stride, c.stride, d.stride);
+    }
+    if x.bias {
+        k.push_str(" bias=1");
+    }
+    if x.bias_type != -1 {
+        let _ = write!(k, " bias_type={}", dtype_name(x.bias_type));
+    }
+    if x.aux {
+        let _ = write!(k, " aux=1 aux_ld={}", x.aux_ld);
+    }
+    if x.aux_type != -1 {
+        let _ = write!(k, " aux_type={}", dtype_name(x.aux_type));
+    }
+    if x.scaled.iter().any(|&s| s) {
+        let letters: String = "ABCDXO".chars().zip(x.scaled).filter(|&(_, s)| s).map(|(l, _)| l).collect();
+        let _ = write!(k, " scaled={letters}");
+    }
+    if x.scale_modes.iter().any(|&m| m != 0) {
+        let m: Vec<String> = x.scale_modes.iter().map(|m| m.to_string()).collect();
+        let _ = write!(k, " scale_modes={}", m.join(","));
+    }
+    if x.amax {
+        k.push_str(" amax=1");
+    }
+    if x.fast_accum != 0 {
+        k.push_str(" fast_accum=1");
+    }
+    if x.pointer_mode != 0 {
+        let _ = write!(k, " pointer_mode={}", x.pointer_mode);
+    }
+    if x.sm_target != 0 {
+        let _ = write!(k, " sm_target={}", x.sm_target);
+    }
+    k
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Timing and running
+
+/// Maps a runtime error to this library's status, logging it (`what`: the call and what failed).
+fn runtime_error(what: &str, e: phantom_stub_runtime::Error) -> NonZeroU32 {
+    log(&format!("{what}: {e}"));
+    status(match e.code() {
+        801 => code::NOT_SUPPORTED,
+        3 => code::NOT_INITIALIZED,
+        _ => code::EXECUTION_FAILED,
     })
 }
 
-/// Times `g` on the GPU of `stream` and queues it there.
-fn run(stream: cudaStream_t, g: &ShimGemm) -> Status {
-    let ns = phantom_stub_runtime::gemm_ns(stream, g).map_err(|e| {
-        log(&format!("cublasLtMatmul: cannot time it: {e}"));
-        status(match e.code() {
-            801 => code::NOT_SUPPORTED,
-            3 => code::NOT_INITIALIZED,
-            _ => code::EXECUTION_FAILED,
-        })
-    })?;
-    phantom_stub_runtime::enqueue(stream, ns, c"cublasLtMatmul").map_err(|e| {
-        log(&format!("cublasLtMatmul: cannot queue it: {e}"));
-        status(code::EXECUTION_FAILED)
-    })
+/// Not executing: times `p` (profiling's measurement or a table's `call` record for its key, else the model) on
+/// the GPU of `stream` and queues it there.
+fn time_and_queue(stream: cudaStream_t, p: &Plan) -> Status {
+    use phantom_stub_runtime::Source;
+    let (ns, source) = match phantom_stub_runtime::call_time(&p.key) {
+        Some(timed) => timed,
+        None => (
+            phantom_stub_runtime::gemm_ns(stream, &p.gemm)
+                .map_err(|e| runtime_error("cublasLtMatmul: cannot time it", e))?,
+            Source::Model,
+        ),
+    };
+    phantom_stub_runtime::enqueue_timed(stream, ns, c"cublasLtMatmul", source)
+        .map_err(|e| runtime_error("cublasLtMatmul: cannot queue it", e))
 }
 
 /// The algo Phantom hands out: the magic, then the config fields (id `id`, defaults otherwise).
@@ -907,6 +1227,22 @@ fn heuristic(a: cublasLtMatmulAlgo_t) -> cublasLtMatmulHeuristicResult_t {
     cublasLtMatmulHeuristicResult_t { algo: a, workspaceSize: 0, state: 0, wavesCount: 1.0, reserved: [0; 4] }
 }
 
+/// The twins of a matmul's descriptors (executing process), in the order of the arguments.
+fn twins(
+    desc: cublasLtMatmulDesc_t,
+    layouts: [cublasLtMatrixLayout_t; 4],
+) -> Result<(*mut c_void, [*mut c_void; 4]), NonZeroU32> {
+    let mut st = state();
+    let op = st.twin(Kind::Matmul, desc)?;
+    let mut out = [std::ptr::null_mut(); 4];
+    for (o, l) in out.iter_mut().zip(layouts) {
+        *o = st.twin(Kind::Layout, l)?;
+    }
+    Ok((op, out))
+}
+
+/// In an executing process the algorithms are NVIDIA's: the real heuristic, run on the twins with the process's
+/// real handle, fills the application's array.
 #[allow(clippy::too_many_arguments)]
 pub fn cublasLtMatmulAlgoGetHeuristic(
     handle: cublasLtHandle_t,
@@ -917,17 +1253,24 @@ pub fn cublasLtMatmulAlgoGetHeuristic(
     d: cublasLtMatrixLayout_t,
     pref: cublasLtMatmulPreference_t,
     requested: c_int,
-    results: &mut cublasLtMatmulHeuristicResult_t,
+    results: *mut cublasLtMatmulHeuristicResult_t,
     returned: &mut c_int,
 ) -> Status {
     *returned = 0;
     check_handle(handle)?;
-    if requested <= 0 {
+    if requested <= 0 || results.is_null() {
         return err(code::INVALID_VALUE);
     }
     state().desc(Kind::Pref, pref)?;
     plan(desc, a, b, c, d)?;
-    *results = heuristic(algo(0));
+    if executing() {
+        let (f, h) = (real::lib()?, real::handle()?);
+        let (op, [a, b, c, d]) = twins(desc, [a, b, c, d])?;
+        let pref = state().twin(Kind::Pref, pref)?;
+        let s = unsafe { (f.heuristic)(h, op, a, b, c, d, pref, requested, results, returned) };
+        return real::check("cublasLtMatmulAlgoGetHeuristic", s);
+    }
+    unsafe { results.write(heuristic(algo(0))) };
     *returned = 1;
     Ok(())
 }
@@ -936,11 +1279,11 @@ pub fn cublasLtMatmulAlgoGetHeuristic(
 pub fn cublasLtMatmulAlgoGetIds(
     handle: cublasLtHandle_t,
     compute: c_int,
-    _scale: c_int,
+    scale: c_int,
     a_type: c_int,
-    _b_type: c_int,
-    _c_type: c_int,
-    _d_type: c_int,
+    b_type: c_int,
+    c_type: c_int,
+    d_type: c_int,
     requested: c_int,
     ids: *mut c_int,
     returned: &mut c_int,
@@ -950,6 +1293,11 @@ pub fn cublasLtMatmulAlgoGetIds(
         return err(code::INVALID_VALUE);
     }
     *returned = 0;
+    if executing() {
+        let (f, h) = (real::lib()?, real::handle()?);
+        let s = unsafe { (f.algo_get_ids)(h, compute, scale, a_type, b_type, c_type, d_type, requested, ids, returned) };
+        return real::check("cublasLtMatmulAlgoGetIds", s);
+    }
     if precision(compute as i64, a_type as i64).is_some() {
         unsafe { *ids = 0 };
         *returned = 1;
@@ -961,15 +1309,20 @@ pub fn cublasLtMatmulAlgoGetIds(
 pub fn cublasLtMatmulAlgoInit(
     handle: cublasLtHandle_t,
     compute: c_int,
-    _scale: c_int,
+    scale: c_int,
     a_type: c_int,
-    _b_type: c_int,
-    _c_type: c_int,
-    _d_type: c_int,
+    b_type: c_int,
+    c_type: c_int,
+    d_type: c_int,
     id: c_int,
     out: &mut cublasLtMatmulAlgo_t,
 ) -> Status {
     check_handle(handle)?;
+    if executing() {
+        let (f, h) = (real::lib()?, real::handle()?);
+        let s = unsafe { (f.algo_init)(h, compute, scale, a_type, b_type, c_type, d_type, id, out) };
+        return real::check("cublasLtMatmulAlgoInit", s);
+    }
     if id < 0 {
         return err(code::INVALID_VALUE);
     }
@@ -996,6 +1349,13 @@ pub fn cublasLtMatmulAlgoCheck(
         return err(code::INVALID_VALUE);
     }
     check_handle(handle)?;
+    if executing() {
+        plan(desc, a, b, c, d)?;
+        let (f, h) = (real::lib()?, real::handle()?);
+        let (op, [a, b, c, d]) = twins(desc, [a, b, c, d])?;
+        let s = unsafe { (f.algo_check)(h, op, a, b, c, d, algo, result) };
+        return real::check("cublasLtMatmulAlgoCheck", s);
+    }
     let algo = unsafe { std::ptr::read(algo) };
     check_algo(&algo)?;
     plan(desc, a, b, c, d)?;
@@ -1009,6 +1369,10 @@ pub fn cublasLtMatmulAlgoConfigSetAttribute(
     buf: *const c_void,
     size: usize,
 ) -> Status {
+    if executing() {
+        let s = unsafe { (real::lib()?.algo_config_set)(algo, attr, buf, size) };
+        return real::check("cublasLtMatmulAlgoConfigSetAttribute", s);
+    }
     check_algo(algo)?;
     // CUBLASLT_ALGO_CONFIG_ID (0) is read-only.
     let Some(&(want, _)) = ALGO_CONFIG.get(attr as usize).filter(|_| attr >= 1) else {
@@ -1030,6 +1394,11 @@ pub fn cublasLtMatmulAlgoConfigGetAttribute(
     size: usize,
     written: Option<&mut usize>,
 ) -> Status {
+    if executing() {
+        let written = written.map_or(std::ptr::null_mut(), |w| w as *mut usize);
+        let s = unsafe { (real::lib()?.algo_config_get)(algo, attr, buf, size, written) };
+        return real::check("cublasLtMatmulAlgoConfigGetAttribute", s);
+    }
     check_algo(algo)?;
     let Some(&(want, _)) = ALGO_CONFIG.get(attr as usize).filter(|_| attr >= 0) else {
         return err(code::INVALID_VALUE);
@@ -1050,34 +1419,58 @@ pub fn cublasLtMatmulAlgoConfigGetAttribute(
     Ok(())
 }
 
+/// Checks the problem (as the model does in every mode), then: not executing, times it by its key or the model
+/// and queues it; executing, runs it with NVIDIA's `cublasLtMatmul` on the real stream standing for `stream`, with
+/// the twins, the process's real handle and the application's algo, workspace and pointers, and queues the
+/// duration the runtime measured (`phantom_stub_runtime::run_call`).
 #[allow(clippy::too_many_arguments)]
 pub fn cublasLtMatmul(
     handle: cublasLtHandle_t,
     desc: cublasLtMatmulDesc_t,
-    _alpha: *const c_void,
-    _a: *const c_void,
+    alpha: *const c_void,
+    a: *const c_void,
     a_desc: cublasLtMatrixLayout_t,
-    _b: *const c_void,
+    b: *const c_void,
     b_desc: cublasLtMatrixLayout_t,
-    _beta: *const c_void,
-    _c: *const c_void,
+    beta: *const c_void,
+    c: *const c_void,
     c_desc: cublasLtMatrixLayout_t,
-    _d: *mut c_void,
+    d: *mut c_void,
     d_desc: cublasLtMatrixLayout_t,
     algo: Option<&cublasLtMatmulAlgo_t>,
-    _workspace: *mut c_void,
-    _workspace_size: usize,
+    workspace: *mut c_void,
+    workspace_size: usize,
     stream: cudaStream_t,
 ) -> Status {
     check_handle(handle)?;
-    if let Some(a) = algo {
+    let executing = executing();
+    if let (Some(a), false) = (algo, executing) {
         check_algo(a)?;
     }
-    let g = plan(desc, a_desc, b_desc, c_desc, d_desc)?;
-    if g.m == 0 || g.n == 0 {
+    let p = plan(desc, a_desc, b_desc, c_desc, d_desc)?;
+    if p.gemm.m == 0 || p.gemm.n == 0 {
         return Ok(());
     }
-    run(stream, &g)
+    if !executing {
+        return time_and_queue(stream, &p);
+    }
+    let (f, h) = (real::lib()?, real::handle()?);
+    let (op, [la, lb, lc, ld]) = twins(desc, [a_desc, b_desc, c_desc, d_desc])?;
+    let algo = algo.map_or(std::ptr::null(), |a| a as *const cublasLtMatmulAlgo_t);
+    let mut library_status: c_int = 0;
+    let ran = phantom_stub_runtime::run_call(stream, &p.key, |real_stream| {
+        library_status = unsafe {
+            (f.matmul)(h, op, alpha, a, la, b, lb, beta, c, lc, d, ld, algo, workspace, workspace_size, real_stream)
+        };
+        library_status
+    });
+    let ns = match ran {
+        Ok(ns) => ns,
+        Err(_) if library_status != 0 => return real::check("cublasLtMatmul", library_status),
+        Err(e) => return Err(runtime_error("cublasLtMatmul: cannot run it on the real GPU", e)),
+    };
+    phantom_stub_runtime::enqueue_timed(stream, ns, c"cublasLtMatmul", phantom_stub_runtime::Source::Profiled)
+        .map_err(|e| runtime_error("cublasLtMatmul: cannot queue it", e))
 }
 
 #[cfg(test)]
@@ -1159,7 +1552,7 @@ mod tests {
         cublasLtMatmulDescSetAttribute(d, attr::TRANSA as c_int, &t as *const i32 as *const c_void, 4).unwrap();
         let bf16 = dtype::R_16BF as c_int;
         let (a, b, c) = (layout_of(bf16, 768, 2304), layout_of(bf16, 768, 8192), layout_of(bf16, 2304, 8192));
-        let g = plan(d, a, b, c, c).unwrap();
+        let g = plan(d, a, b, c, c).unwrap().gemm;
         assert_eq!(
             (g.m, g.n, g.k, g.batch, g.precision, g.in_bytes, g.out_bytes),
             (2304, 8192, 768, 1, abi::PREC_BF16, 2, 2)
@@ -1168,21 +1561,87 @@ mod tests {
         // GELU_AUX_BIAS without its pointers is invalid; with them, D's traffic doubles.
         let e: u32 = epilogue::GELU_AUX_BIAS as u32;
         cublasLtMatmulDescSetAttribute(d, attr::EPILOGUE as c_int, &e as *const u32 as *const c_void, 4).unwrap();
-        assert_eq!(plan(d, a, b, c, c).err(), Some(status(code::INVALID_VALUE)));
+        assert_eq!(plan(d, a, b, c, c).err().map(|e| e.get()), Some(code::INVALID_VALUE));
         let ptr: u64 = 0x1000;
         for id in [attr::BIAS_POINTER, attr::EPILOGUE_AUX_POINTER] {
             cublasLtMatmulDescSetAttribute(d, id as c_int, &ptr as *const u64 as *const c_void, 8).unwrap();
         }
-        assert_eq!(plan(d, a, b, c, c).unwrap().out_bytes, 4);
+        assert_eq!(plan(d, a, b, c, c).unwrap().gemm.out_bytes, 4);
 
         // k mismatch (B has 769 rows), and an unsupported (complex) type.
         let bad = layout_of(bf16, 769, 8192);
-        assert_eq!(plan(d, a, bad, c, c).err(), Some(status(code::INVALID_VALUE)));
+        assert_eq!(plan(d, a, bad, c, c).err().map(|e| e.get()), Some(code::INVALID_VALUE));
         let cplx = layout_of(4, 768, 8192);
-        assert_eq!(plan(d, a, cplx, c, c).err(), Some(status(code::NOT_SUPPORTED)));
+        assert_eq!(plan(d, a, cplx, c, c).err().map(|e| e.get()), Some(code::NOT_SUPPORTED));
         for l in [a, b, c, bad, cplx] {
             cublasLtMatrixLayoutDestroy(l).unwrap();
         }
         cublasLtMatmulDescDestroy(d).unwrap();
+    }
+
+    fn set_i32(d: cublasLtMatmulDesc_t, id: u32, v: i32) {
+        cublasLtMatmulDescSetAttribute(d, id as c_int, &v as *const i32 as *const c_void, 4).unwrap();
+    }
+
+    /// The key of torch's `nn.Linear(768, 2304)` on 8192 bf16 tokens with a bias (tests/programs/cublaslt_gemm.c's
+    /// `bias_bf16`, whose key tests/tests/e2e/cublaslt.rs puts in a table), and what non-default fields add.
+    #[test]
+    fn matmul_keys() {
+        let mut d = std::ptr::null_mut();
+        cublasLtMatmulDescCreate(&mut d, 68, dtype::R_32F as c_int).unwrap();
+        set_i32(d, attr::TRANSA, 1);
+        set_i32(d, attr::EPILOGUE, epilogue::BIAS as i32);
+        let bias: u64 = 0x7f00_0000_1000;
+        cublasLtMatmulDescSetAttribute(d, attr::BIAS_POINTER as c_int, &bias as *const u64 as *const c_void, 8)
+            .unwrap();
+        let bf16 = dtype::R_16BF as c_int;
+        let (a, b, c) = (layout_of(bf16, 768, 2304), layout_of(bf16, 768, 8192), layout_of(bf16, 2304, 8192));
+        assert_eq!(
+            plan(d, a, b, c, c).unwrap().key,
+            "cublasLt matmul m=2304 n=8192 k=768 batch=1 ta=T tb=N a=bf16 b=bf16 c=bf16 d=bf16 lda=768 ldb=768 \
+             ldc=2304 ldd=2304 compute=f32 scale=f32 epilogue=BIAS bias=1"
+        );
+
+        // A strided batch, a row-major A, an SM target and fp8-style scale pointers and fast accumulation.
+        for l in [a, b, c] {
+            let (batch, stride): (i32, i64) = (4, 1 << 22);
+            cublasLtMatrixLayoutSetAttribute(l, attr::LAYOUT_BATCH_COUNT as c_int, &batch as *const i32 as _, 4)
+                .unwrap();
+            cublasLtMatrixLayoutSetAttribute(l, attr::LAYOUT_STRIDED_BATCH_OFFSET as c_int, &stride as *const i64 as _, 8)
+                .unwrap();
+        }
+        let (row, ld): (i32, i64) = (1, 2304);
+        cublasLtMatrixLayoutSetAttribute(a, attr::LAYOUT_ORDER as c_int, &row as *const i32 as _, 4).unwrap();
+        cublasLtMatrixLayoutSetAttribute(a, attr::LAYOUT_LD as c_int, &ld as *const i64 as _, 8).unwrap();
+        set_i32(d, attr::SM_COUNT_TARGET, 66);
+        for id in [17, 18] {
+            cublasLtMatmulDescSetAttribute(d, id, &bias as *const u64 as *const c_void, 8).unwrap();
+        }
+        let fast: i8 = 1;
+        cublasLtMatmulDescSetAttribute(d, attr::FAST_ACCUM as c_int, &fast as *const i8 as *const c_void, 1).unwrap();
+        assert_eq!(
+            plan(d, a, b, c, c).unwrap().key,
+            "cublasLt matmul m=2304 n=8192 k=768 batch=4 ta=T tb=N a=bf16 b=bf16 c=bf16 d=bf16 lda=2304 ldb=768 \
+             ldc=2304 ldd=2304 compute=f32 scale=f32 epilogue=BIAS order=row,col,col,col sa=4194304 sb=4194304 \
+             sc=4194304 sd=4194304 bias=1 scaled=AB fast_accum=1 sm_target=66"
+        );
+        assert!(!plan(d, a, b, c, c).unwrap().key.contains('\t'));
+        for l in [a, b, c] {
+            cublasLtMatrixLayoutDestroy(l).unwrap();
+        }
+        cublasLtMatmulDescDestroy(d).unwrap();
+    }
+
+    #[test]
+    fn key_words() {
+        assert_eq!(dtype_name(dtype::R_16BF), "bf16");
+        assert_eq!(dtype_name(dtype::R_8F_E4M3), "e4m3");
+        assert_eq!(dtype_name(4), "c32f");
+        assert_eq!(dtype_name(99), "type99");
+        assert_eq!(compute_name(77), "f32_fast_tf32");
+        assert_eq!(compute_name(1), "compute1");
+        assert_eq!(epilogue_name(epilogue::GELU_AUX_BIAS), "GELU_AUX_BIAS");
+        assert_eq!(epilogue_name(3), "3");
+        assert_eq!((op_name(0), op_name(2), op_name(7)), ("N".into(), "C".into(), "op7".into()));
     }
 }

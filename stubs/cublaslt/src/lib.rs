@@ -414,9 +414,8 @@ pub unsafe extern "C" fn cublasLtMatmulPreferenceGetAttribute(pref: cublasLtMatm
 
 /// `cublasLtMatmulAlgoGetHeuristic`: implemented by `imp::cublasLtMatmulAlgoGetHeuristic`.
 #[no_mangle]
-pub unsafe extern "C" fn cublasLtMatmulAlgoGetHeuristic(handle: cublasLtHandle_t, desc: cublasLtMatmulDesc_t, a: cublasLtMatrixLayout_t, b: cublasLtMatrixLayout_t, c: cublasLtMatrixLayout_t, d: cublasLtMatrixLayout_t, pref: cublasLtMatmulPreference_t, requested: c_int, results: *mut cublasLtMatmulHeuristicResult_t, returned: *mut c_int) -> u64 {
+pub unsafe extern "C" fn cublasLtMatmulAlgoGetHeuristic(handle: cublasLtHandle_t, desc: cublasLtMatmulDesc_t, a: cublasLtMatrixLayout_t, b: cublasLtMatrixLayout_t, c: cublasLtMatrixLayout_t, d: cublasLtMatrixLayout_t, pref: cublasLtMatmulPreference_t, requested: c_int, results: * mut cublasLtMatmulHeuristicResult_t, returned: *mut c_int) -> u64 {
     phantom_stub_common::guard("cublasLtMatmulAlgoGetHeuristic", NOTE, STATUS, || {
-        let Some(results) = (unsafe { results.as_mut() }) else { return Err(NULL_ARGUMENT) };
         let Some(returned) = (unsafe { returned.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, d, pref, requested, results, returned)
     })
@@ -424,19 +423,19 @@ pub unsafe extern "C" fn cublasLtMatmulAlgoGetHeuristic(handle: cublasLtHandle_t
 
 /// `cublasLtMatmulAlgoGetIds`: implemented by `imp::cublasLtMatmulAlgoGetIds`.
 #[no_mangle]
-pub unsafe extern "C" fn cublasLtMatmulAlgoGetIds(handle: cublasLtHandle_t, compute: c_int, _scale: c_int, a_type: c_int, _b_type: c_int, _c_type: c_int, _d_type: c_int, requested: c_int, ids: * mut c_int, returned: *mut c_int) -> u64 {
+pub unsafe extern "C" fn cublasLtMatmulAlgoGetIds(handle: cublasLtHandle_t, compute: c_int, scale: c_int, a_type: c_int, b_type: c_int, c_type: c_int, d_type: c_int, requested: c_int, ids: * mut c_int, returned: *mut c_int) -> u64 {
     phantom_stub_common::guard("cublasLtMatmulAlgoGetIds", NOTE, STATUS, || {
         let Some(returned) = (unsafe { returned.as_mut() }) else { return Err(NULL_ARGUMENT) };
-        imp::cublasLtMatmulAlgoGetIds(handle, compute, _scale, a_type, _b_type, _c_type, _d_type, requested, ids, returned)
+        imp::cublasLtMatmulAlgoGetIds(handle, compute, scale, a_type, b_type, c_type, d_type, requested, ids, returned)
     })
 }
 
 /// `cublasLtMatmulAlgoInit`: implemented by `imp::cublasLtMatmulAlgoInit`.
 #[no_mangle]
-pub unsafe extern "C" fn cublasLtMatmulAlgoInit(handle: cublasLtHandle_t, compute: c_int, _scale: c_int, a_type: c_int, _b_type: c_int, _c_type: c_int, _d_type: c_int, id: c_int, out: *mut cublasLtMatmulAlgo_t) -> u64 {
+pub unsafe extern "C" fn cublasLtMatmulAlgoInit(handle: cublasLtHandle_t, compute: c_int, scale: c_int, a_type: c_int, b_type: c_int, c_type: c_int, d_type: c_int, id: c_int, out: *mut cublasLtMatmulAlgo_t) -> u64 {
     phantom_stub_common::guard("cublasLtMatmulAlgoInit", NOTE, STATUS, || {
         let Some(out) = (unsafe { out.as_mut() }) else { return Err(NULL_ARGUMENT) };
-        imp::cublasLtMatmulAlgoInit(handle, compute, _scale, a_type, _b_type, _c_type, _d_type, id, out)
+        imp::cublasLtMatmulAlgoInit(handle, compute, scale, a_type, b_type, c_type, d_type, id, out)
     })
 }
 
@@ -469,10 +468,10 @@ pub unsafe extern "C" fn cublasLtMatmulAlgoConfigGetAttribute(algo: *const cubla
 
 /// `cublasLtMatmul`: implemented by `imp::cublasLtMatmul`.
 #[no_mangle]
-pub unsafe extern "C" fn cublasLtMatmul(handle: cublasLtHandle_t, desc: cublasLtMatmulDesc_t, _alpha: * const c_void, _a: * const c_void, a_desc: cublasLtMatrixLayout_t, _b: * const c_void, b_desc: cublasLtMatrixLayout_t, _beta: * const c_void, _c: * const c_void, c_desc: cublasLtMatrixLayout_t, _d: * mut c_void, d_desc: cublasLtMatrixLayout_t, algo: *const cublasLtMatmulAlgo_t, _workspace: * mut c_void, _workspace_size: usize, stream: cudaStream_t) -> u64 {
+pub unsafe extern "C" fn cublasLtMatmul(handle: cublasLtHandle_t, desc: cublasLtMatmulDesc_t, alpha: * const c_void, a: * const c_void, a_desc: cublasLtMatrixLayout_t, b: * const c_void, b_desc: cublasLtMatrixLayout_t, beta: * const c_void, c: * const c_void, c_desc: cublasLtMatrixLayout_t, d: * mut c_void, d_desc: cublasLtMatrixLayout_t, algo: *const cublasLtMatmulAlgo_t, workspace: * mut c_void, workspace_size: usize, stream: cudaStream_t) -> u64 {
     phantom_stub_common::guard("cublasLtMatmul", NOTE, STATUS, || {
         let algo = unsafe { algo.as_ref() };
-        imp::cublasLtMatmul(handle, desc, _alpha, _a, a_desc, _b, b_desc, _beta, _c, c_desc, _d, d_desc, algo, _workspace, _workspace_size, stream)
+        imp::cublasLtMatmul(handle, desc, alpha, a, a_desc, b, b_desc, beta, c, c_desc, d, d_desc, algo, workspace, workspace_size, stream)
     })
 }
 

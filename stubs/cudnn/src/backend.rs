@@ -5,7 +5,7 @@
 //! the graph into engines, configurations and plans), so the application may destroy those afterwards.
 
 use super::consts::{attr, desc, status, ty};
-use super::graph::{EngineChoice, Graph, Op, Tensor, ENGINE_GLOBAL_COUNT};
+use super::graph::{ConvParams, EngineChoice, Graph, Op, Tensor, ENGINE_GLOBAL_COUNT};
 use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,12 +15,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct Fail {
     pub code: u32,
     pub msg: String,
+    /// Already logged where it happened (a failure of NVIDIA's library in an executing process).
+    pub logged: bool,
 }
 
 pub type R<T> = Result<T, Fail>;
 
 pub fn fail<T>(code: u32, msg: impl Into<String>) -> R<T> {
-    Err(Fail { code, msg: msg.into() })
+    Err(Fail { code, msg: msg.into(), logged: false })
 }
 
 /// An attribute as set: its `cudnnBackendAttributeType_t`, element count and the elements' bytes.
@@ -137,6 +139,7 @@ fn lookup(reg: &Registry, d: usize) -> R<&Desc> {
     reg.live.get(&d).ok_or_else(|| Fail {
         code: status::BAD_PARAM,
         msg: format!("{d:#x} is not a live backend descriptor (never created, or destroyed)"),
+        logged: false,
     })
 }
 
@@ -280,7 +283,7 @@ pub fn set(d: usize, name: i32, t: i32, count: i64, elems: *const c_void) -> R<(
 
 /// The tensor copy of a finalized tensor descriptor.
 fn tensor_info(d: &Desc) -> R<Tensor> {
-    let need = |what: &str| Fail { code: status::BAD_PARAM, msg: format!("tensor without {what}") };
+    let need = |what: &str| Fail { code: status::BAD_PARAM, msg: format!("tensor without {what}"), logged: false };
     let dtype = d.enum32(attr::TENSOR_DATA_TYPE).ok_or_else(|| need("CUDNN_ATTR_TENSOR_DATA_TYPE"))?;
     let dims = d.int64s(attr::TENSOR_DIMENSIONS).ok_or_else(|| need("CUDNN_ATTR_TENSOR_DIMENSIONS"))?;
     let strides = d.int64s(attr::TENSOR_STRIDES).ok_or_else(|| need("CUDNN_ATTR_TENSOR_STRIDES"))?;
@@ -364,7 +367,7 @@ fn op_info(reg: &Registry, d: &Desc) -> R<Op> {
             return fail(status::BAD_PARAM, format!("CUDNN_BACKEND_{} needs attribute {name}", desc::name(d.kind)));
         }
     }
-    let mut op = Op { kind: d.kind, tensors: Vec::new(), mode: None, comp_type: None };
+    let mut op = Op { kind: d.kind, tensors: Vec::new(), mode: None, comp_type: None, conv: None };
     for (&name, a) in &d.attrs {
         if a.ty != ty::BACKEND_DESCRIPTOR {
             continue;
@@ -385,7 +388,17 @@ fn op_info(reg: &Registry, d: &Desc) -> R<Op> {
                 (_, desc::POINTWISE) => op.mode = r.enum32(attr::POINTWISE_MODE),
                 (_, desc::REDUCTION) => op.mode = r.enum32(attr::REDUCTION_OPERATOR),
                 (_, desc::MATMUL) => op.comp_type = r.enum32(attr::MATMUL_COMP_TYPE),
-                (_, desc::CONVOLUTION) => op.comp_type = r.enum32(attr::CONVOLUTION_COMP_TYPE),
+                (_, desc::CONVOLUTION) => {
+                    op.comp_type = r.enum32(attr::CONVOLUTION_COMP_TYPE);
+                    let ints = |name: u32| r.int64s(name).unwrap_or_default();
+                    op.conv = Some(ConvParams {
+                        mode: r.enum32(attr::CONVOLUTION_CONV_MODE),
+                        dilations: ints(attr::CONVOLUTION_DILATIONS),
+                        strides: ints(attr::CONVOLUTION_FILTER_STRIDES),
+                        pre_paddings: ints(attr::CONVOLUTION_PRE_PADDINGS),
+                        post_paddings: ints(attr::CONVOLUTION_POST_PADDINGS),
+                    });
+                }
                 _ => {}
             }
         }
@@ -413,8 +426,10 @@ fn engine_of(reg: &Registry, p: usize, kind: u32) -> R<Engine> {
     }
 }
 
-/// `cudnnBackendFinalize`. `is_handle` says whether a `cudnnHandle_t` is live.
-pub fn finalize(d: usize, is_handle: &dyn Fn(usize) -> bool) -> R<()> {
+/// `cudnnBackendFinalize`. `is_handle` says whether a `cudnnHandle_t` is live. In an executing process
+/// (`executing`) NVIDIA's library has already accepted the descriptor's twin, and an engine's global index is
+/// bounded by NVIDIA's engine count, not Phantom's.
+pub fn finalize(d: usize, is_handle: &dyn Fn(usize) -> bool, executing: bool) -> R<()> {
     let mut reg = registry();
     let this = lookup(&reg, d)?;
     if this.finalized {
@@ -498,7 +513,7 @@ pub fn finalize(d: usize, is_handle: &dyn Fn(usize) -> bool) -> R<()> {
             let Some(index) = this.int64(attr::ENGINE_GLOBAL_INDEX) else {
                 return fail(status::BAD_PARAM, "engine without CUDNN_ATTR_ENGINE_GLOBAL_INDEX");
             };
-            if !(0..ENGINE_GLOBAL_COUNT).contains(&index) {
+            if index < 0 || (!executing && index >= ENGINE_GLOBAL_COUNT) {
                 return fail(
                     status::BAD_PARAM_OUT_OF_BOUND,
                     format!("engine index {index} (the graph has {ENGINE_GLOBAL_COUNT})"),
@@ -662,27 +677,16 @@ fn computed(this: &Desc, name: u32) -> R<Option<Value>> {
     })
 }
 
-/// `cudnnBackendGetAttribute`: writes at most `requested` elements to `elems` (descriptor-typed attributes fill
-/// the descriptors the caller created and put there) and the number the attribute has to `count`.
-pub fn get(d: usize, name: i32, t: i32, requested: i64, count: Option<&mut i64>, elems: *mut c_void) -> R<()> {
-    let mut reg = registry();
-    let this = lookup(&reg, d)?;
-    let (name, t) = (name as u32, t as u32);
-    if requested < 0 {
-        return fail(status::BAD_PARAM, format!("negative requested element count {requested}"));
-    }
-    if ty::size(t).is_none() {
-        return fail(status::BAD_PARAM, format!("unknown cudnnBackendAttributeType_t {t}"));
-    }
-    check_spec(this.kind, name, t)?;
-    let value = match computed(this, name)? {
+/// What attribute `name` of `this` has: computed, as set, or its default.
+fn value_of(reg: &Registry, this: &Desc, name: u32, t: u32) -> R<Value> {
+    Ok(match computed(this, name)? {
         Some(v) => v,
         None => match this.attrs.get(&name) {
             Some(a) if a.ty == ty::BACKEND_DESCRIPTOR => {
                 let mut fill = Vec::new();
                 let mut kind = None;
                 for p in a.ptrs() {
-                    let r = lookup(&reg, p)?;
+                    let r = lookup(reg, p)?;
                     kind = Some(r.kind);
                     fill.push(r.clone());
                 }
@@ -698,7 +702,23 @@ pub fn get(d: usize, name: i32, t: i32, requested: i64, count: Option<&mut i64>,
                 _ => Value::Elems { ty: t, count: 0, bytes: vec![] },
             },
         },
-    };
+    })
+}
+
+/// `cudnnBackendGetAttribute`: writes at most `requested` elements to `elems` (descriptor-typed attributes fill
+/// the descriptors the caller created and put there) and the number the attribute has to `count`.
+pub fn get(d: usize, name: i32, t: i32, requested: i64, count: Option<&mut i64>, elems: *mut c_void) -> R<()> {
+    let mut reg = registry();
+    let this = lookup(&reg, d)?;
+    let (name, t) = (name as u32, t as u32);
+    if requested < 0 {
+        return fail(status::BAD_PARAM, format!("negative requested element count {requested}"));
+    }
+    if ty::size(t).is_none() {
+        return fail(status::BAD_PARAM, format!("unknown cudnnBackendAttributeType_t {t}"));
+    }
+    check_spec(this.kind, name, t)?;
+    let value = value_of(&reg, this, name, t)?;
     let requested = requested as usize;
     match value {
         Value::Elems { ty: vt, count: n, bytes } => {
@@ -754,9 +774,34 @@ pub fn get(d: usize, name: i32, t: i32, requested: i64, count: Option<&mut i64>,
     Ok(())
 }
 
-/// What `cudnnBackendExecute` runs: the plan's engine, after checking the variant pack binds every tensor the
-/// graph reads or writes and a workspace if the plan needs one.
-pub fn execution(plan: usize, pack: usize) -> R<Engine> {
+/// The type of live descriptor `d`.
+pub fn kind_of(d: usize) -> R<u32> {
+    Ok(lookup(&registry(), d)?.kind)
+}
+
+/// Executing process: after NVIDIA's library has filled the twins of `targets` with descriptor-typed attribute
+/// `name` of `d`'s twin, fills the stub's `targets` as far as the stub needs them later: each as the stub's own
+/// query fills it (engine configurations from Phantom's heuristics, the engine's graph, knob choices), the
+/// targets past the stub's own count like its last one (so any engine configuration NVIDIA offered carries the
+/// graph, which is what the execution's key comes from). Best effort: a target the stub cannot fill is left
+/// as it is.
+pub fn fill_like(d: usize, name: i32, targets: &[usize]) {
+    let mut reg = registry();
+    let Ok(this) = lookup(&reg, d) else { return };
+    let Ok(Value::Descs { kind, fill }) = value_of(&reg, this, name as u32, ty::BACKEND_DESCRIPTOR) else { return };
+    let Some(last) = fill.last() else { return };
+    for (i, &p) in targets.iter().enumerate() {
+        let src = fill.get(i).unwrap_or(last).clone();
+        if let Some(target) = reg.live.get_mut(&p).filter(|r| r.kind == kind) {
+            *target = src;
+        }
+    }
+}
+
+/// What `cudnnBackendExecute` runs: the plan's engine. With `check_bindings`, after checking the variant pack
+/// binds every tensor the graph reads or writes and a workspace if the plan needs one (an executing process
+/// leaves those checks to NVIDIA's library, whose plan may need another workspace).
+pub fn execution(plan: usize, pack: usize, check_bindings: bool) -> R<Engine> {
     let reg = registry();
     let p = lookup(&reg, plan)?;
     if p.kind != desc::EXECUTION_PLAN {
@@ -772,6 +817,9 @@ pub fn execution(plan: usize, pack: usize) -> R<Engine> {
     let Info::Pack(pk) = &v.info else {
         return fail(status::BAD_PARAM_NOT_FINALIZED, "the variant pack is not finalized");
     };
+    if !check_bindings {
+        return Ok(e.clone());
+    }
     for uid in e.graph.io_uids() {
         match pk.uids.iter().position(|&u| u == uid) {
             None => return fail(status::BAD_PARAM, format!("the variant pack has no pointer for tensor uid {uid}")),
@@ -814,7 +862,7 @@ mod tests {
         set_i64s(d, attr::TENSOR_STRIDES, &strides);
         set_i64s(d, attr::TENSOR_UNIQUE_ID, &[uid]);
         set_i64s(d, attr::TENSOR_BYTE_ALIGNMENT, &[16]);
-        finalize(d, &|_| true).unwrap();
+        finalize(d, &|_| true, false).unwrap();
         d
     }
 
@@ -828,23 +876,23 @@ mod tests {
         let mm = create(desc::MATMUL as i32).unwrap();
         let f = dtype::FLOAT;
         set(mm, attr::MATMUL_COMP_TYPE as i32, ty::DATA_TYPE as i32, 1, &f as *const i32 as *const c_void).unwrap();
-        finalize(mm, &|_| true).unwrap();
+        finalize(mm, &|_| true, false).unwrap();
         let op = create(desc::OP_MATMUL as i32).unwrap();
         set_desc(op, attr::OPERATION_MATMUL_ADESC, a);
         set_desc(op, attr::OPERATION_MATMUL_BDESC, b);
         set_desc(op, attr::OPERATION_MATMUL_CDESC, c);
         set_desc(op, attr::OPERATION_MATMUL_DESC, mm);
-        finalize(op, &|_| true).unwrap();
+        finalize(op, &|_| true, false).unwrap();
         destroy(mm).unwrap(); // the operation keeps what it needs
         let g = create(desc::OPERATIONGRAPH as i32).unwrap();
         set_desc(g, attr::OPERATIONGRAPH_OPS, op);
-        finalize(g, &|_| true).unwrap();
+        finalize(g, &|_| true, false).unwrap();
 
         let heur = create(desc::ENGINEHEUR as i32).unwrap();
         set_desc(heur, attr::ENGINEHEUR_OPERATION_GRAPH, g);
         let mode = 3i32;
         set(heur, attr::ENGINEHEUR_MODE as i32, ty::HEUR_MODE as i32, 1, &mode as *const i32 as *const c_void).unwrap();
-        finalize(heur, &|_| true).unwrap();
+        finalize(heur, &|_| true, false).unwrap();
         let mut n = 0i64;
         get(
             heur,
@@ -868,7 +916,7 @@ mod tests {
         .unwrap();
         let plan = create(desc::EXECUTION_PLAN as i32).unwrap();
         set_desc(plan, attr::EXECUTION_PLAN_ENGINE_CONFIG, cfg);
-        finalize(plan, &|_| true).unwrap();
+        finalize(plan, &|_| true, false).unwrap();
         let mut ws = -1i64;
         get(
             plan,
@@ -887,9 +935,9 @@ mod tests {
         let ptrs = [0x1000usize, 0x2000];
         set(pack, attr::VARIANT_PACK_DATA_POINTERS as i32, ty::VOID_PTR as i32, 2, ptrs.as_ptr() as *const c_void)
             .unwrap();
-        finalize(pack, &|_| true).unwrap();
-        assert_eq!(execution(plan, pack).unwrap_err().code, status::BAD_PARAM);
-        assert_eq!(execution(pack, plan).unwrap_err().code, status::BAD_PARAM);
+        finalize(pack, &|_| true, false).unwrap();
+        assert_eq!(execution(plan, pack, true).unwrap_err().code, status::BAD_PARAM);
+        assert_eq!(execution(pack, plan, true).unwrap_err().code, status::BAD_PARAM);
 
         // Wrong attribute type, unknown descriptor, double finalize.
         let x = 1.0f32;
@@ -900,7 +948,7 @@ mod tests {
         let e = set(fresh, attr::TENSOR_DIMENSIONS as i32, ty::FLOAT as i32, 1, &x as *const f32 as *const c_void)
             .unwrap_err();
         assert_eq!(e.code, status::BAD_PARAM_ATTRIBUTE_TYPE);
-        assert_eq!(finalize(0x1234, &|_| true).unwrap_err().code, status::BAD_PARAM);
+        assert_eq!(finalize(0x1234, &|_| true, false).unwrap_err().code, status::BAD_PARAM);
         destroy(fresh).unwrap();
         assert_eq!(destroy(fresh).unwrap_err().code, status::BAD_PARAM);
     }

@@ -223,6 +223,11 @@ pub mod attr {
     pub const POINTWISE_MATH_PREC: u32 = 1;
     pub const POINTWISE_AXIS: u32 = 9;
     pub const CONVOLUTION_COMP_TYPE: u32 = 100;
+    pub const CONVOLUTION_CONV_MODE: u32 = 101;
+    pub const CONVOLUTION_DILATIONS: u32 = 102;
+    pub const CONVOLUTION_FILTER_STRIDES: u32 = 103;
+    pub const CONVOLUTION_POST_PADDINGS: u32 = 104;
+    pub const CONVOLUTION_PRE_PADDINGS: u32 = 105;
     pub const ENGINEHEUR_MODE: u32 = 200;
     pub const ENGINEHEUR_OPERATION_GRAPH: u32 = 201;
     pub const ENGINEHEUR_RESULTS: u32 = 202;

@@ -53,6 +53,18 @@ pub struct Op {
     pub mode: Option<i32>,
     /// Compute type of a matmul or convolution.
     pub comp_type: Option<i32>,
+    /// A convolution's geometry (part of the library-call key only).
+    pub conv: Option<ConvParams>,
+}
+
+/// What a `CONVOLUTION_DESCRIPTOR` says beside its compute type: mode, dilations, filter strides, paddings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConvParams {
+    pub mode: Option<i32>,
+    pub dilations: Vec<i64>,
+    pub strides: Vec<i64>,
+    pub pre_paddings: Vec<i64>,
+    pub post_paddings: Vec<i64>,
 }
 
 impl Op {
@@ -146,6 +158,8 @@ pub enum Workload {
 pub struct Graph {
     pub ops: Vec<Op>,
     pub workload: Workload,
+    /// The library-call key of its executions ([`Graph::key`]), worked out once.
+    key: String,
 }
 
 /// The number of engines `CUDNN_ATTR_OPERATIONGRAPH_ENGINE_GLOBAL_COUNT` reports for any graph (each of which
@@ -161,7 +175,11 @@ impl Graph {
     /// Copies `ops` and works out how to time them; `Err` names what Phantom cannot model.
     pub fn new(ops: Vec<Op>) -> Result<Graph, String> {
         let workload = classify(&ops)?;
-        Ok(Graph { ops, workload })
+        let key = match &workload {
+            Workload::Sdpa(s) => format!("{} graph={:016x}", s.key(), fnv1a64(&ops_key(&ops))),
+            Workload::Generic(_) => format!("cudnn graph {}", ops_key(&ops)),
+        };
+        Ok(Graph { ops, workload, key })
     }
 
     /// Every tensor uid the variant pack must bind (non-virtual tensors, by-value scalars included).
@@ -314,6 +332,169 @@ impl Sdpa {
     pub fn cost(&self) -> Cost {
         Cost::Roofline { compute: self.compute_gemm(), bytes: self.bytes }
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Library-call keys (docs/cudnn.md, "Keys")
+// ---------------------------------------------------------------------------------------------------------
+
+impl Graph {
+    /// The library-call key of an execution of this graph: one line of text without tabs that names what the
+    /// plan computes, from this module's analysis alone (never from the engine, NVIDIA's heuristics or the
+    /// mode), so the same graph gives the same key in an executing, a following and a replaying process. A
+    /// profiling run files the measured time under it; a kernel-time table's `call` record looks it up.
+    /// SDPA: [`Sdpa::key`] and ` graph=` the [`fnv1a64`] digest of the operations (what the analysis does not
+    /// read, such as a bias or a padding mask, still tells two graphs apart); any other graph: `cudnn graph `
+    /// and the operations ([`ops_key`]).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Sdpa {
+    /// `cudnn sdpa fwd|bwd b= h= sq= skv= d= dv= dtype= causal= dropout= bytes=`: every input of the timing
+    /// model. d_v is what the matmul FLOPs leave after d (forward FLOPs = 2·b·h·s_q·s_kv·(d + d_v), backward
+    /// 2·b·h·s_q·s_kv·(3·d + 2·d_v)); a graph whose FLOPs do not have that form says `flops=` instead.
+    #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the workspace's rust-version (1.85)
+    pub fn key(&self) -> String {
+        let per = 2 * self.b * self.h * self.s_q * self.s_kv;
+        let dv = (per > 0 && self.flops % per == 0).then(|| self.flops / per).and_then(|units| {
+            if self.backward {
+                units.checked_sub(3 * self.d).filter(|r| r % 2 == 0).map(|r| r / 2)
+            } else {
+                units.checked_sub(self.d)
+            }
+        });
+        format!(
+            "cudnn sdpa {} b={} h={} sq={} skv={} d={} {} dtype={} causal={} dropout={} bytes={}",
+            if self.backward { "bwd" } else { "fwd" },
+            self.b,
+            self.h,
+            self.s_q,
+            self.s_kv,
+            self.d,
+            dv.map_or(format!("flops={}", self.flops), |dv| format!("dv={dv}")),
+            dtype_key(self.dtype),
+            self.causal as u8,
+            self.dropout as u8,
+            self.bytes,
+        )
+    }
+}
+
+/// The 64-bit FNV-1a hash of `s`: a digest fixed by its definition (unlike `std`'s hashers), so keys that contain
+/// one stay the same across builds.
+pub fn fnv1a64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A data type in a key: Phantom's short name, or `dtype<n>` for one it has no name for.
+fn dtype_key(t: i32) -> String {
+    match dtype::name(t) {
+        "other" => format!("dtype{t}"),
+        name => name.to_string(),
+    }
+}
+
+/// An operation type in a key: NVIDIA's name without `CUDNN_BACKEND_OPERATION_` and `_DESCRIPTOR`, lower case
+/// (`matmul`, `pointwise`, `convolution_forward`, …).
+fn op_key(kind: u32) -> String {
+    let name = desc::name(kind);
+    let name = name.strip_prefix("OPERATION_").unwrap_or(name);
+    name.strip_suffix("_DESCRIPTOR").unwrap_or(name).to_ascii_lowercase()
+}
+
+/// The role of a tensor attribute in a key: the letter cudnn_graph.h gives it (`x`, `y`, `a`, `dy`, …), else
+/// `attr<number>`.
+fn role_key(name: u32) -> String {
+    let known = match name {
+        751 | 704 | 716 | 1610 | 2200 => "x",
+        753 | 705 | 1611 | 2201 | 2310 => "y",
+        752 | 1521 => "b",
+        756 | 710 => "dx",
+        757 | 711 | 717 => "dy",
+        758 => "t",
+        703 | 709 => "w",
+        715 => "dw",
+        1520 => "a",
+        1522 => "c",
+        1525 => "m",
+        1526 => "n",
+        1527 => "k",
+        2311 => "seed",
+        2313 => "offset",
+        2800 | 2851 => "q",
+        2801 | 2852 => "k",
+        2802 | 2853 => "v",
+        2803 | 2854 => "o",
+        2804 | 2855 => "stats",
+        2805 | 2856 => "scale",
+        2859 => "dq",
+        2860 => "dk",
+        2861 => "dv",
+        2862 => "do",
+        _ => return format!("attr{name}"),
+    };
+    known.to_string()
+}
+
+fn list(v: &[i64]) -> String {
+    v.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The operations in order, `; `-separated: each its type, mode / reduction operator, compute type, convolution
+/// geometry, and tensors by role. Tensors are numbered `t0`, `t1`, … in order of first appearance (the
+/// application's unique ids are labels, not part of the computation); the first appearance also gives data
+/// type, dimensions, strides and `:virtual` / `:value` (by-value scalar).
+fn ops_key(ops: &[Op]) -> String {
+    use std::fmt::Write;
+    let mut uids: Vec<i64> = Vec::new();
+    let mut out = String::new();
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&op_key(op.kind));
+        if let Some(m) = op.mode {
+            let _ = write!(out, " mode={m}");
+        }
+        if let Some(c) = op.comp_type {
+            let _ = write!(out, " comp={}", dtype_key(c));
+        }
+        if let Some(c) = &op.conv {
+            let _ = write!(
+                out,
+                " conv={} dilation={} stride={} pad={}/{}",
+                c.mode.map_or("-".to_string(), |m| m.to_string()),
+                list(&c.dilations),
+                list(&c.strides),
+                list(&c.pre_paddings),
+                list(&c.post_paddings)
+            );
+        }
+        for (name, t) in &op.tensors {
+            let _ = write!(out, " {}=", role_key(*name));
+            match uids.iter().position(|&u| u == t.uid) {
+                Some(n) => {
+                    let _ = write!(out, "t{n}");
+                }
+                None => {
+                    let _ = write!(
+                        out,
+                        "t{}:{}[{}]/[{}]{}{}",
+                        uids.len(),
+                        dtype_key(t.dtype),
+                        list(&t.dims),
+                        list(&t.strides),
+                        if t.is_virtual { ":virtual" } else { "" },
+                        if t.by_value { ":value" } else { "" },
+                    );
+                    uids.push(t.uid);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The `PREC_*` a tensor-core kernel computes in for inputs of `dtype` (fp32 → TF32), `None` if none.
@@ -613,6 +794,7 @@ mod tests {
             ],
             mode: None,
             comp_type: Some(dtype::FLOAT),
+            conv: None,
         }
     }
 
@@ -622,6 +804,7 @@ mod tests {
             tensors: vec![(attr::OPERATION_POINTWISE_XDESC, x), (attr::OPERATION_POINTWISE_YDESC, y)],
             mode: Some(mode),
             comp_type: None,
+            conv: None,
         }
     }
 
@@ -665,6 +848,55 @@ mod tests {
     }
 
     #[test]
+    fn sdpa_key_names_every_input_of_the_model() {
+        let g = Graph::new(sdpa_fwd(true)).unwrap();
+        // d_v = 25_769_803_776 / (2·8·12·1024·1024) − 64 = 64; bytes: Q, K, V, O of 8·12·1024·64 bf16.
+        let digest = fnv1a64(&ops_key(&g.ops));
+        assert_eq!(
+            g.key(),
+            format!(
+                "cudnn sdpa fwd b=8 h=12 sq=1024 skv=1024 d=64 dv=64 dtype=bf16 causal=1 dropout=0 bytes=50331648 \
+                 graph={digest:016x}"
+            )
+        );
+        // The digest is fixed by the graph (the same in every build and mode), and tells the mask apart.
+        assert_eq!(digest, 0xfcce_691c_7520_8724);
+        assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c); // the published FNV-1a 64 test vector
+        let plain = Graph::new(sdpa_fwd(false)).unwrap();
+        assert!(plain.key().starts_with("cudnn sdpa fwd b=8 h=12 sq=1024 skv=1024 d=64 dv=64 dtype=bf16 causal=0 "));
+        // Unique ids are labels: renumbering the tensors keeps the key.
+        let mut renumbered = sdpa_fwd(true);
+        for op in &mut renumbered {
+            for (_, t) in &mut op.tensors {
+                t.uid += 1000;
+            }
+        }
+        assert_eq!(Graph::new(renumbered).unwrap().key(), g.key());
+        // FLOPs that are not 2·b·h·s_q·s_kv·(d + d_v) are named as such.
+        let Workload::Sdpa(mut s) = g.workload.clone() else { panic!("not sdpa") };
+        s.flops += 1;
+        assert!(s.key().contains(" d=64 flops=25769803777 dtype=bf16 "), "{}", s.key());
+    }
+
+    #[test]
+    fn generic_key_lists_operations_and_tensors_in_order() {
+        let g = Graph::new(vec![
+            matmul(
+                t(7, dtype::FLOAT, &[1, 64, 32], false),
+                t(9, dtype::FLOAT, &[1, 32, 16], false),
+                t(3, dtype::FLOAT, &[1, 64, 16], true),
+            ),
+            pw(pointwise::EXP + 1, t(3, dtype::FLOAT, &[1, 64, 16], true), t(4, dtype::HALF, &[1, 64, 16], false)),
+        ])
+        .unwrap();
+        assert_eq!(
+            g.key(),
+            "cudnn graph matmul comp=fp32 a=t0:fp32[1,64,32]/[1,1,1] b=t1:fp32[1,32,16]/[1,1,1] \
+             c=t2:fp32[1,64,16]/[1,1,1]:virtual; pointwise mode=14 x=t2 y=t3:fp16[1,64,16]/[1,1,1]"
+        );
+    }
+
+    #[test]
     fn non_causal_keeps_the_full_score_matrix() {
         let g = Graph::new(sdpa_fwd(false)).unwrap();
         let Workload::Sdpa(s) = &g.workload else { panic!("not sdpa") };
@@ -682,7 +914,10 @@ mod tests {
         let (name, costs) = g.kernel(0);
         assert_eq!(name, "cudnn matmul m=64 n=16 k=32 fp32");
         let Cost::Gemm(tf32) = costs[0] else { panic!("a matmul is a GEMM") };
-        assert_eq!((tf32.m, tf32.n, tf32.k, tf32.precision, tf32.in_bytes, tf32.out_bytes), (64, 16, 32, abi::PREC_TF32, 4, 4));
+        assert_eq!(
+            (tf32.m, tf32.n, tf32.k, tf32.precision, tf32.in_bytes, tf32.out_bytes),
+            (64, 16, 32, abi::PREC_TF32, 4, 4)
+        );
         let Cost::Gemm(fp32) = g.kernel(1).1[0] else { panic!("a matmul is a GEMM") };
         assert_eq!(fp32.precision, abi::PREC_FP32);
         assert_eq!(g.heuristics().len(), 2);
@@ -700,6 +935,7 @@ mod tests {
             ],
             mode: None,
             comp_type: Some(dtype::FLOAT),
+            conv: None,
         };
         let g = Graph::new(vec![op]).unwrap();
         let (name, costs) = g.kernel(0);
@@ -714,7 +950,7 @@ mod tests {
 
     #[test]
     fn unmodeled_operations_are_named() {
-        let op = Op { kind: desc::OP_NORM_FORWARD, tensors: vec![], mode: None, comp_type: None };
+        let op = Op { kind: desc::OP_NORM_FORWARD, tensors: vec![], mode: None, comp_type: None, conv: None };
         let e = Graph::new(vec![op]).unwrap_err();
         assert!(e.contains("OPERATION_NORM_FORWARD_DESCRIPTOR"), "{e}");
     }

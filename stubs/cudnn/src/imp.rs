@@ -3,10 +3,13 @@
 //! returning `CUDNN_STATUS_NOT_SUPPORTED`. docs/cudnn.md describes the whole library.
 //!
 //! Versions and handles; the backend (graph) API that cuDNN frontends, PyTorch's included, build on: descriptors
-//! (`backend.rs`), what a finalized graph is and how long it runs (`graph.rs`). An execution computes nothing
-//! (device memory holds no data under Phantom): it is timed as equivalent GEMMs by the runtime's roofline model
-//! on the GPU of the handle's stream and placed on that stream as one kernel, through the runtime table of
-//! Phantom's `libcudart.so.13` (reached through `phantom-stub-runtime`, never linked).
+//! (`backend.rs`), what a finalized graph is, how long it runs and its library-call key (`graph.rs`). An
+//! execution computes nothing (device memory holds no data under Phantom): it takes the time profiling or a
+//! kernel-time table has for its key, else it is timed as equivalent GEMMs by the runtime's roofline model on the
+//! GPU of the handle's stream, and is placed on that stream as one kernel, through the runtime table of Phantom's
+//! `libcudart.so.13` (reached through `phantom-stub-runtime`, never linked). In a process that executes on the
+//! real GPU (profiling mode) every handle and descriptor also has a twin in NVIDIA's library, which answers the
+//! queries and really runs the executions (`real.rs`; docs/cudnn.md, "Keys and profiling").
 
 #[path = "backend.rs"]
 mod backend;
@@ -14,11 +17,14 @@ mod backend;
 mod consts;
 #[path = "graph.rs"]
 mod graph;
+#[path = "real.rs"]
+mod real;
 
 use backend::{Fail, R};
 use consts::status;
 use graph::Cost;
 use phantom_stub_common::Status;
+use phantom_stub_runtime::{Profile, Source};
 use sim_core::shim_abi::ShimGemm;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -59,10 +65,10 @@ thread_local! {
 /// logged when it is Phantom's limitation or failure (not-supported, internal, execution) rather than the
 /// application's mistake.
 fn finish(function: &str, r: R<()>) -> Status {
-    let Err(Fail { code, msg }) = r else { return Ok(()) };
+    let Err(Fail { code, msg, logged }) = r else { return Ok(()) };
     let name = status::name(code).map_or("CUDNN_STATUS_?".into(), |n| n.to_string_lossy());
     let line = format!("{function}: {name} ({code}): {msg}");
-    if code >= status::NOT_SUPPORTED {
+    if code >= status::NOT_SUPPORTED && !logged {
         log(&line);
     }
     LAST_ERROR.with(|e| *e.borrow_mut() = line);
@@ -77,8 +83,19 @@ fn err<T>(code: u32, msg: impl Into<String>) -> R<T> {
 // Versions and errors
 // ---------------------------------------------------------------------------------------------------------
 
+/// The version the application sees: NVIDIA's in an executing process (profiling mode), else the stub's.
+fn version() -> (usize, usize, usize) {
+    if phantom_stub_runtime::profile_mode() == phantom_stub_runtime::Profile::Execute {
+        if let Some(v) = real::version() {
+            return (v / 10000, v / 100 % 100, v % 100);
+        }
+    }
+    VERSION
+}
+
 pub fn cudnnGetVersion() -> usize {
-    VERSION.0 * 10000 + VERSION.1 * 100 + VERSION.2
+    let v = version();
+    v.0 * 10000 + v.1 * 100 + v.2
 }
 
 pub fn cudnnGetMaxDeviceVersion() -> usize {
@@ -91,10 +108,11 @@ pub fn cudnnGetCudartVersion() -> usize {
 
 pub fn cudnnGetProperty(kind: c_int, value: &mut c_int) -> Status {
     // libraryPropertyType: MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL.
+    let (major, minor, patch) = version();
     let v = match kind {
-        0 => VERSION.0,
-        1 => VERSION.1,
-        2 => VERSION.2,
+        0 => major,
+        1 => minor,
+        2 => patch,
         _ => return finish("cudnnGetProperty", err(status::BAD_PARAM, format!("unknown libraryPropertyType {kind}"))),
     };
     *value = v as c_int;
@@ -169,19 +187,40 @@ fn stream_of(h: cudnnHandle_t) -> R<usize> {
     }
 }
 
+/// Whether this process executes on the real GPU (profiling mode), where every handle and descriptor has a twin
+/// in NVIDIA's library (`real.rs`). Decided once: the runtime's mode does not change.
+fn executing() -> bool {
+    static EXECUTING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EXECUTING.get_or_init(|| phantom_stub_runtime::profile_mode() == Profile::Execute)
+}
+
 pub fn cudnnCreate(handle: &mut cudnnHandle_t) -> Status {
-    let mut hs = handles();
-    hs.next += 1;
-    let h = HANDLE_BASE + hs.next * 0x10;
-    hs.live.insert(h, 0);
+    let h = {
+        let mut hs = handles();
+        hs.next += 1;
+        let h = HANDLE_BASE + hs.next * 0x10;
+        hs.live.insert(h, 0);
+        h
+    };
+    if executing() {
+        if let Err(e) = real::create_handle(h) {
+            handles().live.remove(&h);
+            return finish("cudnnCreate", Err(e));
+        }
+    }
     *handle = h as cudnnHandle_t;
     Ok(())
 }
 
 pub fn cudnnDestroy(handle: cudnnHandle_t) -> Status {
     let removed = handles().live.remove(&(handle as usize)).is_some();
-    let r =
-        if removed { Ok(()) } else { err(status::NOT_INITIALIZED, format!("{handle:p} is not a live cudnnHandle_t")) };
+    let r = if !removed {
+        err(status::NOT_INITIALIZED, format!("{handle:p} is not a live cudnnHandle_t"))
+    } else if executing() {
+        real::destroy_handle(handle as usize)
+    } else {
+        Ok(())
+    };
     finish("cudnnDestroy", r)
 }
 
@@ -211,7 +250,16 @@ pub fn cudnnGetStream(handle: cudnnHandle_t, stream: &mut cudaStream_t) -> Statu
 // ---------------------------------------------------------------------------------------------------------
 
 pub fn cudnnBackendCreateDescriptor(descriptor_type: c_int, descriptor: &mut cudnnBackendDescriptor_t) -> Status {
-    match backend::create(descriptor_type) {
+    let r = backend::create(descriptor_type).and_then(|d| {
+        if executing() {
+            if let Err(e) = real::create_desc(d, descriptor_type) {
+                let _ = backend::destroy(d);
+                return Err(e);
+            }
+        }
+        Ok(d)
+    });
+    match r {
         Ok(d) => {
             *descriptor = d as cudnnBackendDescriptor_t;
             Ok(())
@@ -221,9 +269,13 @@ pub fn cudnnBackendCreateDescriptor(descriptor_type: c_int, descriptor: &mut cud
 }
 
 pub fn cudnnBackendDestroyDescriptor(descriptor: cudnnBackendDescriptor_t) -> Status {
-    finish("cudnnBackendDestroyDescriptor", backend::destroy(descriptor as usize))
+    let d = descriptor as usize;
+    let r = backend::destroy(d).and_then(|()| if executing() { real::destroy_desc(d) } else { Ok(()) });
+    finish("cudnnBackendDestroyDescriptor", r)
 }
 
+/// Executing process: the twin gets the attribute first (what NVIDIA's library refuses is refused, with its
+/// status), then the stub.
 pub fn cudnnBackendSetAttribute(
     descriptor: cudnnBackendDescriptor_t,
     attribute_name: c_int,
@@ -231,10 +283,20 @@ pub fn cudnnBackendSetAttribute(
     element_count: i64,
     array_of_elements: *const c_void,
 ) -> Status {
-    let r = backend::set(descriptor as usize, attribute_name, attribute_type, element_count, array_of_elements);
+    let d = descriptor as usize;
+    let r = (|| {
+        if executing() {
+            backend::kind_of(d)?;
+            real::set(d, attribute_name, attribute_type, element_count, array_of_elements)?;
+        }
+        backend::set(d, attribute_name, attribute_type, element_count, array_of_elements)
+    })();
     finish("cudnnBackendSetAttribute", r)
 }
 
+/// Executing process: NVIDIA's library answers from the twin (its heuristics, engine configurations, workspace
+/// sizes); for descriptor-typed attributes the stub also fills its own descriptors (`backend::fill_like`), so
+/// that a plan made from them still carries the graph.
 pub fn cudnnBackendGetAttribute(
     descriptor: cudnnBackendDescriptor_t,
     attribute_name: c_int,
@@ -243,22 +305,48 @@ pub fn cudnnBackendGetAttribute(
     element_count: Option<&mut i64>,
     array_of_elements: *mut c_void,
 ) -> Status {
-    let r = backend::get(
-        descriptor as usize,
-        attribute_name,
-        attribute_type,
-        requested_element_count,
-        element_count,
-        array_of_elements,
-    );
+    let d = descriptor as usize;
+    if !executing() {
+        let r =
+            backend::get(d, attribute_name, attribute_type, requested_element_count, element_count, array_of_elements);
+        return finish("cudnnBackendGetAttribute", r);
+    }
+    let r = (|| {
+        backend::kind_of(d)?;
+        if requested_element_count < 0 {
+            return err(status::BAD_PARAM, format!("negative requested element count {requested_element_count}"));
+        }
+        let n =
+            real::get(d, attribute_name, attribute_type, requested_element_count, element_count, array_of_elements)?;
+        if attribute_type as u32 == consts::ty::BACKEND_DESCRIPTOR && !array_of_elements.is_null() {
+            let filled = n.clamp(0, requested_element_count) as usize;
+            // SAFETY: the caller passes `requested_element_count` descriptors it created (cuDNN's contract).
+            let targets = unsafe { std::slice::from_raw_parts(array_of_elements as *const usize, filled) };
+            backend::fill_like(d, attribute_name, targets);
+        }
+        Ok(())
+    })();
     finish("cudnnBackendGetAttribute", r)
 }
 
+/// Executing process: the twin is finalized first, and NVIDIA's status returned if it fails (that is what a
+/// real GPU says: an engine configuration it cannot build, …); then the stub's analysis.
 pub fn cudnnBackendFinalize(descriptor: cudnnBackendDescriptor_t) -> Status {
-    finish("cudnnBackendFinalize", backend::finalize(descriptor as usize, &is_handle))
+    let d = descriptor as usize;
+    let r = (|| {
+        if executing() {
+            backend::kind_of(d)?;
+            real::finalize(d)?;
+        }
+        backend::finalize(d, &is_handle, executing())
+    })();
+    finish("cudnnBackendFinalize", r)
 }
 
-/// Times the plan's graph and places it on the handle's stream as one kernel.
+/// Runs the plan on the handle's stream as one piece of GPU work, timed (docs/cudnn.md, "Execution and the timing
+/// model", "Keys and profiling"): an executing process runs it in NVIDIA's library on the real GPU and takes the
+/// measured time; any other takes the time profiling or a kernel-time table has for the execution's key, else
+/// the model's.
 pub fn cudnnBackendExecute(
     handle: cudnnHandle_t,
     execution_plan: cudnnBackendDescriptor_t,
@@ -267,27 +355,66 @@ pub fn cudnnBackendExecute(
     finish("cudnnBackendExecute", execute(handle, execution_plan as usize, variant_pack as usize))
 }
 
-fn execute(handle: cudnnHandle_t, plan: usize, pack: usize) -> R<()> {
-    let stream = stream_of(handle)? as *mut c_void;
-    let engine = backend::execution(plan, pack)?;
-    let (name, costs) = engine.graph.kernel(engine.choice.index);
-    let runtime_failure = |what: &str, e: phantom_stub_runtime::Error| Fail {
+/// A failure of Phantom's runtime, as a cuDNN status.
+fn runtime_failure(name: &str, what: &str, e: phantom_stub_runtime::Error) -> Fail {
+    Fail {
         code: match e.code() {
             801 => status::NOT_SUPPORTED,
             3 => status::NOT_INITIALIZED,
             _ => status::EXECUTION_FAILED,
         },
         msg: format!("{name}: cannot {what} it: {e}"),
+        logged: false,
+    }
+}
+
+fn execute(handle: cudnnHandle_t, plan: usize, pack: usize) -> R<()> {
+    let stream = stream_of(handle)? as *mut c_void;
+    let engine = backend::execution(plan, pack, !executing())?;
+    let (name, costs) = engine.graph.kernel(engine.choice.index);
+    let key = engine.graph.key();
+    let cname = CString::new(name.as_str()).unwrap_or_else(|_| CString::from(c"cudnn graph"));
+    let (ns, source) = if executing() {
+        (run_real(stream, handle as usize, plan, pack, &name, key)?, Source::Profiled)
+    } else if let Some(timed) = phantom_stub_runtime::call_time(key) {
+        timed
+    } else {
+        (model_ns(stream, &name, &costs)?, Source::Model)
     };
-    let gemm_ns = |g: &ShimGemm| phantom_stub_runtime::gemm_ns(stream, g).map_err(|e| runtime_failure("time", e));
+    phantom_stub_runtime::enqueue_timed(stream, ns, &cname, source).map_err(|e| runtime_failure(&name, "queue", e))
+}
+
+/// The model's time (ns) of `costs` on the GPU of `stream`.
+fn model_ns(stream: *mut c_void, name: &str, costs: &[Cost]) -> R<u64> {
+    let gemm_ns = |g: &ShimGemm| phantom_stub_runtime::gemm_ns(stream, g).map_err(|e| runtime_failure(name, "time", e));
     let mut ns = 0u64;
-    for c in &costs {
+    for c in costs {
         ns += match c {
             Cost::Gemm(g) => gemm_ns(g)?,
             Cost::Roofline { compute, bytes: 0 } => gemm_ns(compute)?,
             Cost::Roofline { compute, bytes } => gemm_ns(compute)?.max(gemm_ns(&Cost::memory_gemm(*bytes))?),
         };
     }
-    let cname = CString::new(name.as_str()).unwrap_or_else(|_| CString::from(c"cudnn graph"));
-    phantom_stub_runtime::enqueue(stream, ns, &cname).map_err(|e| runtime_failure("queue", e))
+    Ok(ns)
+}
+
+/// Executing process: runs the plan in NVIDIA's library on the real stream standing for `stream`, through the
+/// runtime (which measures the first execution of each key); returns its duration. A failure of NVIDIA's
+/// library is returned with its own status.
+fn run_real(stream: *mut c_void, handle: usize, plan: usize, pack: usize, name: &str, key: &str) -> R<u64> {
+    let e = real::execution(handle, plan, pack)?;
+    let mut failed: Option<Fail> = None;
+    let r = phantom_stub_runtime::run_call(stream, key, |real_stream| match real::execute(e, real_stream) {
+        Ok(()) => 0,
+        Err(f) => {
+            let code = f.code as i32;
+            failed = Some(f);
+            code
+        }
+    });
+    match (r, failed) {
+        (Ok(ns), _) => Ok(ns),
+        (Err(_), Some(f)) => Err(f),
+        (Err(e), None) => Err(runtime_failure(name, "run", e)),
+    }
 }

@@ -109,3 +109,189 @@ pub fn enqueue(stream: *mut c_void, ns: u64, name: &CStr) -> Result<(), Error> {
         code => Err(Error::Cuda { code, message: last_message(t) }),
     }
 }
+
+/// Phantom's runtime table of version 4 or later (library calls in profiling mode and from tables).
+fn table_v4() -> Option<&'static RuntimeTable> {
+    table().filter(|t| t.version >= 4 && t.size >= std::mem::size_of::<RuntimeTable>())
+}
+
+/// What this process does in profiling mode (docs/profiling.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// Library calls are timed by tables or the library's model.
+    Off,
+    /// Library calls run on the real GPU: use [`run_call`].
+    Execute,
+    /// Library call times may come from executing processes: [`call_time`] first.
+    Follow,
+}
+
+/// This process's profiling mode (`Off` without a runtime of table version 4).
+pub fn profile_mode() -> Profile {
+    match table_v4().map(|t| unsafe { (t.profile_mode)() }) {
+        Some(sim_core::shim_abi::PROFILE_EXECUTE) => Profile::Execute,
+        Some(sim_core::shim_abi::PROFILE_FOLLOW) => Profile::Follow,
+        _ => Profile::Off,
+    }
+}
+
+/// Which source timed a library call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Profiled,
+    Table,
+    /// The library's own model.
+    Model,
+}
+
+impl Source {
+    fn code(self) -> u32 {
+        match self {
+            Source::Profiled => sim_core::shim_abi::SOURCE_PROFILED,
+            Source::Table => sim_core::shim_abi::SOURCE_TABLE,
+            Source::Model => sim_core::shim_abi::SOURCE_MODEL,
+        }
+    }
+}
+
+fn c_key(key: &str) -> Result<std::ffi::CString, Error> {
+    std::ffi::CString::new(key.replace('\t', " "))
+        .map_err(|_| Error::Cuda { code: 1, message: format!("library-call key {key:?} contains NUL") })
+}
+
+/// Executing process: runs a library call's real work on the real GPU. `run` gets the real `CUstream` standing
+/// for `stream`, queues the call there (calling NVIDIA's library) and returns the library's status (0 =
+/// success). The first call with `key` is measured; the call's duration in ns is returned either way.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn run_call<F: FnMut(*mut c_void) -> i32>(stream: *mut c_void, key: &str, mut run: F) -> Result<u64, Error> {
+    unsafe extern "C" fn trampoline<F: FnMut(*mut c_void) -> i32>(ctx: *mut c_void, real_stream: *mut c_void) -> i32 {
+        let f = unsafe { &mut *(ctx as *mut F) };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(real_stream))).unwrap_or(-1)
+    }
+    let t = table_v4().ok_or(Error::NoRuntime)?;
+    let key = c_key(key)?;
+    let mut ns = 0u64;
+    let ctx = &mut run as *mut F as *mut c_void;
+    match unsafe { (t.run_call)(stream, key.as_ptr(), trampoline::<F>, ctx, &mut ns) } {
+        0 => Ok(ns),
+        code => Err(Error::Cuda { code, message: last_message(t) }),
+    }
+}
+
+/// The duration (ns) of library call `key` from profiling or a kernel-time table's `call` record, if either
+/// has it (a following process may wait here for an executing one to measure it).
+pub fn call_time(key: &str) -> Option<(u64, Source)> {
+    let t = table_v4()?;
+    let key = c_key(key).ok()?;
+    let (mut ns, mut source) = (0u64, 0u32);
+    match unsafe { (t.call_time)(key.as_ptr(), &mut ns, &mut source) } {
+        0 => Some((ns, if source == sim_core::shim_abi::SOURCE_PROFILED { Source::Profiled } else { Source::Table })),
+        _ => None,
+    }
+}
+
+/// [`enqueue`], saying which source timed the work (for the run's coverage report).
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn enqueue_timed(stream: *mut c_void, ns: u64, name: &CStr, source: Source) -> Result<(), Error> {
+    let Some(t) = table_v4() else { return enqueue(stream, ns, name) };
+    match unsafe { (t.enqueue_timed)(stream, ns, 0, name.as_ptr(), source.code()) } {
+        0 => Ok(()),
+        code => Err(Error::Cuda { code, message: last_message(t) }),
+    }
+}
+
+/// The environment variable listing directories (`:`-separated) that hold NVIDIA's real libraries.
+pub const REAL_LIBS_ENV: &str = "PHANTOM_REAL_LIBS";
+
+/// Directories where NVIDIA's real `soname` may be: `PHANTOM_REAL_LIBS`, then the `nvidia/*/lib` folders of
+/// every Python `site-packages` (or `dist-packages`) folder that a loaded library lives in (where a pip install
+/// of torch puts NVIDIA's wheels).
+fn real_library_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = std::env::var(REAL_LIBS_ENV)
+        .unwrap_or_default()
+        .split(':')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| std::path::PathBuf::from(s.trim()))
+        .collect();
+    let mut roots: Vec<std::path::PathBuf> = Vec::new();
+    for path in loaded_objects() {
+        for marker in ["/site-packages/", "/dist-packages/"] {
+            if let Some(i) = path.find(marker) {
+                let root = std::path::PathBuf::from(&path[..i + marker.len() - 1]);
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
+            }
+        }
+    }
+    for root in roots {
+        if let Ok(rd) = std::fs::read_dir(root.join("nvidia")) {
+            let mut found: Vec<_> = rd.flatten().map(|e| e.path().join("lib")).filter(|p| p.is_dir()).collect();
+            found.sort();
+            dirs.extend(found);
+        }
+    }
+    dirs
+}
+
+/// Paths of the objects loaded in this process (`dl_iterate_phdr`).
+fn loaded_objects() -> Vec<String> {
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+        let out = unsafe { &mut *(data as *mut Vec<String>) };
+        let name = unsafe { (*info).dlpi_name };
+        if !name.is_null() {
+            let s = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
+            if !s.is_empty() {
+                out.push(s);
+            }
+        }
+        0
+    }
+    let mut out: Vec<String> = Vec::new();
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut out as *mut Vec<String> as *mut c_void) };
+    out
+}
+
+/// The file this code was loaded from (the Phantom stub library that calls [`real_library`]).
+fn own_file() -> Option<std::path::PathBuf> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let here = own_file as *const c_void;
+    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    let p = std::path::PathBuf::from(unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned());
+    p.canonicalize().ok()
+}
+
+/// Opens NVIDIA's real `soname` (for example `libcublasLt.so.13`) by absolute path, never Phantom's stub of it:
+/// the first candidate of [`real_library_dirs`] that is not the calling Phantom library itself. `RTLD_DEEPBIND`
+/// keeps the real library's references to its own symbols inside it, although Phantom's stub exports the same
+/// names.
+pub fn real_library(soname: &str) -> Result<usize, String> {
+    let dirs = real_library_dirs();
+    let own = own_file();
+    for dir in &dirs {
+        let path = dir.join(soname);
+        if !path.is_file() || (own.is_some() && path.canonicalize().ok() == own) {
+            continue;
+        }
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        let lib = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_DEEPBIND) };
+        if lib.is_null() {
+            let why = unsafe { libc::dlerror() };
+            let why = if why.is_null() { "unknown error".into() } else { unsafe { CStr::from_ptr(why) }.to_string_lossy().into_owned() };
+            log("runtime", &format!("cannot open {}: {why}", path.display()));
+            continue;
+        }
+        return Ok(lib as usize);
+    }
+    Err(format!(
+        "NVIDIA's {soname} was not found (looked in {}); set {REAL_LIBS_ENV} to the folder that holds it",
+        if dirs.is_empty() { "no folder".to_string() } else { dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ") }
+    ))
+}
+
+/// The address of `symbol` in a library opened by [`real_library`], or null.
+pub fn real_symbol(lib: usize, symbol: &CStr) -> *mut c_void {
+    unsafe { libc::dlsym(lib as *mut c_void, symbol.as_ptr()) }
+}

@@ -11,6 +11,7 @@ mod ktable_import;
 mod nccl_api;
 mod nvml;
 mod nvtx;
+mod profile;
 mod programs;
 mod report;
 mod runtime_timing;

@@ -227,3 +227,34 @@ fn fsdp2_on_8_ranks_gathers_and_scatters_the_parameters() {
     assert_eq!(nccl_bytes(&report, "ReduceScatter") * WORLD, STEPS * 4 * SMALL_PARAMS, "{report}");
     assert_eq!(nccl_bytes(&report, "AllGather") * WORLD, STEPS * 4 * (SMALL_PARAMS + SMALL_BLOCK_PARAMS), "{report}");
 }
+
+/// Profiling mode's table replays on this CPU-only machine (docs/profiling.md): GPT-2 124M was trained under
+/// `phantom run --profile --host-time deterministic` on a real H100, which measured every kernel configuration
+/// and library call (`calibration/profiling/measure-models.sh`; its output and table are committed in
+/// `calibration/profiling/h100-sxm-80gb/`). Replaying that table here gives every steady step the profiled
+/// run's step time within 1 %, and every kernel and library call finds its time in the table.
+#[test]
+fn gpt2_124m_replays_the_step_time_profiled_on_an_h100() {
+    let dir = workspace_root().join("calibration/profiling/h100-sxm-80gb");
+    let log = std::fs::read_to_string(dir.join("models.txt")).expect("models.txt");
+    let profiled = log.split("== ").find(|s| s.starts_with("gpt2-124m profile-det")).expect("the deterministic profiling run");
+    let profiled: Vec<f64> = steps(&Output { code: Some(0), signal: None, timed_out: false, stdout: profiled.into(), stderr: String::new() })
+        .into_iter()
+        .filter(|&(_, step, _)| step >= 2)
+        .map(|(_, _, t)| t)
+        .collect();
+    assert!(profiled.len() >= 5, "{profiled:?}");
+    let want = profiled.iter().sum::<f64>() / profiled.len() as f64;
+
+    let table = dir.join("gpt2-124m-det.table");
+    let Run { out, report, .. } = run(&["-n", "1", "--kernel-table", table.to_str().unwrap()], &["--steps", "4"]);
+    assert!(out.success(), "{}", out.describe());
+    let s = steps(&out);
+    assert_eq!(s.len(), 4, "{}", out.describe());
+    for &(_, step, t) in &s[1..] {
+        assert!((t - want).abs() <= 0.01 * want, "step {step}: replayed {t} ms, profiled on the H100 {want} ms");
+    }
+    let by_source = &report.expect("a report")["per_rank"][0]["kernel_ns_by_source"];
+    assert_eq!((by_source["model"].as_u64(), by_source["library"].as_u64()), (Some(0), Some(0)), "{by_source}");
+    assert!(by_source["table"].as_u64().unwrap() > 0, "{by_source}");
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Profiling mode's accuracy on real models (docs/profiling.md, "Accuracy"): each model's training step on the
+# real GPU with NVIDIA's libraries, then under `phantom run --profile` (rank 0 executes on the same GPU). Runs on
+# a machine with one NVIDIA GPU and a full `pip install torch`, from the repository root, with Phantom's staged
+# libraries and `phantom` in $PHANTOM_LIB (default .devcarry). Writes to $OUT:
+#   models.log            every run's output, in order, each headed `== <model> <real|profile|profile-det>`
+#   <model>.table         the measurements of the profiling run (measured host time)
+#   gpt2-124m-det.table   GPT-2 124M profiled in deterministic host time (what CI replays)
+set -u
+OUT=${OUT:-/tmp/phantom-out}
+mkdir -p "$OUT"
+LIB=$(cd "${PHANTOM_LIB:-.devcarry}" && pwd)
+PY=${PYTHON:-python3}
+MODELS=${MODELS:-"gpt2-124m gpt2-350m llama-1b"}
+args() {
+  case $1 in
+    gpt2-124m) echo "tests/programs/torch/gpt2.py --steps 10" ;;
+    gpt2-350m) echo "tests/programs/torch/gpt2.py --layers 24 --heads 16 --embd 1024 --init-on-device --steps 8" ;;
+    llama-1b) echo "tests/programs/torch/llama.py --steps 6" ;;
+  esac
+}
+phantom() { "$LIB/phantom" run -n 1 --lib-dir "$LIB" --cluster dgx-h100 "$@"; }
+for m in $MODELS; do
+  {
+    echo "== $m real"
+    $PY $(args $m)
+    echo "== $m profile"
+    phantom --profile --profile-table "$OUT/$m.table" -- $PY $(args $m)
+    if [ "$m" = gpt2-124m ]; then
+      echo "== $m profile-det"
+      phantom --host-time deterministic --profile --profile-table "$OUT/$m-det.table" -- $PY $(args $m)
+    fi
+  } >> "$OUT/models.log" 2>&1
+done
+ls -la "$OUT"

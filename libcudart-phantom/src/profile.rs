@@ -1,0 +1,759 @@
+//! Profiling mode (docs/profiling.md; DESIGN.md decision 7, source (a)).
+//!
+//! `PHANTOM_PROFILE=execute`: this process's GPU work runs on the machine's real GPU through NVIDIA's driver
+//! (`phantom_real_gpu`). Device memory is real (the simulated address ranges are reserved on the real GPU and
+//! backed page by page as allocations touch them), kernels from the program's fat binaries really run, copies
+//! and memsets really move data, and each distinct kernel configuration is timed once on the GPU behind a gate
+//! (`phantom_real_gpu::gate`). That time becomes the kernel's simulated duration, is published to the
+//! simulator for the other ranks, and is written at exit as a kernel-time table (`PHANTOM_PROFILE_TABLE`).
+//! Capacity is still accounted against the simulated GPU.
+//!
+//! `PHANTOM_PROFILE=follow`: this process simulates as usual, but a kernel configuration's time comes from the
+//! executing processes' measurements (asked of the simulator, which waits for them), before any table or model.
+
+use crate::export::CudaResult;
+use crate::stream::Stream;
+use dashmap::DashMap;
+use once_cell::sync::Lazy;
+use phantom_cuda_sys::cudaError;
+use phantom_real_gpu::driver::{
+    CUdeviceptr, CUevent, CUfunction, CUmemAccessDesc, CUmemAllocationProp, CUmemGenericAllocationHandle, CUmemLocation,
+    CUmodule, CUstream, Driver, CU_EVENT_DISABLE_TIMING, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+    CU_MEM_ACCESS_FLAGS_PROT_READWRITE, CU_MEM_ALLOCATION_TYPE_PINNED, CU_MEM_LOCATION_TYPE_DEVICE, CU_STREAM_LEGACY,
+    CU_STREAM_NON_BLOCKING, CU_STREAM_PER_THREAD,
+};
+use phantom_real_gpu::gate::Gate;
+use sim_core::ktable::{KernelKey, KernelTable};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// What this process does in profiling mode (`PHANTOM_PROFILE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// No profiling: tables and the model time kernels.
+    Off,
+    /// Run on the real GPU and measure.
+    Execute,
+    /// Take the executing processes' measurements.
+    Follow,
+}
+
+/// `PHANTOM_PROFILE`: `execute` (or `1`, `on`), `follow`, or unset / `off` / `0`.
+pub fn parse_mode(v: Option<&str>) -> Result<Mode, String> {
+    match v.map(str::trim).unwrap_or("") {
+        "" | "0" | "off" => Ok(Mode::Off),
+        "1" | "on" | "execute" => Ok(Mode::Execute),
+        "follow" => Ok(Mode::Follow),
+        other => Err(format!("PHANTOM_PROFILE={other}: expected execute, follow or off")),
+    }
+}
+
+pub fn mode() -> Mode {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    *MODE.get_or_init(|| {
+        parse_mode(std::env::var("PHANTOM_PROFILE").ok().as_deref()).unwrap_or_else(|e| {
+            tracing::error!("phantom: {e}; profiling is off");
+            Mode::Off
+        })
+    })
+}
+
+/// How many covered measurements settle a configuration; the smallest is kept. A configuration's first run is
+/// often slower than later ones (its code and data are cold, its memory freshly mapped), so the figure is
+/// refined once, at the next launch.
+pub const SAMPLES: u32 = 2;
+
+/// What is known of one configuration's duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fig {
+    pub ns: u64,
+    /// Covered measurements behind `ns` (0: only a measurement that includes host time: `Gate`).
+    pub samples: u32,
+}
+
+impl Fig {
+    /// No more measurements will change it.
+    pub fn settled(&self) -> bool {
+        self.samples >= SAMPLES
+    }
+
+    /// This figure after one more measurement.
+    pub fn with(old: Option<Fig>, m: phantom_real_gpu::gate::Measured) -> Fig {
+        match (old, m.covered) {
+            (Some(f), true) if f.samples > 0 => Fig { ns: f.ns.min(m.ns), samples: f.samples + 1 },
+            (_, true) => Fig { ns: m.ns, samples: 1 },
+            (Some(f), false) => f,
+            (None, false) => Fig { ns: m.ns, samples: 0 },
+        }
+    }
+}
+
+/// Durations by key: an executing process's own measurements, or the settled figures a following process
+/// received from the simulator.
+pub struct Figures<K: std::hash::Hash + Eq>(Lazy<DashMap<K, Fig>>);
+
+impl<K: std::hash::Hash + Eq + Clone> Figures<K> {
+    const fn new() -> Self {
+        Figures(Lazy::new(DashMap::new))
+    }
+    pub fn get(&self, k: &K) -> Option<Fig> {
+        self.0.get(k).map(|f| *f)
+    }
+    fn record(&self, k: &K, m: phantom_real_gpu::gate::Measured) -> Fig {
+        let f = Fig::with(self.get(k), m);
+        self.0.insert(k.clone(), f);
+        f
+    }
+    fn settle(&self, k: &K, ns: u64) {
+        self.0.insert(k.clone(), Fig { ns, samples: SAMPLES });
+    }
+    fn each(&self, mut f: impl FnMut(&K, Fig)) {
+        for e in self.0.iter() {
+            f(e.key(), *e.value());
+        }
+    }
+}
+
+/// Kernel configurations measured on the real GPU.
+static KERNELS: Figures<KernelKey> = Figures::new();
+/// Library calls measured on the real GPU, by their library-defined key (`RuntimeTable::run_call`).
+static CALLS: Figures<String> = Figures::new();
+
+/// The simulator's text for a library call.
+pub fn canonical_call(key: &str) -> String {
+    format!("call\t{key}")
+}
+
+/// A profiled duration: this process's own figure, else (following) the simulator's answer, which may wait
+/// for an executing process. Returns the duration and whether it is settled (an unsettled one may change
+/// at a later launch: callers must not cache it). Only settled answers are kept.
+fn profiled<K: std::hash::Hash + Eq + Clone>(rt: &crate::runtime::Runtime, figs: &Figures<K>, key: &K, text: impl FnOnce() -> String) -> Option<(u64, bool)> {
+    if let Some(f) = figs.get(key) {
+        return Some((f.ns, f.settled() || mode() == Mode::Follow));
+    }
+    if mode() != Mode::Follow {
+        return None;
+    }
+    let (ns, settled) = crate::net::lookup_measurement(rt, &text())?;
+    if settled {
+        figs.settle(key, ns);
+    }
+    Some((ns, settled))
+}
+
+/// The duration of library call `key` and its source (`shim_abi::SOURCE_*`): profiling (own measurement, or a
+/// following process's answer from the simulator), else a kernel-time table's `call` record.
+pub fn call_time(rt: &crate::runtime::Runtime, key: &str) -> Option<(u64, u32)> {
+    use sim_core::shim_abi::{SOURCE_PROFILED, SOURCE_TABLE};
+    if let Some((ns, _)) = profiled(rt, &CALLS, &key.to_string(), || canonical_call(key)) {
+        return Some((ns, SOURCE_PROFILED));
+    }
+    rt.kernels.lookup_call(key).map(|d| (d.as_nanos(), SOURCE_TABLE))
+}
+
+/// The simulator's text for a kernel configuration (`ToSim::Measured`, `ToSim::Lookup`): the table's key
+/// fields, with the name in its normalised spelling.
+pub fn canonical(key: &KernelKey) -> String {
+    let d = |v: [u32; 3]| format!("{},{},{}", v[0], v[1], v[2]);
+    format!(
+        "kernel\t{}\t{}\t{}\t{}",
+        sim_core::ktable::normalize_name(&key.name),
+        d(key.grid),
+        d(key.block),
+        key.shared_mem_bytes
+    )
+}
+
+/// The measured duration of `key`, if profiling has one (see [`profiled`]): (ns, settled). `None` leaves the
+/// launch to the kernel tables and the model.
+pub fn measured(rt: &crate::runtime::Runtime, key: &KernelKey) -> Option<(u64, bool)> {
+    profiled(rt, &KERNELS, key, || canonical(key))
+}
+
+/// The real GPU of an executing process.
+pub struct Exec {
+    pub driver: Driver,
+    gate: Gate,
+    /// Loaded modules by fat binary image address.
+    modules: DashMap<usize, usize>,
+    /// Kernel functions by host stub address: (CUfunction, dynamic shared memory limit set on it).
+    functions: DashMap<usize, (usize, u32)>,
+    /// Mapped 2 MiB pages of device memory: page address → (allocation handle, allocations touching it).
+    pages: Mutex<HashMap<u64, (CUmemGenericAllocationHandle, u32)>>,
+    /// Launches that really ran (the gate kernel not included).
+    pub real_launches: AtomicU64,
+    /// Library calls that really ran.
+    pub library_calls: AtomicU64,
+    /// Kernel configurations and library calls measured.
+    pub measurements: AtomicU64,
+    /// Bytes of device memory mapped now, and at most.
+    pub mapped_bytes: AtomicU64,
+    pub mapped_peak: AtomicU64,
+}
+
+/// Granule of real device memory (the driver's allocation granularity on current GPUs).
+pub const PAGE: u64 = 2 << 20;
+
+static EXEC: OnceLock<Result<Exec, String>> = OnceLock::new();
+
+thread_local! {
+    static CONTEXT_SET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Opens the real GPU when this process executes (called once by runtime initialisation): `Err` with the
+/// reason when profiling was asked for and the GPU cannot be used.
+pub fn init() -> Result<(), String> {
+    if mode() != Mode::Execute {
+        return Ok(());
+    }
+    EXEC.get_or_init(|| {
+        let path = phantom_real_gpu::driver::driver_path(std::env::var(phantom_real_gpu::driver::DRIVER_ENV).ok().as_deref())?;
+        let driver = Driver::open(&path)?;
+        let gate = Gate::new(&driver)?;
+        // Wake the GPU's clocks before the first measurement.
+        gate.spin(&driver, CU_STREAM_LEGACY, 100_000_000)?;
+        driver.check(unsafe { (driver.f.cuCtxSynchronize)() }, "cuCtxSynchronize")?;
+        CONTEXT_SET.with(|c| c.set(true));
+        tracing::info!(
+            "phantom: profiling on {} ({}); an isolated launch costs the GPU {} ns more than one in a busy stream",
+            driver.name,
+            path.display(),
+            gate.overhead_ns
+        );
+        unsafe { libc::atexit(write_table_at_exit) };
+        Ok(Exec {
+            driver,
+            gate,
+            modules: DashMap::new(),
+            functions: DashMap::new(),
+            pages: Mutex::new(HashMap::new()),
+            real_launches: AtomicU64::new(0),
+            library_calls: AtomicU64::new(0),
+            measurements: AtomicU64::new(0),
+            mapped_bytes: AtomicU64::new(0),
+            mapped_peak: AtomicU64::new(0),
+        })
+    })
+    .as_ref()
+    .map(|_| ())
+    .map_err(Clone::clone)
+}
+
+/// The real GPU, with its context current on the calling thread; `None` unless this process executes.
+pub fn gpu() -> Option<&'static Exec> {
+    let x = EXEC.get()?.as_ref().ok()?;
+    if !CONTEXT_SET.with(|c| c.replace(true)) {
+        if let Err(e) = x.driver.make_current() {
+            tracing::error!("phantom: {e}");
+        }
+    }
+    Some(x)
+}
+
+/// A driver failure as the runtime reports it: logged with what failed, returned as a CUDA error.
+fn fail(e: String) -> cudaError {
+    tracing::error!("phantom: the real GPU: {e}");
+    if e.contains("out of memory") {
+        cudaError::cudaErrorMemoryAllocation
+    } else {
+        cudaError::cudaErrorLaunchFailure
+    }
+}
+
+impl Exec {
+    fn check(&self, rc: i32, what: &str) -> CudaResult<()> {
+        self.driver.check(rc, what).map_err(fail)
+    }
+
+    // ---- memory ------------------------------------------------------------------------------------------
+
+    /// Reserves `len` bytes of the real GPU's address space (the simulated device's address range).
+    pub fn reserve(&self, len: u64) -> Result<u64, String> {
+        let mut p: CUdeviceptr = 0;
+        self.driver.check(unsafe { (self.driver.f.cuMemAddressReserve)(&mut p, len as usize, PAGE as usize, 0, 0) }, "cuMemAddressReserve")?;
+        Ok(p)
+    }
+
+    /// Backs `[addr, addr + len)` with real memory: maps every page it touches that is not mapped yet.
+    pub fn back(&self, addr: u64, len: u64) -> CudaResult<()> {
+        let f = &self.driver.f;
+        let prop = CUmemAllocationProp {
+            type_: CU_MEM_ALLOCATION_TYPE_PINNED,
+            requested_handle_types: 0,
+            location: CUmemLocation { type_: CU_MEM_LOCATION_TYPE_DEVICE, id: self.driver.device },
+            win32_handle_meta_data: std::ptr::null_mut(),
+            compression_type: 0,
+            gpu_direct_rdma_capable: 0,
+            usage: 0,
+            reserved: [0; 4],
+        };
+        let access = CUmemAccessDesc { location: prop.location, flags: CU_MEM_ACCESS_FLAGS_PROT_READWRITE };
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let first = addr / PAGE * PAGE;
+        let mut done = Vec::new();
+        let mut page = first;
+        while page < addr + len.max(1) {
+            if let Some(p) = pages.get_mut(&page) {
+                p.1 += 1;
+            } else {
+                let mut h: CUmemGenericAllocationHandle = 0;
+                let r = self
+                    .check(unsafe { (f.cuMemCreate)(&mut h, PAGE as usize, &prop, 0) }, "cuMemCreate")
+                    .and_then(|_| self.check(unsafe { (f.cuMemMap)(page, PAGE as usize, 0, h, 0) }, "cuMemMap"))
+                    .and_then(|_| self.check(unsafe { (f.cuMemSetAccess)(page, PAGE as usize, &access, 1) }, "cuMemSetAccess"));
+                if let Err(e) = r {
+                    drop(pages);
+                    // Undo what this call did.
+                    for p in done {
+                        self.release_page(p);
+                    }
+                    return Err(e);
+                }
+                pages.insert(page, (h, 1));
+                let now = self.mapped_bytes.fetch_add(PAGE, Ordering::Relaxed) + PAGE;
+                self.mapped_peak.fetch_max(now, Ordering::Relaxed);
+            }
+            done.push(page);
+            page += PAGE;
+        }
+        Ok(())
+    }
+
+    /// Gives back what [`Exec::back`] took for `[addr, addr + len)`: pages no allocation touches any more are
+    /// unmapped, after the GPU has finished with them.
+    pub fn unback(&self, addr: u64, len: u64) {
+        let _ = unsafe { (self.driver.f.cuCtxSynchronize)() };
+        let mut page = addr / PAGE * PAGE;
+        while page < addr + len.max(1) {
+            self.release_page(page);
+            page += PAGE;
+        }
+    }
+
+    fn release_page(&self, page: u64) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = pages.get_mut(&page) else { return };
+        p.1 -= 1;
+        if p.1 > 0 {
+            return;
+        }
+        let (h, _) = pages.remove(&page).expect("present");
+        let f = &self.driver.f;
+        if let Err(e) = self.check(unsafe { (f.cuMemUnmap)(page, PAGE as usize) }, "cuMemUnmap") {
+            let _ = e;
+        }
+        let _ = unsafe { (f.cuMemRelease)(h) };
+        self.mapped_bytes.fetch_sub(PAGE, Ordering::Relaxed);
+    }
+
+    // ---- streams and events -----------------------------------------------------------------------------
+
+    /// The real stream behind a Phantom stream (created on first use).
+    pub fn stream(&self, s: &Stream) -> CudaResult<CUstream> {
+        use crate::stream::StreamKind;
+        match s.kind {
+            StreamKind::Legacy => return Ok(CU_STREAM_LEGACY),
+            StreamKind::PerThread => return Ok(CU_STREAM_PER_THREAD),
+            StreamKind::User => {}
+        }
+        if let Some(&h) = s.real.get() {
+            return Ok(h as CUstream);
+        }
+        let mut h: CUstream = std::ptr::null_mut();
+        let flags = if s.is_blocking() { 0 } else { CU_STREAM_NON_BLOCKING };
+        self.check(unsafe { (self.driver.f.cuStreamCreate)(&mut h, flags) }, "cuStreamCreate")?;
+        if s.real.set(h as usize).is_err() {
+            // Another thread created one first: keep theirs.
+            let _ = unsafe { (self.driver.f.cuStreamDestroy)(h) };
+        }
+        Ok(*s.real.get().expect("set") as CUstream)
+    }
+
+    pub fn destroy_stream(&self, s: &Stream) {
+        if let Some(&h) = s.real.get() {
+            let _ = unsafe { (self.driver.f.cuStreamDestroy)(h as CUstream) };
+        }
+    }
+
+    pub fn synchronize_stream(&self, s: &Stream) -> CudaResult<()> {
+        let h = self.stream(s)?;
+        self.check(unsafe { (self.driver.f.cuStreamSynchronize)(h) }, "cuStreamSynchronize")
+    }
+
+    pub fn synchronize(&self) -> CudaResult<()> {
+        self.check(unsafe { (self.driver.f.cuCtxSynchronize)() }, "cuCtxSynchronize")
+    }
+
+    /// Records the real event behind `real` (created on first use) on `s`'s real stream.
+    pub fn record(&self, real: &OnceLock<usize>, s: &Stream) -> CudaResult<()> {
+        let e = match real.get() {
+            Some(&e) => e as CUevent,
+            None => {
+                let mut e: CUevent = std::ptr::null_mut();
+                self.check(unsafe { (self.driver.f.cuEventCreate)(&mut e, CU_EVENT_DISABLE_TIMING) }, "cuEventCreate")?;
+                if real.set(e as usize).is_err() {
+                    let _ = unsafe { (self.driver.f.cuEventDestroy)(e) };
+                }
+                *real.get().expect("set") as CUevent
+            }
+        };
+        let h = self.stream(s)?;
+        self.check(unsafe { (self.driver.f.cuEventRecord)(e, h) }, "cuEventRecord")
+    }
+
+    /// Makes `s`'s real stream wait for the last real record of an event (nothing if it was never recorded).
+    pub fn wait(&self, real: &OnceLock<usize>, s: &Stream) -> CudaResult<()> {
+        let Some(&e) = real.get() else { return Ok(()) };
+        let h = self.stream(s)?;
+        self.check(unsafe { (self.driver.f.cuStreamWaitEvent)(h, e as CUevent, 0) }, "cuStreamWaitEvent")
+    }
+
+    pub fn destroy_event(&self, real: &OnceLock<usize>) {
+        if let Some(&e) = real.get() {
+            let _ = unsafe { (self.driver.f.cuEventDestroy)(e as CUevent) };
+        }
+    }
+
+    // ---- copies -------------------------------------------------------------------------------------------
+
+    /// Copies `bytes` from `src` to `dst` (any of them device memory) on `s`'s real stream; with `wait`, the
+    /// host continues once the data has arrived.
+    pub fn copy(&self, s: &Stream, dst: u64, src: u64, bytes: u64, wait: bool) -> CudaResult<()> {
+        let h = self.stream(s)?;
+        self.check(unsafe { (self.driver.f.cuMemcpyAsync)(dst, src, bytes as usize, h) }, "cuMemcpyAsync")?;
+        if wait {
+            self.check(unsafe { (self.driver.f.cuStreamSynchronize)(h) }, "cuStreamSynchronize")?;
+        }
+        Ok(())
+    }
+
+    pub fn memset(&self, s: &Stream, dst: u64, value: u8, bytes: u64) -> CudaResult<()> {
+        let h = self.stream(s)?;
+        self.check(unsafe { (self.driver.f.cuMemsetD8Async)(dst, value, bytes as usize, h) }, "cuMemsetD8Async")
+    }
+
+    /// Reads device memory (the data of a small communication operation), after all queued work.
+    pub fn read(&self, addr: u64, out: &mut [u8]) -> CudaResult<()> {
+        self.synchronize()?;
+        let h = CU_STREAM_LEGACY;
+        self.check(unsafe { (self.driver.f.cuMemcpyAsync)(out.as_mut_ptr() as u64, addr, out.len(), h) }, "cuMemcpyAsync")?;
+        self.check(unsafe { (self.driver.f.cuStreamSynchronize)(h) }, "cuStreamSynchronize")
+    }
+
+    /// Writes device memory (what a small communication operation received), after all queued work.
+    pub fn write(&self, addr: u64, data: &[u8]) -> CudaResult<()> {
+        self.synchronize()?;
+        let h = CU_STREAM_LEGACY;
+        self.check(unsafe { (self.driver.f.cuMemcpyAsync)(addr, data.as_ptr() as u64, data.len(), h) }, "cuMemcpyAsync")?;
+        self.check(unsafe { (self.driver.f.cuStreamSynchronize)(h) }, "cuStreamSynchronize")
+    }
+
+    // ---- kernels ------------------------------------------------------------------------------------------
+
+    /// The real function of a registered kernel, loading its fat binary on first use.
+    fn function(&self, host_fun: usize, info: &crate::launch::KernelInfo, shared: u32) -> CudaResult<CUfunction> {
+        let f = &self.driver.f;
+        let (func, limit) = match self.functions.get(&host_fun).map(|r| *r) {
+            Some(v) => v,
+            None => {
+                if info.image == 0 {
+                    tracing::error!("phantom: kernel {} has no fat binary to run on the real GPU", info.name);
+                    return Err(cudaError::cudaErrorInvalidDeviceFunction);
+                }
+                let module = match self.modules.get(&info.image).map(|r| *r) {
+                    Some(m) => m,
+                    None => {
+                        let mut m: CUmodule = std::ptr::null_mut();
+                        self.check(unsafe { (f.cuModuleLoadData)(&mut m, info.image as *const c_void) }, "cuModuleLoadData")?;
+                        *self.modules.entry(info.image).or_insert(m as usize)
+                    }
+                };
+                let name = CString::new(info.mangled.as_str()).map_err(|_| cudaError::cudaErrorInvalidDeviceFunction)?;
+                let mut func: CUfunction = std::ptr::null_mut();
+                self.check(
+                    unsafe { (f.cuModuleGetFunction)(&mut func, module as CUmodule, name.as_ptr()) },
+                    &format!("cuModuleGetFunction({})", info.mangled),
+                )?;
+                // Lazy loading would otherwise load the function at its first launch, inside the measurement.
+                self.check(unsafe { (f.cuFuncLoad)(func) }, &format!("cuFuncLoad({})", info.mangled))?;
+                self.functions.insert(host_fun, (func as usize, 0));
+                (func as usize, 0)
+            }
+        };
+        // More than 48 KiB of dynamic shared memory needs the limit raised, as cudaFuncSetAttribute did.
+        let want = info.max_dynamic_shared.max(shared);
+        if want > limit && want > 48 << 10 {
+            self.check(
+                unsafe { (f.cuFuncSetAttribute)(func as CUfunction, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, want as i32) },
+                "cuFuncSetAttribute",
+            )?;
+            self.functions.insert(host_fun, (func, want));
+        }
+        Ok(func as CUfunction)
+    }
+
+    /// Runs a launch on the real GPU; the first launch of each configuration is measured (behind the gate)
+    /// and the measurement kept and published.
+    #[allow(clippy::too_many_arguments)]
+    pub fn launch(
+        &self,
+        rt: &crate::runtime::Runtime,
+        s: &Stream,
+        host_fun: usize,
+        info: &crate::launch::KernelInfo,
+        key: &KernelKey,
+        args: *mut *mut c_void,
+    ) -> CudaResult<()> {
+        let func = self.function(host_fun, info, key.shared_mem_bytes)?;
+        let h = self.stream(s)?;
+        let [gx, gy, gz] = key.grid;
+        let [bx, by, bz] = key.block;
+        let f = &self.driver.f;
+        let run = || {
+            self.driver.check(
+                unsafe { (f.cuLaunchKernel)(func, gx, gy, gz, bx, by, bz, key.shared_mem_bytes, h, args, std::ptr::null_mut()) },
+                &format!("cuLaunchKernel({})", info.name),
+            )
+        };
+        if KERNELS.get(key).is_some_and(|f| f.settled()) {
+            run().map_err(fail)?;
+        } else {
+            let (m, ()) = self.gate.measure(&self.driver, h, run).map_err(fail)?;
+            self.note(rt, &KERNELS, key, m, &info.name, || canonical(key));
+        }
+        self.real_launches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Exec {
+    /// Runs a library call's real work on the real GPU (`RuntimeTable::run_call`): measured behind the gate
+    /// the first time `key` is seen, then just run. Returns the call's duration in ns.
+    pub fn run_call(
+        &self,
+        rt: &crate::runtime::Runtime,
+        s: &Stream,
+        key: &str,
+        run: sim_core::shim_abi::RunCall,
+        ctx: *mut c_void,
+    ) -> CudaResult<u64> {
+        let h = self.stream(s)?;
+        let call = || match unsafe { run(ctx, h as *mut c_void) } {
+            0 => Ok(()),
+            status => Err(format!("the library call {key} failed with status {status}")),
+        };
+        self.library_calls.fetch_add(1, Ordering::Relaxed);
+        let k = key.to_string();
+        if let Some(f) = CALLS.get(&k).filter(|f| f.settled()) {
+            call().map_err(fail)?;
+            return Ok(f.ns);
+        }
+        let (m, ()) = self.gate.measure(&self.driver, h, call).map_err(fail)?;
+        // Libraries load code on a call's first use, inside the measurement: such a figure is measured again.
+        Ok(self.note(rt, &CALLS, &k, m, key, || canonical_call(key)).ns)
+    }
+
+    /// Records a measurement of `key` and publishes the figure it gives (a measurement that includes host time
+    /// is used for its own launch only, and not published).
+    fn note<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        rt: &crate::runtime::Runtime,
+        figs: &Figures<K>,
+        key: &K,
+        m: phantom_real_gpu::gate::Measured,
+        name: &str,
+        text: impl FnOnce() -> String,
+    ) -> Fig {
+        let f = figs.record(key, m);
+        if m.covered {
+            self.measurements.fetch_add(1, Ordering::Relaxed);
+            crate::net::publish_measurement(rt, text(), f.ns, f.settled());
+        } else {
+            warn_uncovered(name, self.gate.spin_ns());
+        }
+        // The figure used for this launch: an uncovered measurement stands in until a covered one comes.
+        if f.samples == 0 { Fig { ns: m.ns, samples: 0 } } else { f }
+    }
+}
+
+fn warn_uncovered(name: &str, next_spin_ns: u64) {
+    static ONCE: AtomicBool = AtomicBool::new(false);
+    if !ONCE.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "phantom: profiling: the GPU was idle before {name} was queued, so its measurement includes host time; it is measured again at its next launch, and later gates spin {} µs",
+            next_spin_ns / 1000
+        );
+    }
+}
+
+/// What ran on the real GPU, as the JSON object of the statistics file's `real_gpu` field (docs/launcher.md):
+/// `None` unless this process executes.
+pub fn stats_json() -> Option<String> {
+    let x = EXEC.get()?.as_ref().ok()?;
+    let device: String = x.driver.name.chars().filter(|c| !matches!(c, '"' | '\\') && !c.is_control()).collect();
+    Some(format!(
+        "{{\"device\":\"{device}\",\"launches\":{},\"library_calls\":{},\"measurements\":{},\"gate_misses\":{},\"mapped_peak_bytes\":{},\"launch_overhead_ns\":{}}}",
+        x.real_launches.load(Ordering::Relaxed),
+        x.library_calls.load(Ordering::Relaxed),
+        x.measurements.load(Ordering::Relaxed),
+        x.gate.misses.load(Ordering::Relaxed),
+        x.mapped_peak.load(Ordering::Relaxed),
+        x.gate.overhead_ns,
+    ))
+}
+
+/// Which driver an executing process's `dlopen("libcuda.so.1")` gets (the interposed `dlopen`): NVIDIA's
+/// libraries (cuBLAS, cuDNN, … from NVIDIA's folders) get NVIDIA's driver, which they run on; every other
+/// caller (PyTorch, Python) gets Phantom's, whose answers describe the simulated cluster (PyTorch asks the
+/// driver about every simulated device). `None`: not a driver name, let libc open it.
+pub fn redirect_dlopen(filename: *const std::ffi::c_char, flags: i32) -> Option<*mut c_void> {
+    if filename.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(filename) }.to_bytes();
+    if name != b"libcuda.so.1" && name != b"libcuda.so" {
+        return None;
+    }
+    let real = crate::interpose::real_dlopen()?;
+    let caller = caller_file();
+    let nvidia = caller.as_deref().is_some_and(is_nvidia_library);
+    let path = if nvidia {
+        phantom_real_gpu::driver::driver_path(std::env::var(phantom_real_gpu::driver::DRIVER_ENV).ok().as_deref()).ok()?
+    } else {
+        crate::driver::stub_path()?
+    };
+    let c = CString::new(path.into_os_string().into_encoded_bytes()).ok()?;
+    let flags = if nvidia { flags } else { libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_DEEPBIND };
+    let h = unsafe { real(c.as_ptr(), flags) };
+    (!h.is_null()).then_some(h)
+}
+
+/// Whether `path` is one of NVIDIA's libraries (not Phantom's stubs of them, which live beside this runtime).
+fn is_nvidia_library(path: &std::path::Path) -> bool {
+    const NVIDIA: [&str; 11] = [
+        "libcublas", "libcudnn", "libcufft", "libcurand", "libcusolver", "libcusparse", "libnvrtc", "libnvJitLink",
+        "libcupti", "libnvidia-", "libcufile",
+    ];
+    let own_dir = own_file().and_then(|f| f.parent().map(|p| p.to_path_buf()));
+    let dir = path.canonicalize().ok().and_then(|p| p.parent().map(|p| p.to_path_buf()));
+    if own_dir.is_some() && dir == own_dir {
+        return false;
+    }
+    let base = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    NVIDIA.iter().any(|p| base.starts_with(p))
+}
+
+/// The file this runtime was loaded from (symbolic links resolved).
+pub fn own_file() -> Option<std::path::PathBuf> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    if unsafe { libc::dladdr(own_file as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    std::path::PathBuf::from(unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned()).canonicalize().ok()
+}
+
+/// The file of the nearest caller outside this runtime (walking the stack with the unwinder).
+fn caller_file() -> Option<std::path::PathBuf> {
+    extern "C" {
+        fn _Unwind_Backtrace(trace: extern "C" fn(*mut c_void, *mut c_void) -> i32, arg: *mut c_void) -> i32;
+        fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
+    }
+    struct Walk {
+        own: Option<std::path::PathBuf>,
+        found: Option<std::path::PathBuf>,
+        frames: u32,
+    }
+    extern "C" fn each(ctx: *mut c_void, arg: *mut c_void) -> i32 {
+        const URC_NO_REASON: i32 = 0;
+        const URC_END_OF_STACK: i32 = 5;
+        let w = unsafe { &mut *(arg as *mut Walk) };
+        w.frames += 1;
+        if w.frames > 64 {
+            return URC_END_OF_STACK;
+        }
+        let ip = unsafe { _Unwind_GetIP(ctx) };
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        if ip == 0 || unsafe { libc::dladdr(ip as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
+            return URC_NO_REASON;
+        }
+        let file = std::path::PathBuf::from(unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned());
+        let canon = file.canonicalize().unwrap_or(file);
+        if Some(&canon) == w.own.as_ref() {
+            return URC_NO_REASON;
+        }
+        w.found = Some(canon);
+        URC_END_OF_STACK
+    }
+    let mut w = Walk { own: own_file(), found: None, frames: 0 };
+    unsafe { _Unwind_Backtrace(each, &mut w as *mut Walk as *mut c_void) };
+    w.found
+}
+
+/// The measurements of this process as a kernel-time table (`# source: profiling`).
+pub fn table(gpu_key: &str, measured_on: &str) -> KernelTable {
+    let mut t = KernelTable::default();
+    t.set_metadata("source", "profiling");
+    t.set_metadata("gpu", gpu_key);
+    t.set_metadata("measured-on", measured_on);
+    let ns = sim_core::SimDuration::from_nanos;
+    KERNELS.each(|k, f| t.insert(k.clone(), ns(f.ns), f.samples.max(1)));
+    CALLS.each(|k, f| t.insert_call(k, ns(f.ns), f.samples.max(1)));
+    t
+}
+
+/// Writes this process's measurements to `PHANTOM_PROFILE_TABLE` (if set) at exit.
+extern "C" fn write_table_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        let Ok(path) = std::env::var("PHANTOM_PROFILE_TABLE") else { return };
+        if path.trim().is_empty() {
+            return;
+        }
+        let Some(Ok(x)) = EXEC.get() else { return };
+        let gpu_key = crate::runtime::rt().map(|rt| rt.config.gpu.key.clone()).unwrap_or_default();
+        let t = table(&gpu_key, &x.driver.name);
+        if let Err(e) = std::fs::write(&path, t.to_text()) {
+            tracing::error!("phantom: cannot write the profiling table {path}: {e}");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_modes() {
+        assert_eq!(parse_mode(None), Ok(Mode::Off));
+        assert_eq!(parse_mode(Some("off")), Ok(Mode::Off));
+        assert_eq!(parse_mode(Some("execute")), Ok(Mode::Execute));
+        assert_eq!(parse_mode(Some(" 1 ")), Ok(Mode::Execute));
+        assert_eq!(parse_mode(Some("follow")), Ok(Mode::Follow));
+        assert_eq!(parse_mode(Some("yes")), Err("PHANTOM_PROFILE=yes: expected execute, follow or off".into()));
+    }
+
+    #[test]
+    fn figures_keep_the_smallest_covered_measurement() {
+        use phantom_real_gpu::gate::Measured;
+        let m = |ns, covered| Measured { ns, covered };
+        // An uncovered measurement stands in until a covered one comes, and never replaces one.
+        let f = Fig::with(None, m(9_000, false));
+        assert_eq!(f, Fig { ns: 9_000, samples: 0 });
+        let f = Fig::with(Some(f), m(5_200, true));
+        assert_eq!(f, Fig { ns: 5_200, samples: 1 });
+        assert!(!f.settled());
+        assert_eq!(Fig::with(Some(f), m(4_000, false)), f);
+        let f = Fig::with(Some(f), m(4_900, true));
+        assert_eq!(f, Fig { ns: 4_900, samples: 2 });
+        assert!(f.settled());
+        assert_eq!(Fig::with(Some(Fig { ns: 4_900, samples: 1 }), m(6_000, true)), Fig { ns: 4_900, samples: 2 });
+    }
+
+    #[test]
+    fn canonical_keys_use_the_normalised_name() {
+        let k = KernelKey { name: "void k<(unsigned int)32>(float*)".into(), grid: [4, 1, 1], block: [128, 1, 1], shared_mem_bytes: 0 };
+        assert_eq!(canonical(&k), "kernel\tvoid k<32u>(float*)\t4,1,1\t128,1,1\t0");
+    }
+}

@@ -1,0 +1,11 @@
+//! The real GPU of profiling mode (docs/profiling.md): NVIDIA's driver, loaded by absolute path so that it never
+//! resolves to Phantom's own `libcuda.so.1` ([`driver`]), and the gated event timing that measures one piece of
+//! work on it ([`gate`]).
+//!
+//! This crate is the only place that talks to NVIDIA's driver. The runtime (`libcudart-phantom`) uses it for
+//! executing ranks; `phantom calibrate` can use it to measure a GPU directly.
+
+pub mod driver;
+pub mod gate;
+
+pub use driver::{Driver, DriverError};
