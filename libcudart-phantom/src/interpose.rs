@@ -634,7 +634,8 @@ mod exports {
     pub unsafe extern "C" fn dlopen(filename: *const libc::c_char, flags: c_int) -> *mut c_void {
         let Some(real) = real_dlopen() else { return std::ptr::null_mut() };
         if crate::profile::mode() == crate::profile::Mode::Execute {
-            if let Ok(Some(h)) = std::panic::catch_unwind(|| crate::profile::redirect_dlopen(filename, flags)) {
+            // SAFETY: `filename` is what the caller gave `dlopen`.
+            if let Ok(Some(h)) = std::panic::catch_unwind(|| unsafe { crate::profile::redirect_dlopen(filename, flags) }) {
                 return h;
             }
         }

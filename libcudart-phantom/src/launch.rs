@@ -221,7 +221,8 @@ fn run_for_real(
     let info = KERNELS.get(&host_fun).map(|r| r.clone()).ok_or(cudaError::cudaErrorInvalidDeviceFunction)?;
     validate(dev, grid, block, shared, &info)?;
     let key = KernelKey { name: info.name.clone(), grid: dims(grid), block: dims(block), shared_mem_bytes: shared as u32 };
-    x.launch(rt, stream, host_fun, &info, &key, args)
+    // SAFETY: `args` is the application's parameter array for this launch.
+    unsafe { x.launch(rt, stream, host_fun, &info, &key, args) }
 }
 
 /// Launches the kernel registered for `host_fun`; `submit` is when the launch call hands it to the GPU.

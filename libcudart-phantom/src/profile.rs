@@ -495,10 +495,13 @@ impl Exec {
         Ok(func as CUfunction)
     }
 
-    /// Runs a launch on the real GPU; the first launch of each configuration is measured (behind the gate)
-    /// and the measurement kept and published.
+    /// Runs a launch on the real GPU; the first launches of each configuration are measured (behind the gate)
+    /// and the figure kept and published.
+    ///
+    /// # Safety
+    /// `args` is what the application passed to the launch: the kernel's parameter array, or null.
     #[allow(clippy::too_many_arguments)]
-    pub fn launch(
+    pub unsafe fn launch(
         &self,
         rt: &crate::runtime::Runtime,
         s: &Stream,
@@ -531,8 +534,11 @@ impl Exec {
 
 impl Exec {
     /// Runs a library call's real work on the real GPU (`RuntimeTable::run_call`): measured behind the gate
-    /// the first time `key` is seen, then just run. Returns the call's duration in ns.
-    pub fn run_call(
+    /// the first times `key` is seen, then just run. Returns the call's duration in ns.
+    ///
+    /// # Safety
+    /// `run` and `ctx` are what the library passed to `run_call`: `run(ctx, stream)` is safe to call.
+    pub unsafe fn run_call(
         &self,
         rt: &crate::runtime::Runtime,
         s: &Stream,
@@ -541,7 +547,7 @@ impl Exec {
         ctx: *mut c_void,
     ) -> CudaResult<u64> {
         let h = self.stream(s)?;
-        let call = || match unsafe { run(ctx, h as *mut c_void) } {
+        let call = || match unsafe { run(ctx, h) } {
             0 => Ok(()),
             status => Err(format!("the library call {key} failed with status {status}")),
         };
@@ -609,7 +615,10 @@ pub fn stats_json() -> Option<String> {
 /// libraries (cuBLAS, cuDNN, … from NVIDIA's folders) get NVIDIA's driver, which they run on; every other
 /// caller (PyTorch, Python) gets Phantom's, whose answers describe the simulated cluster (PyTorch asks the
 /// driver about every simulated device). `None`: not a driver name, let libc open it.
-pub fn redirect_dlopen(filename: *const std::ffi::c_char, flags: i32) -> Option<*mut c_void> {
+///
+/// # Safety
+/// `filename` is null or a NUL-terminated string (what `dlopen` was given).
+pub unsafe fn redirect_dlopen(filename: *const std::ffi::c_char, flags: i32) -> Option<*mut c_void> {
     if filename.is_null() {
         return None;
     }

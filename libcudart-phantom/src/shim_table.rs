@@ -407,7 +407,8 @@ unsafe extern "C" fn run_call_c(stream: *mut c_void, key: *const c_char, run: Ru
             let x = crate::profile::gpu().ok_or_else(|| fail(cudaError::cudaErrorNotSupported, "this process does not execute on a real GPU"))?;
             let rt = rt()?;
             let s = stream::resolve(stream as phantom_cuda_sys::cudaStream_t)?;
-            x.run_call(rt, &s, &key, run, ctx)
+            // SAFETY: `run` and `ctx` come from the library that called `run_call`, as the table's contract says.
+            unsafe { x.run_call(rt, &s, &key, run, ctx) }
         })();
         match r {
             Ok(ns) => {

@@ -3,9 +3,11 @@
 //! Where Phantom's `libcuda.so.1` shadows NVIDIA's (DESIGN.md, reference facts), `dlopen("libcuda.so.1")` would
 //! return Phantom's stub, so the real driver is opened by path (`PHANTOM_REAL_DRIVER`, else the usual install
 //! locations) with `RTLD_DEEPBIND`, which keeps the driver's own symbol references inside the driver. Only the
-//! functions profiling mode needs are looked up, each by its exact versioned name (cuda.h's `#define`s map the
-//! plain names to these). cudarc was considered: its loader finds the driver by name, which is exactly what must
-//! not happen here, and a small typed table is all this needs.
+//! functions profiling mode needs are looked up ([`Functions`], all required), each by its exact versioned name
+//! (cuda.h's `#define`s map the plain names to these), plus a few that `phantom calibrate` needs
+//! ([`OptionalFunctions`], each `None` where the library lacks it, so that profiling mode never depends on them).
+//! cudarc was considered: its loader finds the driver by name, which is exactly what must not happen here, and a
+//! small typed table is all this needs.
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -81,6 +83,13 @@ impl std::fmt::Display for DriverError {
 
 impl std::error::Error for DriverError {}
 
+/// The address of `symbol` (NUL-terminated) in the library `lib`, or null.
+fn symbol(lib: *mut c_void, symbol: &str) -> *mut c_void {
+    debug_assert!(symbol.ends_with('\0'));
+    // SAFETY: `lib` is a live dlopen handle and the name is NUL-terminated (the callers' `concat!`).
+    unsafe { libc::dlsym(lib, symbol.as_ptr() as *const c_char) }
+}
+
 macro_rules! driver_table {
     ($($field:ident = $symbol:literal : fn($($arg:ty),*);)*) => {
         /// The driver functions profiling mode uses, by their exact exported names.
@@ -94,9 +103,7 @@ macro_rules! driver_table {
             fn resolve(lib: *mut c_void) -> Result<Functions, String> {
                 Ok(Functions {
                     $($field: {
-                        let name = concat!($symbol, "\0");
-                        // SAFETY: `lib` is a live dlopen handle and `name` is NUL-terminated.
-                        let p = unsafe { libc::dlsym(lib, name.as_ptr() as *const c_char) };
+                        let p = symbol(lib, concat!($symbol, "\0"));
                         if p.is_null() {
                             return Err(format!("the driver has no {}", $symbol));
                         }
@@ -104,6 +111,39 @@ macro_rules! driver_table {
                         unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) -> CUresult>(p) }
                     },)*
                 })
+            }
+        }
+    };
+}
+
+macro_rules! optional_table {
+    ($($field:ident = $symbol:literal : fn($($arg:ty),*);)*) => {
+        /// Driver functions that only some users need (`phantom calibrate`: plain device and pinned host
+        /// allocations), looked up separately so that a driver, or a stand-in, without them still opens and
+        /// serves profiling mode. `None` where the library lacks the symbol; [`Driver::need`] turns that into an
+        /// error naming it.
+        #[allow(non_snake_case)]
+        pub struct OptionalFunctions {
+            $(pub $field: Option<unsafe extern "C" fn($($arg),*) -> CUresult>,)*
+        }
+
+        impl OptionalFunctions {
+            /// Looks every function up in `lib`; a missing one is `None`.
+            pub(crate) fn resolve(lib: *mut c_void) -> OptionalFunctions {
+                OptionalFunctions {
+                    $($field: {
+                        let p = symbol(lib, concat!($symbol, "\0"));
+                        // SAFETY: the symbol is the driver function with cuda.h's signature, declared above.
+                        (!p.is_null()).then(|| unsafe {
+                            std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) -> CUresult>(p)
+                        })
+                    },)*
+                }
+            }
+
+            /// The exported names, in declaration order, with whether each was found.
+            pub fn found(&self) -> Vec<(&'static str, bool)> {
+                vec![$(($symbol, self.$field.is_some()),)*]
             }
         }
     };
@@ -145,6 +185,14 @@ driver_table! {
     cuMemsetD8Async = "cuMemsetD8Async": fn(CUdeviceptr, u8, usize, CUstream);
 }
 
+optional_table! {
+    cuMemAlloc = "cuMemAlloc_v2": fn(*mut CUdeviceptr, usize);
+    cuMemFree = "cuMemFree_v2": fn(CUdeviceptr);
+    cuMemHostAlloc = "cuMemHostAlloc": fn(*mut *mut c_void, usize, c_uint);
+    cuMemFreeHost = "cuMemFreeHost": fn(*mut c_void);
+    cuStreamQuery = "cuStreamQuery": fn(CUstream);
+}
+
 /// Where NVIDIA's driver is usually installed (distribution packages, NVIDIA's container toolkit, WSL).
 pub const DRIVER_PATHS: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
@@ -160,6 +208,8 @@ pub const DRIVER_ENV: &str = "PHANTOM_REAL_DRIVER";
 /// NVIDIA's driver with device 0's primary context made current on the loading thread.
 pub struct Driver {
     pub f: Functions,
+    /// Functions profiling mode does not need (`None` where the library lacks them).
+    pub opt: OptionalFunctions,
     pub path: PathBuf,
     pub device: CUdevice,
     pub context: CUcontext,
@@ -198,7 +248,8 @@ impl Driver {
             return Err(format!("cannot open the real driver {}: {why}", path.display()));
         }
         let f = Functions::resolve(lib).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut d = Driver { f, path: path.to_path_buf(), device: 0, context: std::ptr::null_mut(), name: String::new() };
+        let opt = OptionalFunctions::resolve(lib);
+        let mut d = Driver { f, opt, path: path.to_path_buf(), device: 0, context: std::ptr::null_mut(), name: String::new() };
         d.check(unsafe { (d.f.cuInit)(0) }, "cuInit")?;
         let mut dev: CUdevice = 0;
         d.check(unsafe { (d.f.cuDeviceGet)(&mut dev, 0) }, "cuDeviceGet(0)")?;
@@ -214,6 +265,19 @@ impl Driver {
             d.name = unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
         }
         Ok(d)
+    }
+
+    /// An optional function (`d.need(d.opt.cuMemAlloc, "cuMemAlloc_v2")?`), or an error naming the symbol the
+    /// driver lacks.
+    pub fn need<F>(&self, f: Option<F>, symbol: &str) -> Result<F, String> {
+        f.ok_or_else(|| format!("the driver {} has no {symbol}", self.path.display()))
+    }
+
+    /// `cuDriverGetVersion`: the CUDA version the driver supports, as `major.minor` (13000 → `13.0`).
+    pub fn cuda_version(&self) -> Result<String, String> {
+        let mut v = 0;
+        self.check(unsafe { (self.f.cuDriverGetVersion)(&mut v) }, "cuDriverGetVersion")?;
+        Ok(format!("{}.{}", v / 1000, v % 1000 / 10))
     }
 
     /// Makes the primary context current on the calling thread (every thread that touches the GPU does this
@@ -263,6 +327,22 @@ mod tests {
     fn a_missing_library_is_a_clear_error() {
         let e = Driver::open(Path::new("/nonexistent/libcuda.so.1")).err().unwrap();
         assert!(e.starts_with("cannot open the real driver /nonexistent/libcuda.so.1: "), "{e}");
+    }
+
+    #[test]
+    fn optional_functions_a_library_lacks_are_none() {
+        // The test program itself exports none of the driver's functions.
+        // SAFETY: dlopen(NULL) is the main program's handle.
+        let main = unsafe { libc::dlopen(std::ptr::null(), libc::RTLD_NOW) };
+        assert!(!main.is_null());
+        let opt = OptionalFunctions::resolve(main);
+        let found = opt.found();
+        assert_eq!(
+            found.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            ["cuMemAlloc_v2", "cuMemFree_v2", "cuMemHostAlloc", "cuMemFreeHost", "cuStreamQuery"]
+        );
+        assert!(found.iter().all(|(_, f)| !f), "{found:?}");
+        assert!(opt.cuMemAlloc.is_none());
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub struct Gate {
     /// interval around one empty kernel behind a gate (the events, the launch reaching an idle GPU, the kernel)
     /// less the period of empty kernels queued back to back (median of [`OVERHEAD_SAMPLES`] each).
     pub overhead_ns: u64,
+    /// The first of those figures: the interval around one empty kernel behind a gate (median, ns).
+    pub isolated_ns: u64,
+    /// The second: the period of empty kernels queued [`BATCH`] at a time back to back (median, ns).
+    pub period_ns: u64,
 }
 
 /// How many samples of each figure of [`Gate::overhead_ns`] [`Gate::new`] takes.
@@ -93,6 +97,8 @@ impl Gate {
             spin_ns: AtomicU64::new(DEFAULT_SPIN_NS),
             misses: AtomicU64::new(0),
             overhead_ns: 0,
+            isolated_ns: 0,
+            period_ns: 0,
         };
         let s = crate::driver::CU_STREAM_LEGACY;
         let median = |mut v: Vec<u64>| {
@@ -106,7 +112,9 @@ impl Gate {
             let (raw, _) = g.interval(d, s, || (0..BATCH).try_for_each(|_| g.spin(d, s, 0)))?;
             period.push(raw / BATCH);
         }
-        g.overhead_ns = median(single).saturating_sub(median(period));
+        g.isolated_ns = median(single);
+        g.period_ns = median(period);
+        g.overhead_ns = g.isolated_ns.saturating_sub(g.period_ns);
         g.misses.store(0, Ordering::Relaxed);
         Ok(g)
     }
@@ -117,6 +125,8 @@ impl Gate {
     }
 
     /// Queues a spin of `ns` on `stream` (also used to wake the GPU's clocks before the first measurement).
+    /// `stream` is a driver handle, passed to the driver, never dereferenced here.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn spin(&self, d: &Driver, stream: CUstream, ns: u64) -> Result<(), String> {
         let mut arg = ns;
         let mut params = [&mut arg as *mut u64 as *mut c_void];
@@ -126,6 +136,8 @@ impl Gate {
         )
     }
 
+    /// `stream` is a driver handle, passed to the driver, never dereferenced here.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     /// Waits for all work on the GPU, then times `work` (which queues real work on `stream`) behind a gate.
     /// Returns the measurement and whatever `work` returned; an error of `work` is returned as it is, after
     /// the GPU has caught up.

@@ -142,7 +142,7 @@ fn the_report_matches_what_the_ranks_measured() {
     let pct = r["kernel_time_by_source"]["table"]["percent"].as_f64().unwrap();
     assert!((pct - 100.0 * table as f64 / (table + model_total) as f64).abs() < 1e-9, "{pct}");
     let n = RANKS * STEPS;
-    let mut top = vec![
+    let mut top = [
         ("compute_kernel(float*)", "table", n * COMPUTE_NS),
         ("pre_kernel(float*)", "table", n * PRE_NS),
         ("model_kernel(float*)", "model", model_total),
