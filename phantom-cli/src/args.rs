@@ -21,6 +21,31 @@ pub enum Command {
     /// Make kernel-time tables (docs/kernel-table.md).
     #[command(subcommand)]
     Table(TableCommand),
+    /// Measure this machine's NVIDIA GPU (device and host copy bandwidths, launch latency, with --gemm cuBLASLt's
+    /// bf16 GEMM efficiency) and write a GPU profile: a `[gpu]` table of the measured fields for cluster files
+    /// (docs/calibration.md).
+    Calibrate(CalibrateArgs),
+}
+
+/// Where `phantom calibrate` writes the profile when `-o` is not given (the current directory).
+pub const DEFAULT_GPU_PROFILE: &str = "gpu-profile.toml";
+
+/// `phantom calibrate [-o PATH] [--gpu KEY] [--gemm]`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct CalibrateArgs {
+    /// Where to write the GPU profile.
+    #[arg(short = 'o', long = "output", value_name = "PATH", default_value = DEFAULT_GPU_PROFILE)]
+    pub output: PathBuf,
+
+    /// The GPU model the profile overrides, written as its `gpu.model` (default: the preset whose name is the
+    /// device's name, e.g. `NVIDIA H100 80GB HBM3` → h100-sxm-80gb).
+    #[arg(long, value_name = "KEY", value_parser = parse_gpu)]
+    pub gpu: Option<String>,
+
+    /// Also time bf16 GEMMs through NVIDIA's cuBLASLt (PHANTOM_REAL_LIBS, else python3's nvidia/*/lib folders)
+    /// and write `gemm_efficiency`.
+    #[arg(long)]
+    pub gemm: bool,
 }
 
 /// `phantom table ...`.
@@ -391,6 +416,28 @@ mod tests {
         assert!(parse(&["p.json"]).is_err(), "-o is required");
         let e = parse(&["p.json", "-o", "t", "--gpu", "h100"]).unwrap_err().to_string();
         assert!(e.contains("not a GPU preset (one of h100-sxm-80gb,"), "{e}");
+    }
+
+    #[test]
+    fn calibrate() {
+        let parse = |args: &[&str]| {
+            let argv = ["phantom", "calibrate"].iter().chain(args).copied();
+            Cli::try_parse_from(argv).map(|c| match c.command {
+                Command::Calibrate(a) => a,
+                other => panic!("not `calibrate`: {other:?}"),
+            })
+        };
+        assert_eq!(
+            parse(&[]).unwrap(),
+            CalibrateArgs { output: "gpu-profile.toml".into(), gpu: None, gemm: false }
+        );
+        assert_eq!(
+            parse(&["-o", "/p/h100.toml", "--gpu", "h100-sxm-80gb", "--gemm"]).unwrap(),
+            CalibrateArgs { output: "/p/h100.toml".into(), gpu: Some("h100-sxm-80gb".into()), gemm: true }
+        );
+        let e = parse(&["--gpu", "h100"]).unwrap_err().to_string();
+        assert!(e.contains("not a GPU preset (one of h100-sxm-80gb,"), "{e}");
+        assert!(parse(&["extra"]).is_err());
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! and that part is the copy's cost. Launch latency needs the host clock; it is passed in, so that a test can
 //! use a deterministic one.
 
-use crate::driver::{CUdeviceptr, CUevent, CUstream, Driver, CUDA_ERROR_NOT_READY, CUDA_SUCCESS, CU_EVENT_BLOCKING_SYNC, CU_STREAM_NON_BLOCKING};
+use crate::driver::{
+    CUdeviceptr, CUevent, CUstream, Driver, CUDA_ERROR_NOT_READY, CUDA_SUCCESS, CU_EVENT_BLOCKING_SYNC,
+    CU_STREAM_NON_BLOCKING,
+};
 use crate::gate::Gate;
 use std::ffi::c_void;
 
@@ -168,10 +171,11 @@ impl Drop for PinnedBuffer<'_> {
 }
 
 /// A stream of its own (non-blocking, so the legacy stream's implicit synchronisation stays out), destroyed on
-/// drop.
+/// drop. The measurements take it rather than a raw `CUstream`, so the handle they use is always a live one.
 pub struct Stream<'d> {
     d: &'d Driver,
-    pub handle: CUstream,
+    /// The driver's handle, live as long as this value; read-only outside this crate ([`Stream::handle`]).
+    pub(crate) handle: CUstream,
 }
 
 impl<'d> Stream<'d> {
@@ -179,6 +183,16 @@ impl<'d> Stream<'d> {
         let mut handle: CUstream = std::ptr::null_mut();
         d.check(unsafe { (d.f.cuStreamCreate)(&mut handle, CU_STREAM_NON_BLOCKING) }, "cuStreamCreate")?;
         Ok(Stream { d, handle })
+    }
+
+    /// The driver's handle, for calls of its own (a library's stream argument).
+    pub fn handle(&self) -> CUstream {
+        self.handle
+    }
+
+    /// Waits for everything queued on the stream.
+    pub fn synchronize(&self) -> Result<(), String> {
+        self.d.check(unsafe { (self.d.f.cuStreamSynchronize)(self.handle) }, "cuStreamSynchronize")
     }
 }
 
@@ -205,12 +219,12 @@ impl<'d> Events<'d> {
     }
 
     /// The GPU time (ns) between an event recorded before `work` and one after it, on `stream`, no gate.
-    fn time(&self, stream: CUstream, work: impl FnOnce() -> Result<(), String>) -> Result<u64, String> {
+    fn time(&self, stream: &Stream, work: impl FnOnce() -> Result<(), String>) -> Result<u64, String> {
         let d = self.d;
         d.check(unsafe { (d.f.cuCtxSynchronize)() }, "cuCtxSynchronize")?;
-        d.check(unsafe { (d.f.cuEventRecord)(self.start, stream) }, "cuEventRecord")?;
+        d.check(unsafe { (d.f.cuEventRecord)(self.start, stream.handle) }, "cuEventRecord")?;
         work()?;
-        d.check(unsafe { (d.f.cuEventRecord)(self.end, stream) }, "cuEventRecord")?;
+        d.check(unsafe { (d.f.cuEventRecord)(self.end, stream.handle) }, "cuEventRecord")?;
         d.check(unsafe { (d.f.cuEventSynchronize)(self.end) }, "cuEventSynchronize")?;
         let mut ms = 0f32;
         d.check(unsafe { (d.f.cuEventElapsedTime)(&mut ms, self.start, self.end) }, "cuEventElapsedTime")?;
@@ -230,10 +244,15 @@ impl Drop for Events<'_> {
 
 /// Times `work` behind the gate (`Gate::measure`), again while the gate was too short (it spins twice as long
 /// each time), and returns the figure in ns.
-pub fn gated(d: &Driver, gate: &Gate, stream: CUstream, mut work: impl FnMut() -> Result<(), String>) -> Result<u64, String> {
+pub fn gated(
+    d: &Driver,
+    gate: &Gate,
+    stream: &Stream,
+    mut work: impl FnMut() -> Result<(), String>,
+) -> Result<u64, String> {
     let mut last = 0;
     for _ in 0..GATE_RETRIES {
-        let (m, ()) = gate.measure(d, stream, &mut work)?;
+        let (m, ()) = gate.measure(d, stream.handle, &mut work)?;
         if m.covered {
             return Ok(m.ns);
         }
@@ -243,18 +262,18 @@ pub fn gated(d: &Driver, gate: &Gate, stream: CUstream, mut work: impl FnMut() -
 }
 
 /// Queues `cuMemcpyAsync(dst, src, bytes)` on `stream`.
-fn copy(d: &Driver, stream: CUstream, dst: CUdeviceptr, src: CUdeviceptr, bytes: usize) -> Result<(), String> {
-    d.check(unsafe { (d.f.cuMemcpyAsync)(dst, src, bytes, stream) }, "cuMemcpyAsync")
+fn copy(d: &Driver, stream: &Stream, dst: CUdeviceptr, src: CUdeviceptr, bytes: usize) -> Result<(), String> {
+    d.check(unsafe { (d.f.cuMemcpyAsync)(dst, src, bytes, stream.handle) }, "cuMemcpyAsync")
 }
 
 /// Spins the GPU for [`WAKE_SPIN_NS`] and waits, so that the measurements find its clocks up.
-pub fn wake(d: &Driver, gate: &Gate, stream: CUstream) -> Result<(), String> {
-    gate.spin(d, stream, WAKE_SPIN_NS)?;
-    d.check(unsafe { (d.f.cuStreamSynchronize)(stream) }, "cuStreamSynchronize")
+pub fn wake(d: &Driver, gate: &Gate, stream: &Stream) -> Result<(), String> {
+    gate.spin(d, stream.handle, WAKE_SPIN_NS)?;
+    stream.synchronize()
 }
 
 /// Measures the device-to-device copy, the memset and the four host copies of `plan` on `stream`.
-pub fn measure_copies(d: &Driver, gate: &Gate, stream: CUstream, plan: &Plan) -> Result<Copies, String> {
+pub fn measure_copies(d: &Driver, gate: &Gate, stream: &Stream, plan: &Plan) -> Result<Copies, String> {
     if plan.host_bytes > plan.d2d_bytes || plan.host_bytes == 0 || plan.samples == 0 {
         return Err(format!("bad measurement plan {plan:?}"));
     }
@@ -275,7 +294,7 @@ pub fn measure_copies(d: &Driver, gate: &Gate, stream: CUstream, plan: &Plan) ->
     let (b, h) = (plan.d2d_bytes, plan.host_bytes);
     let d2d = gated_samples(b, &mut || copy(d, stream, dst.ptr, src.ptr, b))?;
     let memset = gated_samples(b, &mut || {
-        d.check(unsafe { (d.f.cuMemsetD8Async)(dst.ptr, 0, b, stream) }, "cuMemsetD8Async")
+        d.check(unsafe { (d.f.cuMemsetD8Async)(dst.ptr, 0, b, stream.handle) }, "cuMemsetD8Async")
     })?;
     let h2d_pinned = gated_samples(h, &mut || copy(d, stream, src.ptr, pinned.addr(), h))?;
     let d2h_pinned = gated_samples(h, &mut || copy(d, stream, pinned.addr(), src.ptr, h))?;
@@ -289,7 +308,7 @@ pub fn measure_copies(d: &Driver, gate: &Gate, stream: CUstream, plan: &Plan) ->
     };
     let h2d_pageable = event_samples(&mut || copy(d, stream, src.ptr, pageable_src, h))?;
     let d2h_pageable = event_samples(&mut || copy(d, stream, pageable_dst, src.ptr, h))?;
-    d.check(unsafe { (d.f.cuStreamSynchronize)(stream) }, "cuStreamSynchronize")?;
+    stream.synchronize()?;
     Ok(Copies { d2d, memset, h2d_pinned, d2h_pinned, h2d_pageable, d2h_pageable })
 }
 
@@ -299,7 +318,7 @@ pub fn measure_copies(d: &Driver, gate: &Gate, stream: CUstream, plan: &Plan) ->
 pub fn measure_launch(
     d: &Driver,
     gate: &Gate,
-    stream: CUstream,
+    stream: &Stream,
     samples: usize,
     now: &mut dyn FnMut() -> u64,
 ) -> Result<Launch, String> {
@@ -310,10 +329,10 @@ pub fn measure_launch(
     let mut v = Vec::with_capacity(samples);
     for _ in 0..samples {
         d.check(unsafe { (d.f.cuCtxSynchronize)() }, "cuCtxSynchronize")?;
-        gate.spin(d, stream, 0)?;
+        gate.spin(d, stream.handle, 0)?;
         let t0 = now();
         loop {
-            match unsafe { query(stream) } {
+            match unsafe { query(stream.handle) } {
                 CUDA_SUCCESS => break,
                 CUDA_ERROR_NOT_READY => continue,
                 rc => return Err(d.check(rc, "cuStreamQuery").unwrap_err()),

@@ -3,8 +3,9 @@
 //! work on it ([`gate`]).
 //!
 //! This crate is the only place that talks to NVIDIA's driver. The runtime (`libcudart-phantom`) uses it for
-//! executing ranks; `phantom calibrate` can use it to measure a GPU directly.
+//! executing ranks; `phantom calibrate` measures the GPU itself with [`calibrate`].
 
+pub mod calibrate;
 pub mod driver;
 pub mod gate;
 

@@ -5,18 +5,19 @@
 //! (reading C when β ≠ 0 is not counted). Its duration is
 //!
 //! ```text
-//! time = max(flops / (peak_flops(precision) × GEMM_EFFICIENCY), bytes / hbm_bytes_per_s) + GEMM_FIXED_NS
+//! time = max(flops / (peak_flops(precision) × gemm_efficiency), bytes / hbm_bytes_per_s) + GEMM_FIXED_NS
 //! ```
 //!
 //! rounded up to a whole nanosecond. `peak_flops` is the GPU preset's data-sheet peak for the precision the
-//! library computes in (`GpuSpec::peak_flops`), `hbm_bytes_per_s` the device-memory bandwidth a large copy
-//! achieves (`GpuSpec::hbm_bytes_per_s`). The launch latency (submission to earliest start) is the stream's, as
+//! library computes in (`GpuSpec::peak_flops`), `gemm_efficiency` the fraction of it a GEMM sustains
+//! (`GpuSpec::gemm_efficiency`: [`GEMM_EFFICIENCY`] unless a cluster file or a GPU profile of `phantom calibrate`
+//! sets it), `hbm_bytes_per_s` the device-memory bandwidth a large copy achieves (`GpuSpec::hbm_bytes_per_s`). The launch latency (submission to earliest start) is the stream's, as
 //! for every kernel; `GEMM_FIXED_NS` is the kernel's own fixed cost (prologue, tile ramp-up, tail).
 
 use crate::gpu::GpuSpec;
 
-/// The fraction of the data-sheet peak a large cuBLAS GEMM sustains (measured large GEMMs reach 70–80 % of
-/// peak on Hopper in every precision; 0.75 is the midpoint).
+/// The default of `GpuSpec::gemm_efficiency`: the fraction of the data-sheet peak a large cuBLAS GEMM sustains
+/// (measured large GEMMs reach 70–80 % of peak on Hopper in every precision; 0.75 is the midpoint).
 pub const GEMM_EFFICIENCY: f64 = 0.75;
 
 /// A GEMM kernel's fixed cost beyond its roofline time (ns): what the smallest GEMMs take.
@@ -85,7 +86,7 @@ impl Gemm {
         if self.flops() == 0.0 {
             return Ok(GEMM_FIXED_NS);
         }
-        let compute = self.flops() / (peak * GEMM_EFFICIENCY);
+        let compute = self.flops() / (peak * spec.gemm_efficiency);
         let memory = self.bytes() / spec.hbm_bytes_per_s;
         Ok((compute.max(memory) * 1e9).ceil() as u64 + GEMM_FIXED_NS)
     }
@@ -123,6 +124,22 @@ mod tests {
         // bytes: (65536·4096 + 4096)·4 + 65536·4 = 1_074_020_352 B at 3.0e12 B/s = 358_006.784 ns → 358_007 ns.
         let g = Gemm { m: 65536, n: 1, k: 4096, batch: 1, precision: Precision::Fp32, in_bytes: 4, out_bytes: 4 };
         assert_eq!(g.time_ns(&h100()).unwrap(), 361_007);
+    }
+
+    #[test]
+    fn gemm_efficiency_scales_the_compute_bound_time() {
+        assert_eq!(h100().gemm_efficiency, 0.75);
+        let mut spec = h100();
+        spec.gemm_efficiency = 0.5;
+        // 137_438_953_472 FLOP at 989.4e12 × 0.5 = 494.7e12 FLOP/s: 277_822.8 ns → 277_823 ns (memory 33_554.4 ns
+        // is smaller), plus 3_000 ns.
+        assert_eq!(square(4096, Precision::Bf16, 2).time_ns(&spec).unwrap(), 280_823);
+        // A memory-bound GEMM does not change: the thin fp32 one of `thin_gemm_is_memory_bound`.
+        let g = Gemm { m: 65536, n: 1, k: 4096, batch: 1, precision: Precision::Fp32, in_bytes: 4, out_bytes: 4 };
+        assert_eq!(g.time_ns(&spec).unwrap(), 361_007);
+        // At the default 0.75 the 4096³ bf16 GEMM takes what `bf16_gemm_uses_the_tensor_core_peak` says.
+        spec.gemm_efficiency = GEMM_EFFICIENCY;
+        assert_eq!(square(4096, Precision::Bf16, 2).time_ns(&spec).unwrap(), 188_216);
     }
 
     #[test]

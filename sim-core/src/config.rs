@@ -516,6 +516,10 @@ impl ClusterConfig {
                 g.context_reserve_bytes, g.memory_bytes
             ));
         }
+        let e = g.gemm_efficiency;
+        if !(e > 0.0 && e <= 1.0) {
+            return fail(format!("gpu.gemm_efficiency must be greater than 0 and at most 1 (got {e})"));
+        }
         self.network.validate(self.gpus_per_node)
     }
 
@@ -890,6 +894,21 @@ mod tests {
             err(&format!("{p}[gpu]\nmemory_bytes = 1000")),
             "cluster TOML: gpu.context_reserve_bytes (552402944) must not exceed gpu.memory_bytes (1000)"
         );
+        for bad in ["0.0", "1.5", "-0.1", "nan"] {
+            assert_eq!(
+                err(&format!("{p}[gpu]\ngemm_efficiency = {bad}")),
+                format!("cluster TOML: gpu.gemm_efficiency must be greater than 0 and at most 1 (got {})", bad.parse::<f64>().unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn gemm_efficiency_is_an_ordinary_gpu_override() {
+        let c = parse_str("preset = \"dgx-h100\"\n").unwrap();
+        assert_eq!(c.gpu.gemm_efficiency, 0.75);
+        let c = parse_str("preset = \"dgx-h100\"\n[gpu]\ngemm_efficiency = 0.62\nlaunch_latency_ns = 3100\n").unwrap();
+        assert_eq!((c.gpu.gemm_efficiency, c.gpu.launch_latency_ns), (0.62, 3100));
+        assert_eq!(parse_str("[gpu]\nmodel = \"a100-sxm-80gb\"\ngemm_efficiency = 1\n").unwrap().gpu.gemm_efficiency, 1.0);
     }
 
     #[test]

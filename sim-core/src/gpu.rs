@@ -114,6 +114,15 @@ pub struct GpuSpec {
     pub peak_flops: PeakFlops,
     /// From a command's submission by the host to the earliest moment the GPU can start it (ns).
     pub launch_latency_ns: u64,
+    /// The fraction of `peak_flops` a compute-bound cuBLAS / cuBLASLt GEMM sustains (`sim_core::blas`): greater
+    /// than 0, at most 1. Default [`crate::blas::GEMM_EFFICIENCY`] (0.75) where a cluster file or preset does not
+    /// give it; `phantom calibrate --gemm` measures it (docs/calibration.md).
+    #[serde(default = "default_gemm_efficiency")]
+    pub gemm_efficiency: f64,
+}
+
+fn default_gemm_efficiency() -> f64 {
+    crate::blas::GEMM_EFFICIENCY
 }
 
 impl GpuSpec {
@@ -211,6 +220,7 @@ fn h100_sxm_80gb() -> GpuSpec {
             fp8: 1978.9e12,
         },
         launch_latency_ns: 2_000,
+        gemm_efficiency: crate::blas::GEMM_EFFICIENCY,
     }
 }
 
@@ -284,6 +294,7 @@ fn a100_sxm_80gb() -> GpuSpec {
             fp8: 0.0,
         },
         launch_latency_ns: 2_000,
+        gemm_efficiency: crate::blas::GEMM_EFFICIENCY,
     }
 }
 
@@ -447,11 +458,24 @@ mod tests {
             assert!(s.pageable_bytes_per_s < s.pcie_h2d_bytes_per_s, "{key}");
             assert!(s.peak_flops.bf16 > s.peak_flops.fp32, "{key}");
             assert_eq!(s.launch_latency_ns, 2_000, "{key}");
+            assert_eq!(s.gemm_efficiency, 0.75, "{key}");
             // The spec survives a trip through the configuration format.
             let text = toml::to_string(&s).unwrap();
             assert_eq!(toml::from_str::<GpuSpec>(&text).unwrap(), s, "{key}");
         }
         assert_eq!(gpu_preset("h100"), None);
         assert_eq!(gpu_preset(""), None);
+    }
+
+    #[test]
+    fn gemm_efficiency_defaults_to_the_gemm_models_constant() {
+        // A spec written before the field existed (a saved TOML without it) reads back with 0.75.
+        let s = gpu_preset("h100-sxm-80gb").unwrap();
+        let mut table = toml::Table::try_from(&s).unwrap();
+        assert!(table.remove("gemm_efficiency").is_some());
+        let back: GpuSpec = toml::Value::Table(table).try_into().unwrap();
+        assert_eq!(back.gemm_efficiency, 0.75);
+        assert_eq!(back.gemm_efficiency, crate::blas::GEMM_EFFICIENCY);
+        assert_eq!(back, s);
     }
 }

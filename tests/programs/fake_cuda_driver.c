@@ -1,9 +1,10 @@
 // fake_cuda_driver: a stand-in for NVIDIA's driver (libcuda.so.1) that profiling mode can load in CI, where
 // there is no GPU. Phantom's runtime opens it by absolute path (PHANTOM_REAL_DRIVER) exactly as it opens the
-// real driver; tests/tests/e2e/profile.rs builds it with `cc -shared -fPIC -O2` (phantom_tests::compile_shared)
-// and checks what profiling mode measured against the rule below. It exports only the driver functions
-// profiling mode uses (real-gpu/src/driver.rs), under their exact names, with cuda.h's signatures (cuda.h is
-// included, so the compiler checks every definition against NVIDIA's declaration).
+// real driver; tests/tests/e2e/profile.rs and calibrate.rs build it with `cc -shared -fPIC -O2`
+// (phantom_tests::compile_shared) and check what profiling mode and `phantom calibrate` measured against the
+// rule below. It exports only the driver functions those two use (real-gpu/src/driver.rs), under their exact
+// names, with cuda.h's signatures (cuda.h is included, so the compiler checks every definition against NVIDIA's
+// declaration).
 //
 // THE TIMING RULE (the tests compute their expected values from it)
 //   The fake GPU has one clock in nanoseconds, starting at 1 000 000. Every command executes synchronously when
@@ -13,8 +14,12 @@
 //     - cuMemcpyAsync of B bytes: by B / 10 + 1000 (integer division);
 //     - cuMemsetD8Async of B bytes: by B / 20 + 1000;
 //     - cuEventRecord stores the clock in the event (and does not advance it).
-//   cuEventElapsedTime_v2 gives (end - start) / 1e6 milliseconds, computed in double and stored as float.
-//   So a kernel of grid 64 and block 256 takes 64 256 ns, and a 4 MiB copy takes 420 430 ns.
+//   Copies take the same time in every direction and from every kind of memory (device, cuMemHostAlloc'd,
+//   malloc'ed); allocating and freeing take no time. cuEventElapsedTime_v2 gives (end - start) / 1e6
+//   milliseconds, computed in double and stored as float (so a reader that rounds to the nanosecond gets the
+//   exact interval below 16 ms, and within 1 ns up to 32 ms). So a kernel of grid 64 and block 256 takes 64 256 ns, a 4 MiB copy 420 430 ns, and a 64 MiB
+//   device-to-device copy 6 711 886 ns, which `phantom calibrate` reads as 2 x 64 MiB / 6 711 886 ns =
+//   19.997 GB/s of device-memory bandwidth (tests/tests/e2e/calibrate.rs).
 //
 // COMPLETION (what cuEventQuery says)
 //   Work is done when it is submitted, except that a `phantom_spin` launch holds the GPU, as the gate does on a
@@ -23,6 +28,10 @@
 //   returns CUDA_ERROR_NOT_READY (later ones CUDA_SUCCESS, so a polling loop ends). Every other cuEventQuery,
 //   and every synchronising call, returns CUDA_SUCCESS. So Phantom's gate (real-gpu/src/gate.rs: spin, record,
 //   queue the work, query the opening event) always finds itself long enough, as on a real GPU.
+//   cuStreamQuery (any stream) likewise returns CUDA_ERROR_NOT_READY once after a `phantom_spin` launch since
+//   the host last waited, and that ends the hold (events recorded later are complete; events already held stay
+//   so until queried or waited for); otherwise CUDA_SUCCESS. So `phantom calibrate`'s launch-latency loop
+//   (launch, then poll cuStreamQuery) polls exactly twice per launch.
 //
 // MEMORY
 //   cuMemAddressReserve reserves address space (mmap PROT_NONE, MAP_NORESERVE: hundreds of GB cost nothing);
@@ -32,6 +41,12 @@
 //   cuMemsetD8Async is memset: data copied to the fake device really comes back. A copy or memset that touches
 //   reserved but unmapped (or unwritable) memory fails with CUDA_ERROR_INVALID_VALUE instead of crashing.
 //   The granularity is 2 MiB: reservations, allocations and mappings must be multiples of it.
+//   cuMemAlloc_v2 does all of that in one call: it reserves the size rounded up to 2 MiB, maps fresh memory
+//   there and makes it readable/writable; cuMemFree_v2 (of exactly a pointer it returned, else
+//   CUDA_ERROR_INVALID_VALUE) unmaps and frees it, so a later copy to it fails. cuMemHostAlloc (flags
+//   PORTABLE, DEVICEMAP and WRITECOMBINED accepted, others CUDA_ERROR_INVALID_VALUE) returns fresh anonymous
+//   host memory, outside every reservation; cuMemFreeHost (of exactly a pointer it returned, else
+//   CUDA_ERROR_INVALID_VALUE) unmaps it. Both allocators need a current context.
 //
 // MODULES AND KERNELS
 //   cuModuleLoadData accepts a fat binary (first u32 0xBA55ED50), an ELF cubin, or NUL-terminated PTX text
@@ -43,8 +58,9 @@
 //   A null out-pointer or an invalid size: CUDA_ERROR_INVALID_VALUE (1). A handle this library did not hand out
 //   or has destroyed (checked by lookup, never dereferenced first): CUDA_ERROR_INVALID_HANDLE (400). Device
 //   ordinals other than 0: CUDA_ERROR_INVALID_DEVICE. cuModuleLoadData, cuStreamCreate, cuEventCreate,
-//   cuCtxSynchronize, and work on the NULL / legacy / per-thread stream need a current context on the calling
-//   thread (cuCtxSetCurrent with the primary context): CUDA_ERROR_INVALID_CONTEXT otherwise.
+//   cuCtxSynchronize, cuMemAlloc_v2, cuMemHostAlloc, and work on the NULL / legacy / per-thread stream need a
+//   current context on the calling thread (cuCtxSetCurrent with the primary context):
+//   CUDA_ERROR_INVALID_CONTEXT otherwise.
 //
 // COUNTERS
 //   At process exit, if FAKE_CUDA_STATS names a directory, the library writes <dir>/fake-cuda-<pid>.txt (calls
@@ -55,7 +71,10 @@
 //     memcpy_bytes N        bytes they copied
 //     memsets N             cuMemsetD8Async calls
 //     modules N             cuModuleLoadData calls that succeeded
-//     mapped_peak_bytes N   the most bytes mapped at once
+//     mapped_peak_bytes N   the most bytes mapped at once (cuMemMap's and cuMemAlloc_v2's)
+//     allocs N              cuMemAlloc_v2 calls
+//     host_allocs N         cuMemHostAlloc calls
+//     live_allocs N         cuMemAlloc_v2 and cuMemHostAlloc allocations not freed at exit
 //     clock_ns N            the fake GPU's clock at exit
 //     kernel NAME N         per kernel name launched (not phantom_spin; NAME as given to cuModuleGetFunction,
 //                           the mangled name), in order of the name's first cuModuleGetFunction
@@ -84,7 +103,8 @@ static uint64_t gpu_clock_ns = 1000000;
 static int gate_holds;  // a phantom_spin launch since the host last waited (COMPLETION above)
 
 static struct {
-  uint64_t launches, spins, memcpys, memcpy_bytes, memsets, modules, mapped_bytes, mapped_peak_bytes;
+  uint64_t launches, spins, memcpys, memcpy_bytes, memsets, modules, mapped_bytes, mapped_peak_bytes, allocs,
+      host_allocs;
 } stats;
 
 // ---- handles: every object this library hands out is registered; a handle is valid iff it is registered ----
@@ -528,6 +548,113 @@ CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size) {
   LOCKED(mem_unmap(ptr, size));
 }
 
+// ---- plain allocations (cuMemAlloc_v2, cuMemHostAlloc) ----
+
+struct allocation {
+  uintptr_t start;
+  size_t size;  // device: the reserved and mapped size (a multiple of GRANULE); host: as asked
+};
+
+static struct allocation *device_allocs, *host_allocs;
+static size_t n_device_allocs, cap_device_allocs, n_host_allocs, cap_host_allocs;
+
+static CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes) {
+  if (!dptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (!has_context) return CUDA_ERROR_INVALID_CONTEXT;
+  size_t size = (bytes + GRANULE - 1) / GRANULE * GRANULE;
+  if (size < bytes) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (!grow((void**)&device_allocs, &cap_device_allocs, n_device_allocs + 1, sizeof(struct allocation)))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  CUdeviceptr p;
+  CUresult r = address_reserve(&p, size, 0, 0);
+  if (r != CUDA_SUCCESS) return r;
+  CUmemAllocationProp prop;
+  memset(&prop, 0, sizeof prop);
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = 0;
+  CUmemGenericAllocationHandle h;
+  r = mem_create(&h, size, &prop, 0);
+  if (r == CUDA_SUCCESS) {
+    r = mem_map(p, size, 0, h, 0);
+    mem_release(h);  // the memory lives until it is unmapped
+  }
+  if (r == CUDA_SUCCESS) {
+    CUmemAccessDesc access;
+    memset(&access, 0, sizeof access);
+    access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    access.location.id = 0;
+    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    r = mem_set_access(p, size, &access, 1);
+    if (r != CUDA_SUCCESS) mem_unmap(p, size);
+  }
+  if (r != CUDA_SUCCESS) {
+    address_free(p, size);
+    return r;
+  }
+  device_allocs[n_device_allocs++] = (struct allocation){(uintptr_t)p, size};
+  stats.allocs++;
+  *dptr = p;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemAlloc(CUdeviceptr* dptr, size_t bytesize) {
+  NEED_INIT();
+  LOCKED(mem_alloc(dptr, bytesize));
+}
+
+static CUresult mem_free(CUdeviceptr dptr) {
+  for (size_t i = 0; i < n_device_allocs; i++) {
+    struct allocation a = device_allocs[i];
+    if (a.start != (uintptr_t)dptr) continue;
+    CUresult r = mem_unmap(dptr, a.size);
+    if (r == CUDA_SUCCESS) r = address_free(dptr, a.size);
+    if (r != CUDA_SUCCESS) return r;
+    device_allocs[i] = device_allocs[--n_device_allocs];
+    return CUDA_SUCCESS;
+  }
+  return CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult CUDAAPI cuMemFree(CUdeviceptr dptr) {
+  NEED_INIT();
+  LOCKED(mem_free(dptr));
+}
+
+static CUresult mem_host_alloc(void** pp, size_t bytes, unsigned flags) {
+  const unsigned known = CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED;
+  if (!pp || bytes == 0 || (flags & ~known)) return CUDA_ERROR_INVALID_VALUE;
+  if (!has_context) return CUDA_ERROR_INVALID_CONTEXT;
+  if (!grow((void**)&host_allocs, &cap_host_allocs, n_host_allocs + 1, sizeof(struct allocation)))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  void* m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+  host_allocs[n_host_allocs++] = (struct allocation){(uintptr_t)m, bytes};
+  stats.host_allocs++;
+  *pp = m;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostAlloc(void** pp, size_t bytesize, unsigned int Flags) {
+  NEED_INIT();
+  LOCKED(mem_host_alloc(pp, bytesize, Flags));
+}
+
+static CUresult mem_free_host(void* p) {
+  for (size_t i = 0; i < n_host_allocs; i++) {
+    if (host_allocs[i].start != (uintptr_t)p) continue;
+    munmap(p, host_allocs[i].size);
+    host_allocs[i] = host_allocs[--n_host_allocs];
+    return CUDA_SUCCESS;
+  }
+  return CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult CUDAAPI cuMemFreeHost(void* p) {
+  NEED_INIT();
+  LOCKED(mem_free_host(p));
+}
+
 // ---- modules and kernels ----
 
 static CUresult module_load(CUmodule* module, const void* image) {
@@ -678,6 +805,19 @@ static CUresult stream_wait_event(CUstream s, CUevent e) {
   return lookup(e, K_EVENT) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
+static CUresult stream_query(CUstream s) {
+  CUresult r = check_stream(s);
+  if (r != CUDA_SUCCESS) return r;
+  if (!gate_holds) return CUDA_SUCCESS;
+  gate_holds = 0;  // COMPLETION above: reported once, then the gate has ended
+  return CUDA_ERROR_NOT_READY;
+}
+
+CUresult CUDAAPI cuStreamQuery(CUstream s) {
+  NEED_INIT();
+  LOCKED(stream_query(s));
+}
+
 CUresult CUDAAPI cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) {
   (void)flags;
   NEED_INIT();
@@ -821,6 +961,9 @@ __attribute__((destructor)) static void write_stats(void) {
     fprintf(f, "memsets %llu\n", (unsigned long long)stats.memsets);
     fprintf(f, "modules %llu\n", (unsigned long long)stats.modules);
     fprintf(f, "mapped_peak_bytes %llu\n", (unsigned long long)stats.mapped_peak_bytes);
+    fprintf(f, "allocs %llu\n", (unsigned long long)stats.allocs);
+    fprintf(f, "host_allocs %llu\n", (unsigned long long)stats.host_allocs);
+    fprintf(f, "live_allocs %llu\n", (unsigned long long)(n_device_allocs + n_host_allocs));
     fprintf(f, "clock_ns %llu\n", (unsigned long long)gpu_clock_ns);
     for (size_t i = 0; i < n_counters; i++)
       if (counters[i].launches && strcmp(counters[i].name, SPIN_NAME) != 0)

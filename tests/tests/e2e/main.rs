@@ -2,6 +2,7 @@
 //! They need `scripts/install-deps.sh` (NVIDIA's headers and nvcc) and `cargo xtask stage` (the libraries).
 
 mod abi;
+mod calibrate;
 mod call_all;
 mod collectives;
 mod cublaslt;
