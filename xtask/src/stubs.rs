@@ -8,7 +8,7 @@
 //!   command: the wheels are ~2 GB; never CI, never `scripts/install-deps.sh`), takes the library out of it and
 //!   writes `cuda-sys/abi/<soname>.symbols` from its dynamic symbol table (`readelf --dyn-syms`). Libraries that
 //!   come with the driver, not a wheel (`libcuda.so.1`, `libnvidia-ml.so.1`), get the names torch imports or
-//!   looks up, from the reference lists in `$PHANTOM_REFERENCE_DIR` (default `/work/shared/reference/abi-torch`).
+//!   looks up, from the reference lists in `$PHANTOM_REFERENCE_DIR` (default `../shared/reference/abi-torch` beside the workspace).
 //! - `cargo xtask stubgen` writes one crate per library, `stubs/<name>/` (all of it generated), and the table of
 //!   stubs the tests read, `tests/src/generated/stubs.rs`. `cargo xtask codegen` runs it too.
 
@@ -630,7 +630,7 @@ fn extract(wheel: &Path, member: &str) -> Result<PathBuf> {
 fn reference_dir() -> PathBuf {
     std::env::var_os("PHANTOM_REFERENCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/reference/abi-torch"))
+        .unwrap_or_else(|| crate::workspace_root().join("../shared/reference/abi-torch"))
 }
 
 /// `cargo xtask golden-stubs [NAME...]`: refreshes the golden lists of the stub libraries (all, or those named).
