@@ -6,6 +6,8 @@
 #   models.log            every run's output, in order, each headed `== <model> <real|profile|profile-det>`
 #   <model>.table         the measurements of the profiling run (measured host time)
 #   gpt2-124m-det.table   GPT-2 124M profiled in deterministic host time (what CI replays)
+# CLUSTER (default dgx-h100) is the cluster the profiling runs simulate, e.g. the file calibration/host/measure.sh
+# writes, whose [host] figures are NVIDIA's runtime's own costs on this machine.
 set -u
 OUT=${OUT:-/tmp/phantom-out}
 mkdir -p "$OUT"
@@ -19,7 +21,8 @@ args() {
     llama-1b) echo "tests/programs/torch/llama.py --steps 6" ;;
   esac
 }
-phantom() { "$LIB/phantom" run -n 1 --lib-dir "$LIB" --cluster dgx-h100 "$@"; }
+CLUSTER=${CLUSTER:-dgx-h100}
+phantom() { "$LIB/phantom" run -n 1 --lib-dir "$LIB" --cluster "$CLUSTER" "$@"; }
 for m in $MODELS; do
   {
     echo "== $m real"
