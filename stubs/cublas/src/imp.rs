@@ -16,6 +16,7 @@
 //! `phantom_stub_runtime::run_call`, which measures it; the measured time is queued.
 
 use phantom_stub_common::Status;
+use phantom_stub_runtime::words::{compute_name, dtype_name, op_name};
 use sim_core::shim_abi::{self as abi, ShimGemm};
 use std::collections::BTreeMap;
 // Public: the generated exports in lib.rs name these types (`use imp::*`).
@@ -260,48 +261,6 @@ fn check_ops(transa: c_int, transb: c_int) -> Status {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Keys (docs/profiling.md, "Library calls": every field is listed there; change both together)
-
-/// `cudaDataType_t` as a key word (library_types.h's name, lower-case, without `CUDA_R_`; complex types `c…`).
-fn dtype_name(t: c_int) -> String {
-    const NAMES: [&str; 35] = [
-        "f32", "f64", "f16", "i8", "c32f", "c64f", "c16f", "ci8", "u8", "cu8", "i32", "ci32", "u32", "cu32", "bf16",
-        "cbf16", "i4", "ci4", "u4", "cu4", "i16", "ci16", "u16", "cu16", "i64", "ci64", "u64", "cu64", "e4m3",
-        "e5m2", "ue8m0", "e2m3", "e3m2", "e2m1", "ue5m3",
-    ];
-    usize::try_from(t).ok().and_then(|i| NAMES.get(i)).map_or_else(|| format!("type{t}"), |s| s.to_string())
-}
-
-/// `cublasComputeType_t` as a key word (cublas_api.h's name, lower-case, without `CUBLAS_COMPUTE_`).
-fn compute_name(c: c_int) -> String {
-    let name = match c {
-        64 => "f16",
-        65 => "f16_pedantic",
-        68 => "f32",
-        69 => "f32_pedantic",
-        70 => "f64",
-        71 => "f64_pedantic",
-        72 => "i32",
-        73 => "i32_pedantic",
-        74 => "f32_fast_f16",
-        75 => "f32_fast_bf16",
-        77 => "f32_fast_tf32",
-        78 => "f32_emulated_16bfx9",
-        79 => "f64_emulated_fixedpoint",
-        _ => return format!("compute{c}"),
-    };
-    name.to_string()
-}
-
-/// `cublasOperation_t` as a key word.
-fn op_name(op: c_int) -> String {
-    match op {
-        0 => "N".into(),
-        1 => "T".into(),
-        2 => "C".into(),
-        3 => "CONJG".into(),
-        _ => format!("op{op}"),
-    }
-}
 
 /// `cublasMath_t` as a key word: the mode (cublas_api.h's name, lower-case, without `CUBLAS_` and `_MATH`), then
 /// `+disallow_reduced_precision_reduction` for that flag.

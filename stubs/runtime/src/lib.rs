@@ -6,6 +6,8 @@
 //! One obvious place for the three things every library model needs: time a GEMM on a stream's GPU
 //! ([`gemm_ns`]), put timed work on a stream ([`enqueue`]), and log a line the way the stubs do ([`log`]).
 
+pub mod words;
+
 use sim_core::shim_abi::{RuntimeTable, ShimGemm, RUNTIME_TABLE_ID};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
