@@ -629,7 +629,10 @@ mod exports {
     }
 
     /// Profiling mode: in an executing process, which driver a `dlopen` of `libcuda.so.1` finds depends on the
-    /// caller (`profile::redirect_dlopen`); every other `dlopen` is libc's, untouched.
+    /// caller (`profile::redirect_dlopen`); every other `dlopen` is libc's, untouched. glibc searches the RUNPATH
+    /// of the library that called `dlopen`, found from the return address: the call of libc's `dlopen` must stay
+    /// the last thing this function does, so that it compiles to a tail jump and the return address is the
+    /// application's (`profile::the_interposed_dlopen_keeps_the_callers_search_path` checks it).
     #[no_mangle]
     pub unsafe extern "C" fn dlopen(filename: *const libc::c_char, flags: c_int) -> *mut c_void {
         let Some(real) = real_dlopen() else { return std::ptr::null_mut() };

@@ -344,3 +344,32 @@ fn a_table_recorded_on_an_h100_replays_its_profiled_times() {
     }
     assert_eq!(out.value("roundtrip_ok"), "0", "no real memory without profiling");
 }
+
+/// Phantom's runtime interposes `dlopen` (to route an executing process's `libcuda.so.1`), which must not change
+/// where anything else is found: glibc searches the *calling* library's RUNPATH, so a library that dlopens a
+/// dependency found only through its own `$ORIGIN` RUNPATH still finds it with the runtime preloaded.
+#[test]
+fn the_interposed_dlopen_keeps_the_callers_search_path() {
+    let src = phantom_tests::workspace_root().join("tests/programs/runpath");
+    let dir = tempdir("runpath");
+    std::fs::create_dir_all(dir.join("dep")).unwrap();
+    let cc = |args: &[&str]| {
+        let mut cmd = Command::new("cc");
+        cmd.args(args).current_dir(&dir);
+        let out = run_with_timeout(cmd, Duration::from_secs(60));
+        assert!(out.success(), "cc {args:?}: {}", out.describe());
+    };
+    let s = |f: &str| src.join(f).display().to_string();
+    cc(&["-shared", "-fPIC", "-o", "dep/libphantom_runpath_dep.so", &s("dep.c")]);
+    cc(&["-shared", "-fPIC", "-o", "libphantom_runpath_caller.so", &s("caller.c"), "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/dep"]);
+    cc(&["-o", "main", &s("main.c"), "-L.", "-lphantom_runpath_caller", "-Wl,-rpath,$ORIGIN"]);
+    for preload in [None, Some(lib_dir().join("libcudart.so.13"))] {
+        let mut cmd = Command::new(dir.join("main"));
+        if let Some(p) = &preload {
+            cmd.env("LD_PRELOAD", p);
+        }
+        let out = run_with_timeout(cmd, PROGRAM_TIMEOUT);
+        assert!(out.success(), "preload {preload:?}: {}", out.describe());
+        assert_eq!(out.stdout.trim(), "dlopen=ok", "preload {preload:?}");
+    }
+}

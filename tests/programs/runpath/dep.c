@@ -1,0 +1,1 @@
+int phantom_runpath_dep(void) { return 42; }
