@@ -187,12 +187,21 @@ pub struct Exec {
     pub real_launches: AtomicU64,
     /// Library calls that really ran.
     pub library_calls: AtomicU64,
+    /// Host (wall) time the driver's `cuLaunchKernel` took in launches that were not measured, and how many:
+    /// what a launch costs the host on this machine (reported, not charged: docs/profiling.md, "Reports").
+    /// Launches over [`BLOCKED_LAUNCH_NS`] (the driver waited for room in its queue) are counted apart.
+    pub launch_host_ns: AtomicU64,
+    pub launch_host_count: AtomicU64,
+    pub launch_blocked: AtomicU64,
     /// Kernel configurations and library calls measured.
     pub measurements: AtomicU64,
     /// Bytes of device memory mapped now, and at most.
     pub mapped_bytes: AtomicU64,
     pub mapped_peak: AtomicU64,
 }
+
+/// A plain launch that took the host longer than this waited for room in the driver's queue.
+pub const BLOCKED_LAUNCH_NS: u64 = 50_000;
 
 /// Granule of real device memory (the driver's allocation granularity on current GPUs).
 pub const PAGE: u64 = 2 << 20;
@@ -232,6 +241,9 @@ pub fn init() -> Result<(), String> {
             pages: Mutex::new(HashMap::new()),
             real_launches: AtomicU64::new(0),
             library_calls: AtomicU64::new(0),
+            launch_host_ns: AtomicU64::new(0),
+            launch_host_count: AtomicU64::new(0),
+            launch_blocked: AtomicU64::new(0),
             measurements: AtomicU64::new(0),
             mapped_bytes: AtomicU64::new(0),
             mapped_peak: AtomicU64::new(0),
@@ -522,7 +534,17 @@ impl Exec {
             )
         };
         if KERNELS.get(key).is_some_and(|f| f.settled()) {
+            let t0 = crate::interpose::real_monotonic_ns();
             run().map_err(fail)?;
+            if let (Some(a), Some(b)) = (t0, crate::interpose::real_monotonic_ns()) {
+                let ns = b.saturating_sub(a);
+                if ns > BLOCKED_LAUNCH_NS {
+                    self.launch_blocked.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.launch_host_ns.fetch_add(ns, Ordering::Relaxed);
+                    self.launch_host_count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         } else {
             let (m, ()) = self.gate.measure(&self.driver, h, run).map_err(fail)?;
             self.note(rt, &KERNELS, key, m, &info.name, || canonical(key));
@@ -601,13 +623,15 @@ pub fn stats_json() -> Option<String> {
     let x = EXEC.get()?.as_ref().ok()?;
     let device: String = x.driver.name.chars().filter(|c| !matches!(c, '"' | '\\') && !c.is_control()).collect();
     Some(format!(
-        "{{\"device\":\"{device}\",\"launches\":{},\"library_calls\":{},\"measurements\":{},\"gate_misses\":{},\"mapped_peak_bytes\":{},\"launch_overhead_ns\":{}}}",
+        "{{\"device\":\"{device}\",\"launches\":{},\"library_calls\":{},\"measurements\":{},\"gate_misses\":{},\"mapped_peak_bytes\":{},\"launch_overhead_ns\":{},\"launch_host_ns\":{},\"launches_blocked\":{}}}",
         x.real_launches.load(Ordering::Relaxed),
         x.library_calls.load(Ordering::Relaxed),
         x.measurements.load(Ordering::Relaxed),
         x.gate.misses.load(Ordering::Relaxed),
         x.mapped_peak.load(Ordering::Relaxed),
         x.gate.overhead_ns,
+        x.launch_host_ns.load(Ordering::Relaxed) / x.launch_host_count.load(Ordering::Relaxed).max(1),
+        x.launch_blocked.load(Ordering::Relaxed),
     ))
 }
 

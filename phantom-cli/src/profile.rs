@@ -96,6 +96,9 @@ pub fn line(m: &Merged, out: &Path, unanswered: u64, real: &[(u64, crate::stats:
             if r.device.is_empty() { "the real GPU" } else { &r.device },
             if r.gate_misses > 0 { format!(" ({} measurements include host time: gate too short)", r.gate_misses) } else { String::new() }
         ));
+        if r.launch_host_ns > 0 {
+            parts.push(format!("its driver took {:.1} µs of host time per launch", r.launch_host_ns as f64 / 1e3));
+        }
     }
     if !m.missing.is_empty() {
         parts.push(format!("{} wrote no table", ranks(&m.missing)));
@@ -208,7 +211,9 @@ mod tests {
              1 lookup of following ranks found no measurement"
         );
         assert!(line(&m, Path::new("t"), 12, &[]).ends_with("; 12 lookups of following ranks found no measurement"));
-        let real = [(0u64, crate::stats::RealGpu { device: "NVIDIA H100 80GB HBM3".into(), launches: 24, library_calls: 1, measurements: 4, gate_misses: 0 })];
+        let real = [(0u64, crate::stats::RealGpu { device: "NVIDIA H100 80GB HBM3".into(), launches: 24, library_calls: 1, measurements: 4, gate_misses: 0, launch_host_ns: 0 })];
         assert!(line(&m, Path::new("t"), 0, &real).ends_with("; rank 0 ran 24 launches and 1 library call on NVIDIA H100 80GB HBM3"));
+        let real = [(0u64, crate::stats::RealGpu { launch_host_ns: 2_940, ..real[0].1.clone() })];
+        assert!(line(&m, Path::new("t"), 0, &real).ends_with("on NVIDIA H100 80GB HBM3; its driver took 2.9 µs of host time per launch"));
     }
 }

@@ -159,6 +159,8 @@ pub struct RealGpu {
     pub library_calls: u64,
     pub measurements: u64,
     pub gate_misses: u64,
+    /// Mean host time of the driver's launch call in launches that were not measured (ns; 0 when unknown).
+    pub launch_host_ns: u64,
 }
 
 /// The merged statistics of a run.
@@ -250,6 +252,7 @@ pub fn parse(text: &str) -> Result<Proc, String> {
                 library_calls: u(r, "library_calls"),
                 measurements: u(r, "measurements"),
                 gate_misses: u(r, "gate_misses"),
+                launch_host_ns: u(r, "launch_host_ns"),
             }
         }),
     })
