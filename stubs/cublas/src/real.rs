@@ -20,9 +20,9 @@
 
 use super::{code, compute, dtype, log, math, KeyArgs};
 use std::collections::BTreeMap;
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void};
 use std::num::NonZeroU32;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 type Ptr = *mut c_void;
 type CPtr = *const c_void;
@@ -47,77 +47,25 @@ struct HeuristicResult {
 
 const _: () = assert!(std::mem::size_of::<HeuristicResult>() == 96);
 
-/// Declares the functions used, as fields of [`Fns`], each found with `real_symbol` by its C name.
-macro_rules! functions {
-    ($($field:ident = $name:literal ($($arg:ty),*);)*) => {
-        /// NVIDIA's functions, as the real library exports them. All return `cublasStatus_t`.
-        struct Fns {
-            $($field: unsafe extern "C" fn($($arg),*) -> c_int,)*
-        }
+use phantom_stub_runtime::real_lt::Fns;
 
-        impl Fns {
-            fn load(lib: usize) -> Result<Fns, String> {
-                Ok(Fns {
-                    $($field: {
-                        let name: &CStr = $name;
-                        let p = phantom_stub_runtime::real_symbol(lib, name);
-                        if p.is_null() {
-                            return Err(format!("NVIDIA's libcublasLt.so.13 has no {}", name.to_string_lossy()));
-                        }
-                        // SAFETY: the symbol is the function of that name in cublasLt.h, of this signature.
-                        unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) -> c_int>(p) }
-                    },)*
-                })
-            }
-        }
-    };
+/// Why NVIDIA's cuBLASLt or its handle cannot be used, logged the first time: `NOT_INITIALIZED`.
+fn unavailable(why: &str) -> NonZeroU32 {
+    static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log(&format!("cannot run cuBLAS GEMMs on the real GPU: {why}"));
+    }
+    status(code::NOT_INITIALIZED)
 }
 
-functions! {
-    create = c"cublasLtCreate"(*mut Ptr);
-    desc_create = c"cublasLtMatmulDescCreate"(*mut Ptr, c_int, c_int);
-    desc_destroy = c"cublasLtMatmulDescDestroy"(Ptr);
-    desc_set = c"cublasLtMatmulDescSetAttribute"(Ptr, c_int, CPtr, usize);
-    layout_create = c"cublasLtMatrixLayoutCreate"(*mut Ptr, c_int, u64, u64, i64);
-    layout_destroy = c"cublasLtMatrixLayoutDestroy"(Ptr);
-    layout_set = c"cublasLtMatrixLayoutSetAttribute"(Ptr, c_int, CPtr, usize);
-    pref_create = c"cublasLtMatmulPreferenceCreate"(*mut Ptr);
-    pref_destroy = c"cublasLtMatmulPreferenceDestroy"(Ptr);
-    pref_set = c"cublasLtMatmulPreferenceSetAttribute"(Ptr, c_int, CPtr, usize);
-    heuristic = c"cublasLtMatmulAlgoGetHeuristic"(
-        Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, c_int, *mut HeuristicResult, *mut c_int
-    );
-    matmul = c"cublasLtMatmul"(
-        Ptr, Ptr, CPtr, CPtr, Ptr, CPtr, Ptr, CPtr, CPtr, Ptr, Ptr, Ptr, *const Algo, Ptr, usize, Ptr
-    );
-}
-
-/// NVIDIA's library, opened on first use; `NOT_INITIALIZED` (the reason logged once) if it cannot be.
+/// NVIDIA's cuBLASLt (`phantom_stub_runtime::real_lt`, shared with the cuBLASLt stub), opened on first use.
 fn lib() -> Result<&'static Fns, NonZeroU32> {
-    static LIB: OnceLock<Option<Fns>> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let opened = phantom_stub_runtime::real_library("libcublasLt.so.13").and_then(Fns::load);
-        opened.map_err(|e| log(&format!("cannot run cuBLAS GEMMs on the real GPU: {e}"))).ok()
-    })
-    .as_ref()
-    .ok_or(status(code::NOT_INITIALIZED))
+    phantom_stub_runtime::real_lt::lib().map_err(unavailable)
 }
 
-/// The process's real cuBLASLt handle, made on first use; `NOT_INITIALIZED` (logged once) if it cannot be.
+/// The process's real cuBLASLt handle, made on first use.
 fn handle() -> Result<Ptr, NonZeroU32> {
-    static HANDLE: OnceLock<Option<usize>> = OnceLock::new();
-    let h = HANDLE.get_or_init(|| {
-        let f = lib().ok()?;
-        let mut h: Ptr = std::ptr::null_mut();
-        match unsafe { (f.create)(&mut h) } {
-            0 if !h.is_null() => Some(h as usize),
-            s => {
-                log(&format!("cannot run cuBLAS GEMMs on the real GPU: NVIDIA's cublasLtCreate returned {s}"));
-                None
-            }
-        }
-    });
-    h.map(|h| h as Ptr).ok_or(status(code::NOT_INITIALIZED))
+    phantom_stub_runtime::real_lt::handle().map_err(unavailable)
 }
 
 fn status(code: u32) -> NonZeroU32 {
@@ -335,7 +283,7 @@ impl Drop for Objects<'_> {
         let f = self.f;
         unsafe {
             if !self.desc.is_null() {
-                (f.desc_destroy)(self.desc);
+                (f.matmul_desc_destroy)(self.desc);
             }
             for l in self.layouts.into_iter().filter(|l| !l.is_null()) {
                 (f.layout_destroy)(l);
@@ -374,15 +322,15 @@ fn make_layout(f: &Fns, l: &Layout) -> Result<Ptr, NonZeroU32> {
 fn try_compute(f: &Fns, h: Ptr, m: &Matmul, compute: c_int, o: &mut Objects) -> Result<Option<Algo>, NonZeroU32> {
     let what = "cublasLtMatmulDescSetAttribute";
     let mut desc: Ptr = std::ptr::null_mut();
-    check("cublasLtMatmulDescCreate", unsafe { (f.desc_create)(&mut desc, compute, m.scale) })?;
+    check("cublasLtMatmulDescCreate", unsafe { (f.matmul_desc_create)(&mut desc, compute, m.scale) })?;
     o.desc = desc;
-    set(what, f.desc_set, o.desc, attr::DESC_TRANSA, m.trans.0)?;
-    set(what, f.desc_set, o.desc, attr::DESC_TRANSB, m.trans.1)?;
-    set(what, f.desc_set, o.desc, attr::DESC_POINTER_MODE, m.pointer_mode)?;
+    set(what, f.matmul_desc_set, o.desc, attr::DESC_TRANSA, m.trans.0)?;
+    set(what, f.matmul_desc_set, o.desc, attr::DESC_TRANSB, m.trans.1)?;
+    set(what, f.matmul_desc_set, o.desc, attr::DESC_POINTER_MODE, m.pointer_mode)?;
     let [a, b, c] = o.layouts;
     let mut result = HeuristicResult::default();
     let mut count: c_int = 0;
-    let s = unsafe { (f.heuristic)(h, o.desc, a, b, c, c, o.pref, 1, &mut result, &mut count) };
+    let s = unsafe { (f.heuristic)(h, o.desc, a, b, c, c, o.pref, 1, (&mut result as *mut HeuristicResult).cast(), &mut count) };
     if s == code::NOT_SUPPORTED as c_int {
         return Ok(None); // "no heuristic function available for the current configuration"
     }
@@ -414,7 +362,7 @@ fn make(f: &Fns, h: Ptr, m: &Matmul) -> Result<Option<Plan>, NonZeroU32> {
             (o.desc, o.layouts) = (null, [null; 3]);
             return Ok(Some(plan));
         }
-        unsafe { (f.desc_destroy)(o.desc) };
+        unsafe { (f.matmul_desc_destroy)(o.desc) };
         o.desc = null;
     }
     Ok(None)
@@ -469,7 +417,7 @@ pub(super) fn run(plan: &Plan, x: &Operands, workspace: (usize, usize), stream: 
     };
     let (desc, a, b, c) = (plan.desc as Ptr, plan.a as Ptr, plan.b as Ptr, plan.c as Ptr);
     let (ws, ws_size) = (workspace.0 as Ptr, workspace.1);
-    unsafe { (f.matmul)(h, desc, x.alpha, x.a, a, x.b, b, x.beta, x.c, c, x.c, c, &plan.algo, ws, ws_size, stream) }
+    unsafe { (f.matmul)(h, desc, x.alpha, x.a, a, x.b, b, x.beta, x.c, c, x.c, c, (&plan.algo as *const Algo).cast(), ws, ws_size, stream) }
 }
 
 #[cfg(test)]

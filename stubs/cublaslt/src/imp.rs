@@ -1227,7 +1227,7 @@ pub fn cublasLtMatmulAlgoGetHeuristic(
         let (f, h) = (real::lib()?, real::handle()?);
         let (op, [a, b, c, d]) = twins(desc, [a, b, c, d])?;
         let pref = state().twin(Kind::Pref, pref)?;
-        let s = unsafe { (f.heuristic)(h, op, a, b, c, d, pref, requested, results, returned) };
+        let s = unsafe { (f.heuristic)(h, op, a, b, c, d, pref, requested, results.cast(), returned) };
         return real::check("cublasLtMatmulAlgoGetHeuristic", s);
     }
     unsafe { results.write(heuristic(algo(0))) };
@@ -1280,7 +1280,7 @@ pub fn cublasLtMatmulAlgoInit(
     check_handle(handle)?;
     if executing() {
         let (f, h) = (real::lib()?, real::handle()?);
-        let s = unsafe { (f.algo_init)(h, compute, scale, a_type, b_type, c_type, d_type, id, out) };
+        let s = unsafe { (f.algo_init)(h, compute, scale, a_type, b_type, c_type, d_type, id, (out as *mut cublasLtMatmulAlgo_t).cast()) };
         return real::check("cublasLtMatmulAlgoInit", s);
     }
     if id < 0 {
@@ -1313,7 +1313,7 @@ pub fn cublasLtMatmulAlgoCheck(
         plan(desc, a, b, c, d)?;
         let (f, h) = (real::lib()?, real::handle()?);
         let (op, [a, b, c, d]) = twins(desc, [a, b, c, d])?;
-        let s = unsafe { (f.algo_check)(h, op, a, b, c, d, algo, result) };
+        let s = unsafe { (f.algo_check)(h, op, a, b, c, d, algo.cast(), result.cast()) };
         return real::check("cublasLtMatmulAlgoCheck", s);
     }
     let algo = unsafe { std::ptr::read(algo) };
@@ -1330,7 +1330,7 @@ pub fn cublasLtMatmulAlgoConfigSetAttribute(
     size: usize,
 ) -> Status {
     if executing() {
-        let s = unsafe { (real::lib()?.algo_config_set)(algo, attr, buf, size) };
+        let s = unsafe { (real::lib()?.algo_config_set)((algo as *mut cublasLtMatmulAlgo_t).cast(), attr, buf, size) };
         return real::check("cublasLtMatmulAlgoConfigSetAttribute", s);
     }
     check_algo(algo)?;
@@ -1356,7 +1356,7 @@ pub fn cublasLtMatmulAlgoConfigGetAttribute(
 ) -> Status {
     if executing() {
         let written = written.map_or(std::ptr::null_mut(), |w| w as *mut usize);
-        let s = unsafe { (real::lib()?.algo_config_get)(algo, attr, buf, size, written) };
+        let s = unsafe { (real::lib()?.algo_config_get)((algo as *const cublasLtMatmulAlgo_t).cast(), attr, buf, size, written) };
         return real::check("cublasLtMatmulAlgoConfigGetAttribute", s);
     }
     check_algo(algo)?;
@@ -1420,7 +1420,7 @@ pub fn cublasLtMatmul(
     let mut library_status: c_int = 0;
     let ran = phantom_stub_runtime::run_call(stream, &p.key, |real_stream| {
         library_status = unsafe {
-            (f.matmul)(h, op, alpha, a, la, b, lb, beta, c, lc, d, ld, algo, workspace, workspace_size, real_stream)
+            (f.matmul)(h, op, alpha, a, la, b, lb, beta, c, lc, d, ld, algo.cast(), workspace, workspace_size, real_stream)
         };
         library_status
     });

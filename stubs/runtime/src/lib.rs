@@ -6,6 +6,7 @@
 //! One obvious place for the three things every library model needs: time a GEMM on a stream's GPU
 //! ([`gemm_ns`]), put timed work on a stream ([`enqueue`]), and log a line the way the stubs do ([`log`]).
 
+pub mod real_lt;
 pub mod words;
 
 use sim_core::shim_abi::{RuntimeTable, ShimGemm, RUNTIME_TABLE_ID};
