@@ -132,7 +132,7 @@ pub fn canonical_call(key: &str) -> String {
 /// at a later launch: callers must not cache it). Only settled answers are kept.
 fn profiled<K: std::hash::Hash + Eq + Clone>(rt: &crate::runtime::Runtime, figs: &Figures<K>, key: &K, text: impl FnOnce() -> String) -> Option<(u64, bool)> {
     if let Some(f) = figs.get(key) {
-        return Some((f.ns, f.settled() || mode() == Mode::Follow));
+        return Some((f.ns, f.settled()));
     }
     if mode() != Mode::Follow {
         return None;
@@ -699,9 +699,13 @@ fn caller_file() -> Option<std::path::PathBuf> {
         found: Option<std::path::PathBuf>,
         frames: u32,
     }
+    const URC_NO_REASON: i32 = 0;
+    const URC_END_OF_STACK: i32 = 5;
+    // Called by the C unwinder: nothing may unwind out of it (a panic ends the walk).
     extern "C" fn each(ctx: *mut c_void, arg: *mut c_void) -> i32 {
-        const URC_NO_REASON: i32 = 0;
-        const URC_END_OF_STACK: i32 = 5;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| frame(ctx, arg))).unwrap_or(URC_END_OF_STACK)
+    }
+    fn frame(ctx: *mut c_void, arg: *mut c_void) -> i32 {
         let w = unsafe { &mut *(arg as *mut Walk) };
         w.frames += 1;
         if w.frames > 64 {

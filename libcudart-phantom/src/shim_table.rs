@@ -381,11 +381,13 @@ unsafe extern "C" fn enqueue_timed_c(stream: *mut c_void, duration_ns: u64, sms:
 }
 
 unsafe extern "C" fn profile_mode_c() -> u32 {
-    match crate::profile::mode() {
+    // A panic (none is expected) reads as "not profiling" rather than unwinding into the library.
+    std::panic::catch_unwind(|| match crate::profile::mode() {
         crate::profile::Mode::Off => PROFILE_OFF,
         crate::profile::Mode::Execute => PROFILE_EXECUTE,
         crate::profile::Mode::Follow => PROFILE_FOLLOW,
-    }
+    })
+    .unwrap_or(PROFILE_OFF)
 }
 
 /// A library-call key from C: trimmed, non-empty, without tabs.
