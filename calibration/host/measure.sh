@@ -16,8 +16,8 @@ $NVCC -cudart shared -arch=sm_90 -O2 -o /tmp/host_costs calibration/host/host_co
   echo "== host costs of NVIDIA's runtime"
   LD_LIBRARY_PATH=$NVLIB /tmp/host_costs | tee /tmp/host_costs.txt
 } > "$OUT/host.log" 2>&1
-api=$(grep get_device_ns /tmp/host_costs.txt | cut -d= -f2 | cut -d. -f1)
-launch=$(grep launch_ns /tmp/host_costs.txt | cut -d= -f2 | cut -d. -f1)
+api=$(grep "^get_device_ns=" /tmp/host_costs.txt | cut -d= -f2 | cut -d. -f1)
+launch=$(grep "^launch_ns=" /tmp/host_costs.txt | cut -d= -f2 | cut -d. -f1)
 cat > "$OUT/host-costs.toml" <<TOML
 # The dgx-h100 preset with the host costs of NVIDIA's runtime measured by calibration/host/host_costs.cu.
 preset = "dgx-h100"

@@ -2,7 +2,9 @@
 """Summarises measure-models.sh's log (default: h100-sxm-80gb/models.txt): for each model, the real GPU's step
 time, profiling mode's simulated step time and its error, and the wall time of a step on the real GPU under
 profiling mode against the real run's (profiling mode's overhead). Steps 0 and 1 are warm-up (profiling mode
-measures each configuration at its first two launches) and are reported separately.
+measures each configuration at its first two launches) and are reported separately. Where the log holds several
+runs of a kind (measure-models.sh's REPEATS), their steady steps are pooled. The step time compared is the
+median of the steady steps (this VM's real runs have outliers of twice the step time); the mean is shown too.
 
     python3 calibration/profiling/summarize.py [models.txt]
 """
@@ -12,34 +14,48 @@ import sys
 
 path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "h100-sxm-80gb", "models.txt")
 runs = {}
+count = {}
 for section in open(path).read().split("== ")[1:]:
     title, _, body = section.partition("\n")
     steps = [(int(m[1]), float(m[2]), float(m[3]))
              for m in re.finditer(r"rank 0 step (\d+) time_ms ([\d.]+) .* wall_ms ([\d.]+)", body)]
-    runs[title.strip()] = steps
+    runs.setdefault(title.strip(), []).extend(steps)
+    count[title.strip()] = count.get(title.strip(), 0) + 1
 
 
 def mean(xs):
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    if not n:
+        return float("nan")
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 errors = []
-print(f"{'model':<12} {'real ms':>9} {'profiled ms':>12} {'error':>7} {'real wall':>10} {'profiled wall':>14} {'overhead':>9} {'warm-up wall (steps 0-1)':>26}")
+print(f"{'model':<12} {'runs':>4} {'real ms':>9} {'profiled ms':>12} {'error':>7} {'(means:':>8} {'real':>7} {'profiled':>9} {'error)':>7} {'real wall':>10} {'profiled wall':>14} {'overhead':>9} {'warm-up wall (steps 0-1)':>26}")
 for model in dict.fromkeys(t.split()[0] for t in runs):
     real, prof = runs.get(f"{model} real"), runs.get(f"{model} profile")
     if not real or not prof:
         continue
-    r = mean([t for s, t, _ in real if s >= 2])
-    p = mean([t for s, t, _ in prof if s >= 2])
+    r = median([t for s, t, _ in real if s >= 2])
+    p = median([t for s, t, _ in prof if s >= 2])
+    rm = mean([t for s, t, _ in real if s >= 2])
+    pm = mean([t for s, t, _ in prof if s >= 2])
     rw = mean([w for s, _, w in real if s >= 2])
     pw = mean([w for s, _, w in prof if s >= 2])
-    warm = f"{sum(w for s, _, w in prof if s < 2) / 1e3:.2f} s vs {sum(w for s, _, w in real if s < 2) / 1e3:.2f} s"
+    n = count[f"{model} profile"]
+    warm = f"{sum(w for s, _, w in prof if s < 2) / 1e3 / n:.2f} s vs {sum(w for s, _, w in real if s < 2) / 1e3 / count[f'{model} real']:.2f} s"
     err = (p - r) / r * 100
     errors.append(abs(err))
-    print(f"{model:<12} {r:9.2f} {p:12.2f} {err:+6.1f}% {rw:9.0f}ms {pw:13.0f}ms {(pw - rw) / rw * 100:+8.0f}% {warm:>26}")
+    runs_text = f"{count[f'{model} real']}+{n}"
+    print(f"{model:<12} {runs_text:>4} {r:9.2f} {p:12.2f} {err:+6.1f}% {'':>8} {rm:7.2f} {pm:9.2f} {(pm - rm) / rm * 100:+6.1f}% {rw:9.0f}ms {pw:13.0f}ms {(pw - rw) / rw * 100:+8.0f}% {warm:>26}")
     det = runs.get(f"{model} profile-det")
     if det:
         d = mean([t for s, t, _ in det if s >= 2])
         print(f"{'':<12} deterministic host time: {d:.3f} ms per step (what a table replay reproduces)")
 if errors:
-    print(f"mean |error| {mean(errors):.1f} %, max {max(errors):.1f} %")
+    print(f"medians: mean |error| {mean(errors):.1f} %, max {max(errors):.1f} %")

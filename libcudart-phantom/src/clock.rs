@@ -12,6 +12,13 @@
 //! - `advance_to(t)`: a blocking call returns at simulated time `t` (never moves the clock back).
 //! - `now()`: the calling thread's virtual time (what the interposed `clock_gettime` reports).
 //!
+//! A process that executes on the real GPU (profiling mode) in measured host time charges what NVIDIA's code
+//! took instead of modelled costs (docs/time.md, "Executing processes"): `nvidia_time(ns)` adds the host time of
+//! a call of NVIDIA's driver made for the current runtime API call, which `api_exit` then charges (plus
+//! `api_call_ns` for the runtime's own part) in place of the call's cost; and `library_enter()` …
+//! `library_exit(nvidia_ns)` bracket an exported function of a library stub (cuBLAS, cuDNN, …), whose own CPU
+//! time is discarded and whose NVIDIA host time is charged.
+//!
 //! Nothing here may call a libc time function through the dynamic symbol table: the interposed
 //! `clock_gettime` calls `now()`, so thread CPU time is read with the raw system call, thread-locals are
 //! const-initialised `Cell`s (no lazy allocation), and the lazily read mode uses `getenv` (no allocation).
@@ -35,6 +42,42 @@ static API_CALL_NS: AtomicU64 = AtomicU64::new(0);
 static LAUNCH_CALL_NS: AtomicU64 = AtomicU64::new(0);
 /// `host.sleeps == real` (the default): sleeps and timed waits also take real time.
 static REAL_SLEEPS: AtomicBool = AtomicBool::new(true);
+/// This process executes on the real GPU (profiling mode): NVIDIA's measured host time replaces modelled costs
+/// in measured host time.
+static EXECUTING: AtomicBool = AtomicBool::new(false);
+/// Where the host time charged to this process's threads went, summed over threads (docs/time.md, "Where host
+/// time goes"): the application's own CPU time (scaled), modelled call costs, NVIDIA's driver's host time in
+/// runtime calls and NVIDIA's libraries' in library calls (executing processes), and the CPU time Phantom used
+/// inside calls, which is not charged.
+pub struct Tally {
+    pub application_ns: AtomicU64,
+    pub call_cost_ns: AtomicU64,
+    pub driver_ns: AtomicU64,
+    pub library_ns: AtomicU64,
+    pub phantom_ns: AtomicU64,
+}
+
+pub static TALLY: Tally = Tally {
+    application_ns: AtomicU64::new(0),
+    call_cost_ns: AtomicU64::new(0),
+    driver_ns: AtomicU64::new(0),
+    library_ns: AtomicU64::new(0),
+    phantom_ns: AtomicU64::new(0),
+};
+
+impl Tally {
+    /// `[application, call costs, driver, library, phantom]` in ns.
+    pub fn snapshot(&self) -> [u64; 5] {
+        [&self.application_ns, &self.call_cost_ns, &self.driver_ns, &self.library_ns, &self.phantom_ns].map(|a| a.load(Ordering::Relaxed))
+    }
+}
+
+fn add(counter: &AtomicU64, ns: u64) {
+    if ns > 0 {
+        counter.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
 /// The latest virtual time any thread of this process has reached; a thread seen for the first time
 /// starts here, so it never observes a time earlier than what another thread already reported.
 static WATERMARK: AtomicU64 = AtomicU64::new(0);
@@ -49,6 +92,10 @@ struct ThreadClock {
     cpu_base: Cell<u64>,
     /// Between `api_enter` and `api_exit`: the CPU being used is Phantom's, not the application's.
     in_api: Cell<bool>,
+    /// How many library calls (`library_enter` … `library_exit`) the thread is inside (executing processes).
+    lib_depth: Cell<u32>,
+    /// Host time (ns) NVIDIA's code took in the current runtime API call or outermost library call.
+    nvidia: Cell<u64>,
 }
 
 thread_local! {
@@ -58,6 +105,8 @@ thread_local! {
             virt: Cell::new(0),
             cpu_base: Cell::new(0),
             in_api: Cell::new(false),
+            lib_depth: Cell::new(0),
+            nvidia: Cell::new(0),
         }
     };
 }
@@ -101,17 +150,75 @@ impl ThreadClock {
         let Some(cpu) = cpu_now else { return };
         let used = cpu.saturating_sub(self.cpu_base.get());
         self.cpu_base.set(cpu.max(self.cpu_base.get()));
-        self.virt.set(
-            self.virt
-                .get()
-                .saturating_add(scale(used, policy.cpu_scale)),
-        );
+        let charged = scale(used, policy.cpu_scale);
+        add(&TALLY.application_ns, charged);
+        self.virt.set(self.virt.get().saturating_add(charged));
     }
 
-    /// Forgets the CPU time used since the baseline (it was Phantom's own).
-    fn discard(&self, policy: Policy, cpu_now: Option<u64>) {
+    /// Forgets the CPU time used since the baseline (it was Phantom's own, and NVIDIA's `nvidia_ns` of it, which
+    /// the caller charges or not).
+    fn discard(&self, policy: Policy, cpu_now: Option<u64>, nvidia_ns: u64) {
         if let (false, Some(cpu)) = (policy.deterministic, cpu_now) {
+            add(&TALLY.phantom_ns, cpu.saturating_sub(self.cpu_base.get()).saturating_sub(nvidia_ns));
             self.cpu_base.set(cpu);
+        }
+    }
+
+    /// Start of a runtime API call: the application's CPU time so far is charged, unless the call is made
+    /// from inside a library call (whose CPU time is not the application's).
+    fn enter_api(&self, policy: Policy, cpu_now: Option<u64>) {
+        if self.lib_depth.get() == 0 {
+            self.accrue(policy, cpu_now);
+        }
+        self.in_api.set(true);
+    }
+
+    /// End of a runtime API call: Phantom's CPU time is dropped and `cost` charged, or, in measured host time
+    /// when NVIDIA's driver did the call's work, the driver's host time plus `runtime_ns` (the runtime's own
+    /// part). Inside a library call nothing is charged: the library call's end charges NVIDIA's time.
+    fn exit_api(&self, policy: Policy, cpu_now: Option<u64>, cost: u64, runtime_ns: u64) {
+        if self.lib_depth.get() > 0 {
+            return;
+        }
+        let nvidia = self.nvidia.replace(0);
+        self.discard(policy, cpu_now, nvidia);
+        self.in_api.set(false);
+        let charge = if nvidia > 0 && !policy.deterministic {
+            add(&TALLY.driver_ns, nvidia);
+            add(&TALLY.call_cost_ns, runtime_ns);
+            nvidia.saturating_add(runtime_ns)
+        } else {
+            add(&TALLY.call_cost_ns, cost);
+            cost
+        };
+        self.virt.set(self.virt.get().saturating_add(charge));
+    }
+
+    /// The thread enters a library's exported function: the outermost charges the application's CPU time.
+    fn enter_library(&self, policy: Policy, cpu_now: Option<u64>) {
+        if self.lib_depth.get() == 0 {
+            self.accrue(policy, cpu_now);
+            self.in_api.set(true);
+        }
+        self.lib_depth.set(self.lib_depth.get().saturating_add(1));
+    }
+
+    /// The thread leaves it; `nvidia_ns` is NVIDIA's host time inside. The outermost drops the call's CPU time
+    /// and charges NVIDIA's (in deterministic host time, nothing).
+    fn exit_library(&self, policy: Policy, cpu_now: Option<u64>, nvidia_ns: u64) {
+        if self.lib_depth.get() == 0 {
+            return;
+        }
+        self.nvidia.set(self.nvidia.get().saturating_add(nvidia_ns));
+        self.lib_depth.set(self.lib_depth.get() - 1);
+        if self.lib_depth.get() == 0 {
+            let nvidia = self.nvidia.replace(0);
+            self.discard(policy, cpu_now, nvidia);
+            self.in_api.set(false);
+            if !policy.deterministic {
+                add(&TALLY.library_ns, nvidia);
+                self.virt.set(self.virt.get().saturating_add(nvidia));
+            }
         }
     }
 }
@@ -315,19 +422,47 @@ pub fn now() -> SimTime {
 /// Start of a runtime API call: charges the application's CPU time since the previous call.
 pub fn api_enter() -> SimTime {
     with_clock(|c, p| {
-        c.accrue(p, cpu_now(p));
-        c.in_api.set(true);
+        c.enter_api(p, cpu_now(p));
         SimTime::from_nanos(c.virt.get())
     })
 }
 
-/// End of a runtime API call: drops the CPU time Phantom used during the call and charges `cost` instead.
+/// End of a runtime API call: drops the CPU time Phantom used during the call and charges `cost` instead (or,
+/// in an executing process, what NVIDIA's driver took: [`nvidia_time`]).
 pub fn api_exit(cost: SimDuration) {
-    with_clock(|c, p| {
-        c.discard(p, cpu_now(p));
-        c.in_api.set(false);
-        c.virt.set(c.virt.get().saturating_add(cost.as_nanos()));
-    })
+    with_clock(|c, p| c.exit_api(p, cpu_now(p), cost.as_nanos(), API_CALL_NS.load(Ordering::Relaxed)))
+}
+
+/// Executing process: NVIDIA's driver took `ns` of host time doing the current runtime API call's work (queuing
+/// a kernel, a copy, an event). Charged by `api_exit` in measured host time.
+pub fn nvidia_time(ns: u64) {
+    CLOCK.with(|c| c.nvidia.set(c.nvidia.get().saturating_add(ns)));
+}
+
+/// This process executes on the real GPU: library calls are bracketed (`library_enter`) from now on.
+pub fn set_executing() {
+    EXECUTING.store(true, Ordering::Relaxed);
+}
+
+/// Whether library calls are bracketed: an executing process in measured host time.
+fn brackets_libraries(p: Policy) -> bool {
+    !p.deterministic && EXECUTING.load(Ordering::Relaxed)
+}
+
+/// The thread enters an exported function of a library stub (runtime table version 5). Elsewhere than in an
+/// executing process in measured host time this does nothing, and the stub's CPU time counts as the
+/// application's (standing for the library's own host time).
+pub fn library_enter() {
+    if brackets_libraries(policy()) {
+        with_clock(|c, p| c.enter_library(p, cpu_now(p)));
+    }
+}
+
+/// The thread leaves it; NVIDIA's library took `nvidia_ns` of host time inside.
+pub fn library_exit(nvidia_ns: u64) {
+    if brackets_libraries(policy()) {
+        with_clock(|c, p| c.exit_library(p, cpu_now(p), nvidia_ns));
+    }
 }
 
 /// Starts the calling thread's clock at `t` (the time of the thread that created it), if it has not started
@@ -391,6 +526,8 @@ mod tests {
             virt: Cell::new(0),
             cpu_base: Cell::new(0),
             in_api: Cell::new(false),
+            lib_depth: Cell::new(0),
+            nvidia: Cell::new(0),
         }
     }
 
@@ -469,7 +606,7 @@ mod tests {
         c.accrue(p, Some(14_000));
         assert_eq!(c.virt.get(), 3_000);
         // Phantom's own 6 µs are discarded.
-        c.discard(p, Some(20_000));
+        c.discard(p, Some(20_000), 0);
         c.accrue(p, Some(20_000));
         assert_eq!(c.virt.get(), 3_000);
         c.accrue(p, Some(21_001));
@@ -480,6 +617,47 @@ mod tests {
         // A failed CPU read charges nothing.
         c.accrue(p, None);
         assert_eq!(c.virt.get(), 3_501);
+    }
+
+    #[test]
+    fn executing_processes_charge_nvidias_host_time() {
+        let p = Policy { deterministic: false, cpu_scale: 1.0 };
+        let c = fresh();
+        c.start_if_needed(p, 0, || Some(0));
+        // A launch whose driver call took 5 µs: 5 µs plus the runtime's 100 ns, not the 2 µs modelled cost.
+        c.enter_api(p, Some(1_000));
+        assert_eq!(c.virt.get(), 1_000);
+        c.nvidia.set(5_000);
+        c.exit_api(p, Some(9_000), 2_000, 100);
+        assert_eq!(c.virt.get(), 6_100);
+        // A call without driver work: its modelled cost.
+        c.enter_api(p, Some(9_000));
+        c.exit_api(p, Some(9_500), 60, 100);
+        assert_eq!(c.virt.get(), 6_160);
+        // A library call: 3 µs of application CPU before it, 20 µs of the stub's own CPU (dropped), 4 µs of
+        // NVIDIA's library, and a runtime call made inside it (neither its CPU nor its cost is charged).
+        c.enter_library(p, Some(12_500));
+        assert_eq!(c.virt.get(), 9_160);
+        c.enter_library(p, Some(13_000)); // nested: only the outermost counts
+        c.enter_api(p, Some(14_000));
+        c.exit_api(p, Some(15_000), 2_000, 100);
+        assert!(c.in_api.get());
+        c.exit_library(p, Some(20_000), 1_000);
+        c.exit_library(p, Some(32_500), 3_000);
+        assert_eq!(c.virt.get(), 13_160);
+        assert!(!c.in_api.get());
+        // The application's CPU after the call is charged from the call's end.
+        c.accrue(p, Some(33_500));
+        assert_eq!(c.virt.get(), 14_160);
+        // An unmatched exit changes nothing.
+        c.exit_library(p, Some(40_000), 7_000);
+        assert_eq!((c.virt.get(), c.lib_depth.get()), (14_160, 0));
+        // Deterministic host time charges the modelled cost even where the driver's time is known.
+        let d = Policy { deterministic: true, cpu_scale: 1.0 };
+        c.enter_api(d, None);
+        c.nvidia.set(5_000);
+        c.exit_api(d, None, 2_000, 100);
+        assert_eq!((c.virt.get(), c.nvidia.get()), (16_160, 0));
     }
 
     #[test]

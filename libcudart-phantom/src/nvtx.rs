@@ -208,6 +208,24 @@ struct Open {
     domain: Domain,
     /// Name and start: only with tracing on.
     traced: Option<(NameId, SimTime)>,
+    /// The process's host-time tally when a top-level range opened, with `PHANTOM_LOG=phantom::host=info`.
+    host: Option<[u64; 5]>,
+}
+
+/// Whether each top-level push/pop range logs where its host time went (`PHANTOM_LOG=phantom::host=info`:
+/// docs/time.md, "Where host time goes").
+fn host_log_on() -> bool {
+    tracing::enabled!(target: "phantom::host", tracing::Level::INFO)
+}
+
+/// Logs the host time charged between two tallies (`crate::clock::Tally`) for the range `name`.
+fn log_host(name: &str, before: [u64; 5], after: [u64; 5]) {
+    let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a.saturating_sub(b) as f64 / 1e6).collect();
+    tracing::info!(
+        target: "phantom::host",
+        "phantom: host time in {name:?}: application {:.3} ms, call costs {:.3} ms, NVIDIA's driver {:.3} ms, NVIDIA's libraries {:.3} ms; Phantom's own CPU {:.3} ms (not charged)",
+        d[0], d[1], d[2], d[3], d[4]
+    );
 }
 
 /// A start/end range open in the process (only with tracing on).
@@ -264,7 +282,8 @@ fn push_at(domain: Domain, traced: Option<(NameId, SimTime)>) -> c_int {
     OPEN.try_with(|o| {
         let mut o = o.borrow_mut();
         let level = o.iter().filter(|r| r.domain == domain).count();
-        o.push(Open { domain, traced });
+        let host = (level == 0 && host_log_on()).then(|| crate::clock::TALLY.snapshot());
+        o.push(Open { domain, traced, host });
         level as c_int
     })
     .unwrap_or(-1)
@@ -285,6 +304,9 @@ fn pop_at(domain: Domain, now: Option<SimTime>) -> (c_int, Option<Record>) {
     let Some((level, open)) = popped else {
         return (-1, None);
     };
+    if let (Some(before), Some((name, _))) = (open.host, open.traced) {
+        log_host(&trace::name_text(name), before, crate::clock::TALLY.snapshot());
+    }
     let record = match (open.traced, now) {
         (Some((name, start)), Some(end)) => Some(Record::Nvtx {
             tid: tid(),

@@ -187,8 +187,8 @@ pub struct Exec {
     pub real_launches: AtomicU64,
     /// Library calls that really ran.
     pub library_calls: AtomicU64,
-    /// Host (wall) time the driver's `cuLaunchKernel` took in launches that were not measured, and how many:
-    /// what a launch costs the host on this machine (reported, not charged: docs/profiling.md, "Reports").
+    /// Host (wall) time the driver's `cuLaunchKernel` took, and in how many launches: what a launch costs the
+    /// host on this machine (reported in the statistics, and charged in measured host time: docs/time.md).
     /// Launches over [`BLOCKED_LAUNCH_NS`] (the driver waited for room in its queue) are counted apart.
     pub launch_host_ns: AtomicU64,
     pub launch_host_count: AtomicU64,
@@ -226,6 +226,7 @@ pub fn init() -> Result<(), String> {
         gate.spin(&driver, CU_STREAM_LEGACY, 100_000_000)?;
         driver.check(unsafe { (driver.f.cuCtxSynchronize)() }, "cuCtxSynchronize")?;
         CONTEXT_SET.with(|c| c.set(true));
+        crate::clock::set_executing();
         tracing::info!(
             "phantom: profiling on {} ({}); an isolated launch costs the GPU {} ns more than one in a busy stream",
             driver.name,
@@ -413,14 +414,14 @@ impl Exec {
             }
         };
         let h = self.stream(s)?;
-        self.check(unsafe { (self.driver.f.cuEventRecord)(e, h) }, "cuEventRecord")
+        self.check(timed(|| unsafe { (self.driver.f.cuEventRecord)(e, h) }), "cuEventRecord")
     }
 
     /// Makes `s`'s real stream wait for the last real record of an event (nothing if it was never recorded).
     pub fn wait(&self, real: &OnceLock<usize>, s: &Stream) -> CudaResult<()> {
         let Some(&e) = real.get() else { return Ok(()) };
         let h = self.stream(s)?;
-        self.check(unsafe { (self.driver.f.cuStreamWaitEvent)(h, e as CUevent, 0) }, "cuStreamWaitEvent")
+        self.check(timed(|| unsafe { (self.driver.f.cuStreamWaitEvent)(h, e as CUevent, 0) }), "cuStreamWaitEvent")
     }
 
     pub fn destroy_event(&self, real: &OnceLock<usize>) {
@@ -444,7 +445,7 @@ impl Exec {
 
     pub fn memset(&self, s: &Stream, dst: u64, value: u8, bytes: u64) -> CudaResult<()> {
         let h = self.stream(s)?;
-        self.check(unsafe { (self.driver.f.cuMemsetD8Async)(dst, value, bytes as usize, h) }, "cuMemsetD8Async")
+        self.check(timed(|| unsafe { (self.driver.f.cuMemsetD8Async)(dst, value, bytes as usize, h) }), "cuMemsetD8Async")
     }
 
     /// Reads device memory (the data of a small communication operation), after all queued work.
@@ -527,30 +528,43 @@ impl Exec {
         let [gx, gy, gz] = key.grid;
         let [bx, by, bz] = key.block;
         let f = &self.driver.f;
+        let host_ns = Cell::new(None);
         let run = || {
-            self.driver.check(
-                unsafe { (f.cuLaunchKernel)(func, gx, gy, gz, bx, by, bz, key.shared_mem_bytes, h, args, std::ptr::null_mut()) },
-                &format!("cuLaunchKernel({})", info.name),
-            )
+            let t0 = crate::interpose::real_monotonic_ns();
+            let rc = unsafe { (f.cuLaunchKernel)(func, gx, gy, gz, bx, by, bz, key.shared_mem_bytes, h, args, std::ptr::null_mut()) };
+            if let (Some(a), Some(b)) = (t0, crate::interpose::real_monotonic_ns()) {
+                host_ns.set(Some(b.saturating_sub(a)));
+            }
+            self.driver.check(rc, &format!("cuLaunchKernel({})", info.name))
         };
         if KERNELS.get(key).is_some_and(|f| f.settled()) {
-            let t0 = crate::interpose::real_monotonic_ns();
             run().map_err(fail)?;
-            if let (Some(a), Some(b)) = (t0, crate::interpose::real_monotonic_ns()) {
-                let ns = b.saturating_sub(a);
-                if ns > BLOCKED_LAUNCH_NS {
-                    self.launch_blocked.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.launch_host_ns.fetch_add(ns, Ordering::Relaxed);
-                    self.launch_host_count.fetch_add(1, Ordering::Relaxed);
-                }
-            }
         } else {
             let (m, ()) = self.gate.measure(&self.driver, h, run).map_err(fail)?;
             self.note(rt, &KERNELS, key, m, &info.name, || canonical(key));
         }
+        if let Some(ns) = host_ns.get() {
+            self.charge_launch(ns);
+        }
         self.real_launches.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Charges the host time of one `cuLaunchKernel` (`clock::nvidia_time`). A launch that waited for room in
+    /// the driver's queue ([`BLOCKED_LAUNCH_NS`]) is charged the mean of the launches so far instead: the
+    /// simulated GPU, not the real one, decides when the simulated host waits.
+    fn charge_launch(&self, ns: u64) {
+        if ns > BLOCKED_LAUNCH_NS {
+            self.launch_blocked.fetch_add(1, Ordering::Relaxed);
+            let n = self.launch_host_count.load(Ordering::Relaxed);
+            if n > 0 {
+                crate::clock::nvidia_time(self.launch_host_ns.load(Ordering::Relaxed) / n);
+            }
+        } else {
+            self.launch_host_ns.fetch_add(ns, Ordering::Relaxed);
+            self.launch_host_count.fetch_add(1, Ordering::Relaxed);
+            crate::clock::nvidia_time(ns);
+        }
     }
 }
 
@@ -605,6 +619,17 @@ impl Exec {
         // The figure used for this launch: an uncovered measurement stands in until a covered one comes.
         if f.samples == 0 { Fig { ns: m.ns, samples: 0 } } else { f }
     }
+}
+
+/// Runs a call of NVIDIA's driver that does the work of the current runtime API call (queuing a memset,
+/// recording an event) and charges its host time to the calling thread (`clock::nvidia_time`).
+fn timed<T>(call: impl FnOnce() -> T) -> T {
+    let t0 = crate::interpose::real_monotonic_ns();
+    let r = call();
+    if let (Some(a), Some(b)) = (t0, crate::interpose::real_monotonic_ns()) {
+        crate::clock::nvidia_time(b.saturating_sub(a));
+    }
+    r
 }
 
 fn warn_uncovered(name: &str, next_spin_ns: u64) {

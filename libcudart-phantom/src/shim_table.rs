@@ -29,6 +29,9 @@ pub static TABLE: RuntimeTable = RuntimeTable {
     run_call: run_call_c,
     call_time: call_time_c,
     enqueue_timed: enqueue_timed_c,
+    library_enter: library_enter_c,
+    library_exit: library_exit_c,
+    host_clock_ns: host_clock_ns_c,
 };
 
 thread_local! {
@@ -378,6 +381,19 @@ unsafe extern "C" fn enqueue_timed_c(stream: *mut c_void, duration_ns: u64, sms:
         let _traced = crate::trace::ApiCall::named(&name);
         crate::export::status(enqueue_work(stream, SimDuration::from_nanos(duration_ns), sms, &name, source))
     })
+}
+
+// Clock bookkeeping only, with nothing that can panic; `catch_unwind` keeps it so.
+unsafe extern "C" fn library_enter_c() {
+    let _ = std::panic::catch_unwind(crate::clock::library_enter);
+}
+
+unsafe extern "C" fn library_exit_c(nvidia_ns: u64) {
+    let _ = std::panic::catch_unwind(|| crate::clock::library_exit(nvidia_ns));
+}
+
+unsafe extern "C" fn host_clock_ns_c() -> u64 {
+    crate::interpose::real_monotonic_ns().unwrap_or(0)
 }
 
 unsafe extern "C" fn profile_mode_c() -> u32 {

@@ -15,9 +15,10 @@ pub const RUNTIME_TABLE_ID: [u8; 16] = *b"PhantomRtTable01";
 /// The layout version of [`RuntimeTable`].
 /// Version 2 appended `enqueue_work` and `gemm_ns` (cuBLAS); version 3 `submit_with_buffers` (the data of
 /// small operations); version 4 `profile_mode`, `run_call`, `call_time` and `enqueue_timed` (library calls in
-/// profiling mode and from kernel-time tables: docs/profiling.md). A reader accepts any version at least the
-/// one that introduced the last field it uses (and a `size` covering it).
-pub const RUNTIME_TABLE_VERSION: u32 = 4;
+/// profiling mode and from kernel-time tables: docs/profiling.md); version 5 `library_enter`, `library_exit` and
+/// `host_clock_ns` (host time of library calls in executing processes: docs/time.md). A reader accepts any
+/// version at least the one that introduced the last field it uses (and a `size` covering it).
+pub const RUNTIME_TABLE_VERSION: u32 = 5;
 
 /// `RuntimeTable::profile_mode`: this process does not profile.
 pub const PROFILE_OFF: u32 = 0;
@@ -197,6 +198,18 @@ pub struct RuntimeTable {
     pub call_time: unsafe extern "C" fn(key: *const c_char, out_ns: *mut u64, out_source: *mut u32) -> i32,
     /// `enqueue_work`, saying which source timed the work (`SOURCE_*`), for the run's coverage report.
     pub enqueue_timed: unsafe extern "C" fn(stream: *mut c_void, duration_ns: u64, sms: u32, name: *const c_char, source: u32) -> i32,
+    // Version 5.
+    /// The calling thread enters an exported function of a library (cuBLAS, cuBLASLt, cuDNN): the application's
+    /// CPU time so far is charged to its virtual clock. Calls nest; only the outermost counts.
+    pub library_enter: unsafe extern "C" fn(),
+    /// The thread leaves that function. `nvidia_ns` is the host time NVIDIA's library took inside it (an
+    /// executing process runs NVIDIA's library beside the stub): in measured host time an executing process
+    /// charges that instead of the CPU time the call used; otherwise the call's CPU time is the application's,
+    /// as before version 5.
+    pub library_exit: unsafe extern "C" fn(nvidia_ns: u64),
+    /// The real monotonic clock in ns (the application's `clock_gettime` reads virtual time), for timing NVIDIA's
+    /// calls.
+    pub host_clock_ns: unsafe extern "C" fn() -> u64,
 }
 
 /// `size` of a version-1 table: the bytes through `last_message`.
@@ -256,7 +269,9 @@ mod tests {
         // Version 2 appended two function pointers, version 3 one.
         assert_eq!(std::mem::offset_of!(RuntimeTable, submit_with_buffers), 80);
         assert_eq!(std::mem::offset_of!(RuntimeTable, profile_mode), 88);
-        assert_eq!(std::mem::size_of::<RuntimeTable>(), 120);
+        // Version 4 four, version 5 three.
+        assert_eq!(std::mem::offset_of!(RuntimeTable, library_enter), 120);
+        assert_eq!(std::mem::size_of::<RuntimeTable>(), 144);
         assert_eq!(std::mem::size_of::<ShimBuffers>(), 24);
         assert_eq!(ShimGemm { precision: PREC_BF16, ..Default::default() }.gemm().unwrap().precision, crate::blas::Precision::Bf16);
         assert!(ShimGemm { precision: 6, ..Default::default() }.gemm().is_none());

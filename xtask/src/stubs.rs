@@ -105,6 +105,13 @@ fn implemented(stub: &Stub, ov: &Overrides, dir: &Path) -> Result<Vec<Implemente
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file = syn::parse_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let module = Path::new(ov.module).file_stem().unwrap().to_string_lossy().into_owned();
+    // A library model that reaches the runtime brackets its exports for the host clock of executing processes
+    // (`phantom_stub_runtime::host`); the others use the plain guards.
+    let guard = if ov.dependencies.iter().any(|(p, _)| *p == "phantom-stub-runtime") {
+        "phantom_stub_runtime"
+    } else {
+        "phantom_stub_common"
+    };
     let mut out = Vec::new();
     for item in &file.items {
         let syn::Item::Fn(f) = item else { continue };
@@ -155,7 +162,7 @@ fn implemented(stub: &Stub, ov: &Overrides, dir: &Path) -> Result<Vec<Implemente
             format!(
                 "/// `{name}`: implemented by `{module}::{name}`.\n#[no_mangle]\n\
                  pub unsafe extern \"C\" fn {name}({params}) -> u64 {{\n    \
-                 phantom_stub_common::guard(\"{name}\", NOTE, STATUS, || {{\n{checks}        {module}::{name}({args})\n    }})\n}}\n",
+                 {guard}::guard(\"{name}\", NOTE, STATUS, || {{\n{checks}        {module}::{name}({args})\n    }})\n}}\n",
                 params = params.join(", "),
                 args = args.join(", "),
             )
@@ -169,7 +176,7 @@ fn implemented(stub: &Stub, ov: &Overrides, dir: &Path) -> Result<Vec<Implemente
             format!(
                 "/// `{name}`: implemented by `{module}::{name}`.\n#[no_mangle]\n\
                  pub unsafe extern \"C\" fn {name}({params}) -> {returns} {{\n    \
-                 phantom_stub_common::guard_value(\"{name}\", NOTE, {body})\n}}\n",
+                 {guard}::guard_value(\"{name}\", NOTE, {body})\n}}\n",
                 params = params.join(", "),
                 body = if args.is_empty() {
                     format!("{module}::{name}")

@@ -764,7 +764,7 @@ const NULL_ARGUMENT: ::core::num::NonZeroU32 = match ::core::num::NonZeroU32::ne
 /// `cublasCreate_v2`: implemented by `imp::cublasCreate_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasCreate_v2(handle: *mut cublasHandle_t) -> u64 {
-    phantom_stub_common::guard("cublasCreate_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasCreate_v2", NOTE, STATUS, || {
         let Some(handle) = (unsafe { handle.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasCreate_v2(handle)
     })
@@ -773,7 +773,7 @@ pub unsafe extern "C" fn cublasCreate_v2(handle: *mut cublasHandle_t) -> u64 {
 /// `cublasDestroy_v2`: implemented by `imp::cublasDestroy_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasDestroy_v2(handle: cublasHandle_t) -> u64 {
-    phantom_stub_common::guard("cublasDestroy_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasDestroy_v2", NOTE, STATUS, || {
         imp::cublasDestroy_v2(handle)
     })
 }
@@ -781,7 +781,7 @@ pub unsafe extern "C" fn cublasDestroy_v2(handle: cublasHandle_t) -> u64 {
 /// `cublasGetVersion_v2`: implemented by `imp::cublasGetVersion_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasGetVersion_v2(handle: cublasHandle_t, version: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cublasGetVersion_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasGetVersion_v2", NOTE, STATUS, || {
         let Some(version) = (unsafe { version.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasGetVersion_v2(handle, version)
     })
@@ -790,7 +790,7 @@ pub unsafe extern "C" fn cublasGetVersion_v2(handle: cublasHandle_t, version: *m
 /// `cublasGetProperty`: implemented by `imp::cublasGetProperty`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasGetProperty(kind: c_int, value: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cublasGetProperty", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasGetProperty", NOTE, STATUS, || {
         let Some(value) = (unsafe { value.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasGetProperty(kind, value)
     })
@@ -799,7 +799,7 @@ pub unsafe extern "C" fn cublasGetProperty(kind: c_int, value: *mut c_int) -> u6
 /// `cublasSetStream_v2`: implemented by `imp::cublasSetStream_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasSetStream_v2(handle: cublasHandle_t, stream: cudaStream_t) -> u64 {
-    phantom_stub_common::guard("cublasSetStream_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasSetStream_v2", NOTE, STATUS, || {
         imp::cublasSetStream_v2(handle, stream)
     })
 }
@@ -807,7 +807,7 @@ pub unsafe extern "C" fn cublasSetStream_v2(handle: cublasHandle_t, stream: cuda
 /// `cublasGetStream_v2`: implemented by `imp::cublasGetStream_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasGetStream_v2(handle: cublasHandle_t, stream: *mut cudaStream_t) -> u64 {
-    phantom_stub_common::guard("cublasGetStream_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasGetStream_v2", NOTE, STATUS, || {
         let Some(stream) = (unsafe { stream.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasGetStream_v2(handle, stream)
     })
@@ -816,7 +816,7 @@ pub unsafe extern "C" fn cublasGetStream_v2(handle: cublasHandle_t, stream: *mut
 /// `cublasSetWorkspace_v2`: implemented by `imp::cublasSetWorkspace_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasSetWorkspace_v2(handle: cublasHandle_t, workspace: * mut c_void, size: usize) -> u64 {
-    phantom_stub_common::guard("cublasSetWorkspace_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasSetWorkspace_v2", NOTE, STATUS, || {
         imp::cublasSetWorkspace_v2(handle, workspace, size)
     })
 }
@@ -824,7 +824,7 @@ pub unsafe extern "C" fn cublasSetWorkspace_v2(handle: cublasHandle_t, workspace
 /// `cublasSetMathMode`: implemented by `imp::cublasSetMathMode`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasSetMathMode(handle: cublasHandle_t, mode: c_int) -> u64 {
-    phantom_stub_common::guard("cublasSetMathMode", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasSetMathMode", NOTE, STATUS, || {
         imp::cublasSetMathMode(handle, mode)
     })
 }
@@ -832,7 +832,7 @@ pub unsafe extern "C" fn cublasSetMathMode(handle: cublasHandle_t, mode: c_int) 
 /// `cublasGetMathMode`: implemented by `imp::cublasGetMathMode`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasGetMathMode(handle: cublasHandle_t, mode: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cublasGetMathMode", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasGetMathMode", NOTE, STATUS, || {
         let Some(mode) = (unsafe { mode.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasGetMathMode(handle, mode)
     })
@@ -841,7 +841,7 @@ pub unsafe extern "C" fn cublasGetMathMode(handle: cublasHandle_t, mode: *mut c_
 /// `cublasSetPointerMode_v2`: implemented by `imp::cublasSetPointerMode_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasSetPointerMode_v2(handle: cublasHandle_t, mode: c_int) -> u64 {
-    phantom_stub_common::guard("cublasSetPointerMode_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasSetPointerMode_v2", NOTE, STATUS, || {
         imp::cublasSetPointerMode_v2(handle, mode)
     })
 }
@@ -849,7 +849,7 @@ pub unsafe extern "C" fn cublasSetPointerMode_v2(handle: cublasHandle_t, mode: c
 /// `cublasGetPointerMode_v2`: implemented by `imp::cublasGetPointerMode_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasGetPointerMode_v2(handle: cublasHandle_t, mode: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cublasGetPointerMode_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasGetPointerMode_v2", NOTE, STATUS, || {
         let Some(mode) = (unsafe { mode.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasGetPointerMode_v2(handle, mode)
     })
@@ -858,7 +858,7 @@ pub unsafe extern "C" fn cublasGetPointerMode_v2(handle: cublasHandle_t, mode: *
 /// `cublasSetAtomicsMode`: implemented by `imp::cublasSetAtomicsMode`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasSetAtomicsMode(handle: cublasHandle_t, mode: c_int) -> u64 {
-    phantom_stub_common::guard("cublasSetAtomicsMode", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasSetAtomicsMode", NOTE, STATUS, || {
         imp::cublasSetAtomicsMode(handle, mode)
     })
 }
@@ -866,7 +866,7 @@ pub unsafe extern "C" fn cublasSetAtomicsMode(handle: cublasHandle_t, mode: c_in
 /// `cublasGetAtomicsMode`: implemented by `imp::cublasGetAtomicsMode`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasGetAtomicsMode(handle: cublasHandle_t, mode: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cublasGetAtomicsMode", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasGetAtomicsMode", NOTE, STATUS, || {
         let Some(mode) = (unsafe { mode.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasGetAtomicsMode(handle, mode)
     })
@@ -875,7 +875,7 @@ pub unsafe extern "C" fn cublasGetAtomicsMode(handle: cublasHandle_t, mode: *mut
 /// `cublasSgemm_v2`: implemented by `imp::cublasSgemm_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasSgemm_v2(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, alpha: * const f32, a: * const f32, lda: c_int, b: * const f32, ldb: c_int, beta: * const f32, c: * mut f32, ldc: c_int) -> u64 {
-    phantom_stub_common::guard("cublasSgemm_v2", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasSgemm_v2", NOTE, STATUS, || {
         imp::cublasSgemm_v2(handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     })
 }
@@ -883,7 +883,7 @@ pub unsafe extern "C" fn cublasSgemm_v2(handle: cublasHandle_t, transa: c_int, t
 /// `cublasSgemmStridedBatched`: implemented by `imp::cublasSgemmStridedBatched`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasSgemmStridedBatched(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, alpha: * const f32, a: * const f32, lda: c_int, stride_a: i64, b: * const f32, ldb: c_int, stride_b: i64, beta: * const f32, c: * mut f32, ldc: c_int, stride_c: i64, batch: c_int) -> u64 {
-    phantom_stub_common::guard("cublasSgemmStridedBatched", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasSgemmStridedBatched", NOTE, STATUS, || {
         imp::cublasSgemmStridedBatched(handle, transa, transb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch)
     })
 }
@@ -891,7 +891,7 @@ pub unsafe extern "C" fn cublasSgemmStridedBatched(handle: cublasHandle_t, trans
 /// `cublasGemmEx`: implemented by `imp::cublasGemmEx`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasGemmEx(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, alpha: * const c_void, a: * const c_void, a_type: c_int, lda: c_int, b: * const c_void, b_type: c_int, ldb: c_int, beta: * const c_void, c: * mut c_void, c_type: c_int, ldc: c_int, compute: c_int, algo: c_int) -> u64 {
-    phantom_stub_common::guard("cublasGemmEx", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasGemmEx", NOTE, STATUS, || {
         imp::cublasGemmEx(handle, transa, transb, m, n, k, alpha, a, a_type, lda, b, b_type, ldb, beta, c, c_type, ldc, compute, algo)
     })
 }
@@ -899,7 +899,7 @@ pub unsafe extern "C" fn cublasGemmEx(handle: cublasHandle_t, transa: c_int, tra
 /// `cublasGemmStridedBatchedEx`: implemented by `imp::cublasGemmStridedBatchedEx`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasGemmStridedBatchedEx(handle: cublasHandle_t, transa: c_int, transb: c_int, m: c_int, n: c_int, k: c_int, alpha: * const c_void, a: * const c_void, a_type: c_int, lda: c_int, stride_a: i64, b: * const c_void, b_type: c_int, ldb: c_int, stride_b: i64, beta: * const c_void, c: * mut c_void, c_type: c_int, ldc: c_int, stride_c: i64, batch: c_int, compute: c_int, algo: c_int) -> u64 {
-    phantom_stub_common::guard("cublasGemmStridedBatchedEx", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasGemmStridedBatchedEx", NOTE, STATUS, || {
         imp::cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, a, a_type, lda, stride_a, b, b_type, ldb, stride_b, beta, c, c_type, ldc, stride_c, batch, compute, algo)
     })
 }

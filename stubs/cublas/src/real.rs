@@ -305,13 +305,13 @@ fn set<T>(what: &str, set: Setter, object: Ptr, id: c_int, value: T) -> Result<(
 
 fn make_layout(f: &Fns, l: &Layout) -> Result<Ptr, NonZeroU32> {
     let mut p: Ptr = std::ptr::null_mut();
-    check("cublasLtMatrixLayoutCreate", unsafe { (f.layout_create)(&mut p, l.dtype, l.rows, l.cols, l.ld) })?;
+    check("cublasLtMatrixLayoutCreate", phantom_stub_runtime::nvidia(|| unsafe { (f.layout_create)(&mut p, l.dtype, l.rows, l.cols, l.ld) }))?;
     if let Some((count, stride)) = l.batch {
         let what = "cublasLtMatrixLayoutSetAttribute";
         let made = set(what, f.layout_set, p, attr::LAYOUT_BATCH_COUNT, count)
             .and_then(|()| set(what, f.layout_set, p, attr::LAYOUT_STRIDED_BATCH_OFFSET, stride));
         if let Err(e) = made {
-            unsafe { (f.layout_destroy)(p) };
+            phantom_stub_runtime::nvidia(|| unsafe { (f.layout_destroy)(p) });
             return Err(e);
         }
     }
@@ -322,7 +322,7 @@ fn make_layout(f: &Fns, l: &Layout) -> Result<Ptr, NonZeroU32> {
 fn try_compute(f: &Fns, h: Ptr, m: &Matmul, compute: c_int, o: &mut Objects) -> Result<Option<Algo>, NonZeroU32> {
     let what = "cublasLtMatmulDescSetAttribute";
     let mut desc: Ptr = std::ptr::null_mut();
-    check("cublasLtMatmulDescCreate", unsafe { (f.matmul_desc_create)(&mut desc, compute, m.scale) })?;
+    check("cublasLtMatmulDescCreate", phantom_stub_runtime::nvidia(|| unsafe { (f.matmul_desc_create)(&mut desc, compute, m.scale) }))?;
     o.desc = desc;
     set(what, f.matmul_desc_set, o.desc, attr::DESC_TRANSA, m.trans.0)?;
     set(what, f.matmul_desc_set, o.desc, attr::DESC_TRANSB, m.trans.1)?;
@@ -330,7 +330,7 @@ fn try_compute(f: &Fns, h: Ptr, m: &Matmul, compute: c_int, o: &mut Objects) -> 
     let [a, b, c] = o.layouts;
     let mut result = HeuristicResult::default();
     let mut count: c_int = 0;
-    let s = unsafe { (f.heuristic)(h, o.desc, a, b, c, c, o.pref, 1, (&mut result as *mut HeuristicResult).cast(), &mut count) };
+    let s = phantom_stub_runtime::nvidia(|| unsafe { (f.heuristic)(h, o.desc, a, b, c, c, o.pref, 1, (&mut result as *mut HeuristicResult).cast(), &mut count) });
     if s == code::NOT_SUPPORTED as c_int {
         return Ok(None); // "no heuristic function available for the current configuration"
     }
@@ -346,7 +346,7 @@ fn make(f: &Fns, h: Ptr, m: &Matmul) -> Result<Option<Plan>, NonZeroU32> {
         o.layouts[i] = make_layout(f, l)?;
     }
     let mut pref: Ptr = null;
-    check("cublasLtMatmulPreferenceCreate", unsafe { (f.pref_create)(&mut pref) })?;
+    check("cublasLtMatmulPreferenceCreate", phantom_stub_runtime::nvidia(|| unsafe { (f.pref_create)(&mut pref) }))?;
     o.pref = pref;
     let what = "cublasLtMatmulPreferenceSetAttribute";
     set(what, f.pref_set, o.pref, attr::PREF_MAX_WORKSPACE_BYTES, m.workspace as u64)?;
@@ -362,7 +362,7 @@ fn make(f: &Fns, h: Ptr, m: &Matmul) -> Result<Option<Plan>, NonZeroU32> {
             (o.desc, o.layouts) = (null, [null; 3]);
             return Ok(Some(plan));
         }
-        unsafe { (f.matmul_desc_destroy)(o.desc) };
+        phantom_stub_runtime::nvidia(|| unsafe { (f.matmul_desc_destroy)(o.desc) });
         o.desc = null;
     }
     Ok(None)
@@ -417,7 +417,7 @@ pub(super) fn run(plan: &Plan, x: &Operands, workspace: (usize, usize), stream: 
     };
     let (desc, a, b, c) = (plan.desc as Ptr, plan.a as Ptr, plan.b as Ptr, plan.c as Ptr);
     let (ws, ws_size) = (workspace.0 as Ptr, workspace.1);
-    unsafe { (f.matmul)(h, desc, x.alpha, x.a, a, x.b, b, x.beta, x.c, c, x.c, c, (&plan.algo as *const Algo).cast(), ws, ws_size, stream) }
+    phantom_stub_runtime::nvidia_queue(|| unsafe { (f.matmul)(h, desc, x.alpha, x.a, a, x.b, b, x.beta, x.c, c, x.c, c, (&plan.algo as *const Algo).cast(), ws, ws_size, stream) })
 }
 
 #[cfg(test)]

@@ -609,9 +609,9 @@ fn destroy_twin(kind: Kind, twin: usize) -> Status {
     let f = real::lib()?;
     let t = twin as *mut c_void;
     let (what, s) = match kind {
-        Kind::Matmul => ("cublasLtMatmulDescDestroy", unsafe { (f.matmul_desc_destroy)(t) }),
-        Kind::Layout => ("cublasLtMatrixLayoutDestroy", unsafe { (f.layout_destroy)(t) }),
-        Kind::Pref => ("cublasLtMatmulPreferenceDestroy", unsafe { (f.pref_destroy)(t) }),
+        Kind::Matmul => ("cublasLtMatmulDescDestroy", phantom_stub_runtime::nvidia(|| unsafe { (f.matmul_desc_destroy)(t) })),
+        Kind::Layout => ("cublasLtMatrixLayoutDestroy", phantom_stub_runtime::nvidia(|| unsafe { (f.layout_destroy)(t) })),
+        Kind::Pref => ("cublasLtMatmulPreferenceDestroy", phantom_stub_runtime::nvidia(|| unsafe { (f.pref_destroy)(t) })),
     };
     real::check(what, s)
 }
@@ -676,9 +676,9 @@ fn set_attribute(kind: Kind, p: *mut c_void, id: c_int, buf: *const c_void, size
     if desc.twin != 0 {
         let (f, t) = (real::lib()?, desc.twin as *mut c_void);
         let (what, s) = match kind {
-            Kind::Matmul => ("cublasLtMatmulDescSetAttribute", unsafe { (f.matmul_desc_set)(t, id, buf, size) }),
-            Kind::Layout => ("cublasLtMatrixLayoutSetAttribute", unsafe { (f.layout_set)(t, id, buf, size) }),
-            Kind::Pref => ("cublasLtMatmulPreferenceSetAttribute", unsafe { (f.pref_set)(t, id, buf, size) }),
+            Kind::Matmul => ("cublasLtMatmulDescSetAttribute", phantom_stub_runtime::nvidia(|| unsafe { (f.matmul_desc_set)(t, id, buf, size) })),
+            Kind::Layout => ("cublasLtMatrixLayoutSetAttribute", phantom_stub_runtime::nvidia(|| unsafe { (f.layout_set)(t, id, buf, size) })),
+            Kind::Pref => ("cublasLtMatmulPreferenceSetAttribute", phantom_stub_runtime::nvidia(|| unsafe { (f.pref_set)(t, id, buf, size) })),
         };
         real::check(what, s)?;
     }
@@ -727,7 +727,7 @@ fn matmul_init(compute: c_int, scale: c_int) -> Result<[(u32, i64); 2], NonZeroU
 }
 
 fn matmul_twin(compute: c_int, scale: c_int) -> Result<usize, NonZeroU32> {
-    make_twin("cublasLtMatmulDescCreate", |f, t| unsafe { (f.matmul_desc_create)(t, compute, scale) })
+    make_twin("cublasLtMatmulDescCreate", |f, t| phantom_stub_runtime::nvidia(|| unsafe { (f.matmul_desc_create)(t, compute, scale) }))
 }
 
 pub fn cublasLtMatmulDescCreate(desc: &mut cublasLtMatmulDesc_t, compute: c_int, scale: c_int) -> Status {
@@ -777,7 +777,7 @@ fn layout_init(dtype: c_int, rows: u64, cols: u64, ld: i64) -> [(u32, i64); 4] {
 }
 
 fn layout_twin(dtype: c_int, rows: u64, cols: u64, ld: i64) -> Result<usize, NonZeroU32> {
-    make_twin("cublasLtMatrixLayoutCreate", |f, t| unsafe { (f.layout_create)(t, dtype, rows, cols, ld) })
+    make_twin("cublasLtMatrixLayoutCreate", |f, t| phantom_stub_runtime::nvidia(|| unsafe { (f.layout_create)(t, dtype, rows, cols, ld) }))
 }
 
 pub fn cublasLtMatrixLayoutCreate(
@@ -827,7 +827,7 @@ pub fn cublasLtMatrixLayoutGetAttribute(
 }
 
 fn pref_twin() -> Result<usize, NonZeroU32> {
-    make_twin("cublasLtMatmulPreferenceCreate", |f, t| unsafe { (f.pref_create)(t) })
+    make_twin("cublasLtMatmulPreferenceCreate", |f, t| phantom_stub_runtime::nvidia(|| unsafe { (f.pref_create)(t) }))
 }
 
 pub fn cublasLtMatmulPreferenceCreate(pref: &mut cublasLtMatmulPreference_t) -> Status {
@@ -1227,7 +1227,7 @@ pub fn cublasLtMatmulAlgoGetHeuristic(
         let (f, h) = (real::lib()?, real::handle()?);
         let (op, [a, b, c, d]) = twins(desc, [a, b, c, d])?;
         let pref = state().twin(Kind::Pref, pref)?;
-        let s = unsafe { (f.heuristic)(h, op, a, b, c, d, pref, requested, results.cast(), returned) };
+        let s = phantom_stub_runtime::nvidia(|| unsafe { (f.heuristic)(h, op, a, b, c, d, pref, requested, results.cast(), returned) });
         return real::check("cublasLtMatmulAlgoGetHeuristic", s);
     }
     unsafe { results.write(heuristic(algo(0))) };
@@ -1255,7 +1255,7 @@ pub fn cublasLtMatmulAlgoGetIds(
     *returned = 0;
     if executing() {
         let (f, h) = (real::lib()?, real::handle()?);
-        let s = unsafe { (f.algo_get_ids)(h, compute, scale, a_type, b_type, c_type, d_type, requested, ids, returned) };
+        let s = phantom_stub_runtime::nvidia(|| unsafe { (f.algo_get_ids)(h, compute, scale, a_type, b_type, c_type, d_type, requested, ids, returned) });
         return real::check("cublasLtMatmulAlgoGetIds", s);
     }
     if precision(compute as i64, a_type as i64).is_some() {
@@ -1280,7 +1280,7 @@ pub fn cublasLtMatmulAlgoInit(
     check_handle(handle)?;
     if executing() {
         let (f, h) = (real::lib()?, real::handle()?);
-        let s = unsafe { (f.algo_init)(h, compute, scale, a_type, b_type, c_type, d_type, id, (out as *mut cublasLtMatmulAlgo_t).cast()) };
+        let s = phantom_stub_runtime::nvidia(|| unsafe { (f.algo_init)(h, compute, scale, a_type, b_type, c_type, d_type, id, (out as *mut cublasLtMatmulAlgo_t).cast()) });
         return real::check("cublasLtMatmulAlgoInit", s);
     }
     if id < 0 {
@@ -1313,7 +1313,7 @@ pub fn cublasLtMatmulAlgoCheck(
         plan(desc, a, b, c, d)?;
         let (f, h) = (real::lib()?, real::handle()?);
         let (op, [a, b, c, d]) = twins(desc, [a, b, c, d])?;
-        let s = unsafe { (f.algo_check)(h, op, a, b, c, d, algo.cast(), result.cast()) };
+        let s = phantom_stub_runtime::nvidia(|| unsafe { (f.algo_check)(h, op, a, b, c, d, algo.cast(), result.cast()) });
         return real::check("cublasLtMatmulAlgoCheck", s);
     }
     let algo = unsafe { std::ptr::read(algo) };
@@ -1330,7 +1330,10 @@ pub fn cublasLtMatmulAlgoConfigSetAttribute(
     size: usize,
 ) -> Status {
     if executing() {
-        let s = unsafe { (real::lib()?.algo_config_set)((algo as *mut cublasLtMatmulAlgo_t).cast(), attr, buf, size) };
+        let s = {
+            let f = real::lib()?;
+            phantom_stub_runtime::nvidia(|| unsafe { (f.algo_config_set)((algo as *mut cublasLtMatmulAlgo_t).cast(), attr, buf, size) })
+        };
         return real::check("cublasLtMatmulAlgoConfigSetAttribute", s);
     }
     check_algo(algo)?;
@@ -1356,7 +1359,10 @@ pub fn cublasLtMatmulAlgoConfigGetAttribute(
 ) -> Status {
     if executing() {
         let written = written.map_or(std::ptr::null_mut(), |w| w as *mut usize);
-        let s = unsafe { (real::lib()?.algo_config_get)((algo as *const cublasLtMatmulAlgo_t).cast(), attr, buf, size, written) };
+        let s = {
+            let f = real::lib()?;
+            phantom_stub_runtime::nvidia(|| unsafe { (f.algo_config_get)((algo as *const cublasLtMatmulAlgo_t).cast(), attr, buf, size, written) })
+        };
         return real::check("cublasLtMatmulAlgoConfigGetAttribute", s);
     }
     check_algo(algo)?;
@@ -1419,9 +1425,9 @@ pub fn cublasLtMatmul(
     let algo = algo.map_or(std::ptr::null(), |a| a as *const cublasLtMatmulAlgo_t);
     let mut library_status: c_int = 0;
     let ran = phantom_stub_runtime::run_call(stream, &p.key, |real_stream| {
-        library_status = unsafe {
+        library_status = phantom_stub_runtime::nvidia_queue(|| unsafe {
             (f.matmul)(h, op, alpha, a, la, b, lb, beta, c, lc, d, ld, algo.cast(), workspace, workspace_size, real_stream)
-        };
+        });
         library_status
     });
     let ns = match ran {

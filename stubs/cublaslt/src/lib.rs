@@ -172,7 +172,7 @@ const NULL_ARGUMENT: ::core::num::NonZeroU32 = match ::core::num::NonZeroU32::ne
 /// `cublasLtCreate`: implemented by `imp::cublasLtCreate`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtCreate(handle: *mut cublasLtHandle_t) -> u64 {
-    phantom_stub_common::guard("cublasLtCreate", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtCreate", NOTE, STATUS, || {
         let Some(handle) = (unsafe { handle.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtCreate(handle)
     })
@@ -181,7 +181,7 @@ pub unsafe extern "C" fn cublasLtCreate(handle: *mut cublasLtHandle_t) -> u64 {
 /// `cublasLtDestroy`: implemented by `imp::cublasLtDestroy`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtDestroy(handle: cublasLtHandle_t) -> u64 {
-    phantom_stub_common::guard("cublasLtDestroy", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtDestroy", NOTE, STATUS, || {
         imp::cublasLtDestroy(handle)
     })
 }
@@ -189,19 +189,19 @@ pub unsafe extern "C" fn cublasLtDestroy(handle: cublasLtHandle_t) -> u64 {
 /// `cublasLtGetVersion`: implemented by `imp::cublasLtGetVersion`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtGetVersion() -> usize {
-    phantom_stub_common::guard_value("cublasLtGetVersion", NOTE, imp::cublasLtGetVersion)
+    phantom_stub_runtime::guard_value("cublasLtGetVersion", NOTE, imp::cublasLtGetVersion)
 }
 
 /// `cublasLtGetCudartVersion`: implemented by `imp::cublasLtGetCudartVersion`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtGetCudartVersion() -> usize {
-    phantom_stub_common::guard_value("cublasLtGetCudartVersion", NOTE, imp::cublasLtGetCudartVersion)
+    phantom_stub_runtime::guard_value("cublasLtGetCudartVersion", NOTE, imp::cublasLtGetCudartVersion)
 }
 
 /// `cublasLtGetProperty`: implemented by `imp::cublasLtGetProperty`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtGetProperty(kind: c_int, value: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cublasLtGetProperty", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtGetProperty", NOTE, STATUS, || {
         let Some(value) = (unsafe { value.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtGetProperty(kind, value)
     })
@@ -210,19 +210,19 @@ pub unsafe extern "C" fn cublasLtGetProperty(kind: c_int, value: *mut c_int) -> 
 /// `cublasLtGetStatusName`: implemented by `imp::cublasLtGetStatusName`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtGetStatusName(status: c_int) -> StaticStr {
-    phantom_stub_common::guard_value("cublasLtGetStatusName", NOTE, || imp::cublasLtGetStatusName(status))
+    phantom_stub_runtime::guard_value("cublasLtGetStatusName", NOTE, || imp::cublasLtGetStatusName(status))
 }
 
 /// `cublasLtGetStatusString`: implemented by `imp::cublasLtGetStatusString`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtGetStatusString(status: c_int) -> StaticStr {
-    phantom_stub_common::guard_value("cublasLtGetStatusString", NOTE, || imp::cublasLtGetStatusString(status))
+    phantom_stub_runtime::guard_value("cublasLtGetStatusString", NOTE, || imp::cublasLtGetStatusString(status))
 }
 
 /// `cublasLtHeuristicsCacheGetCapacity`: implemented by `imp::cublasLtHeuristicsCacheGetCapacity`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtHeuristicsCacheGetCapacity(capacity: *mut usize) -> u64 {
-    phantom_stub_common::guard("cublasLtHeuristicsCacheGetCapacity", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtHeuristicsCacheGetCapacity", NOTE, STATUS, || {
         let Some(capacity) = (unsafe { capacity.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtHeuristicsCacheGetCapacity(capacity)
     })
@@ -231,7 +231,7 @@ pub unsafe extern "C" fn cublasLtHeuristicsCacheGetCapacity(capacity: *mut usize
 /// `cublasLtHeuristicsCacheSetCapacity`: implemented by `imp::cublasLtHeuristicsCacheSetCapacity`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtHeuristicsCacheSetCapacity(capacity: usize) -> u64 {
-    phantom_stub_common::guard("cublasLtHeuristicsCacheSetCapacity", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtHeuristicsCacheSetCapacity", NOTE, STATUS, || {
         imp::cublasLtHeuristicsCacheSetCapacity(capacity)
     })
 }
@@ -239,7 +239,7 @@ pub unsafe extern "C" fn cublasLtHeuristicsCacheSetCapacity(capacity: usize) -> 
 /// `cublasLtLoggerSetCallback`: implemented by `imp::cublasLtLoggerSetCallback`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtLoggerSetCallback(_callback: * mut c_void) -> u64 {
-    phantom_stub_common::guard("cublasLtLoggerSetCallback", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtLoggerSetCallback", NOTE, STATUS, || {
         imp::cublasLtLoggerSetCallback(_callback)
     })
 }
@@ -247,7 +247,7 @@ pub unsafe extern "C" fn cublasLtLoggerSetCallback(_callback: * mut c_void) -> u
 /// `cublasLtLoggerSetFile`: implemented by `imp::cublasLtLoggerSetFile`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtLoggerSetFile(_file: * mut c_void) -> u64 {
-    phantom_stub_common::guard("cublasLtLoggerSetFile", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtLoggerSetFile", NOTE, STATUS, || {
         imp::cublasLtLoggerSetFile(_file)
     })
 }
@@ -255,7 +255,7 @@ pub unsafe extern "C" fn cublasLtLoggerSetFile(_file: * mut c_void) -> u64 {
 /// `cublasLtLoggerOpenFile`: implemented by `imp::cublasLtLoggerOpenFile`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtLoggerOpenFile(_path: *const ::core::ffi::c_char) -> u64 {
-    phantom_stub_common::guard("cublasLtLoggerOpenFile", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtLoggerOpenFile", NOTE, STATUS, || {
         if _path.is_null() { return Err(NULL_ARGUMENT) }
         let _path = unsafe { ::core::ffi::CStr::from_ptr(_path) };
         imp::cublasLtLoggerOpenFile(_path)
@@ -265,7 +265,7 @@ pub unsafe extern "C" fn cublasLtLoggerOpenFile(_path: *const ::core::ffi::c_cha
 /// `cublasLtLoggerSetLevel`: implemented by `imp::cublasLtLoggerSetLevel`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtLoggerSetLevel(level: c_int) -> u64 {
-    phantom_stub_common::guard("cublasLtLoggerSetLevel", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtLoggerSetLevel", NOTE, STATUS, || {
         imp::cublasLtLoggerSetLevel(level)
     })
 }
@@ -273,7 +273,7 @@ pub unsafe extern "C" fn cublasLtLoggerSetLevel(level: c_int) -> u64 {
 /// `cublasLtLoggerSetMask`: implemented by `imp::cublasLtLoggerSetMask`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtLoggerSetMask(_mask: c_int) -> u64 {
-    phantom_stub_common::guard("cublasLtLoggerSetMask", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtLoggerSetMask", NOTE, STATUS, || {
         imp::cublasLtLoggerSetMask(_mask)
     })
 }
@@ -281,7 +281,7 @@ pub unsafe extern "C" fn cublasLtLoggerSetMask(_mask: c_int) -> u64 {
 /// `cublasLtLoggerForceDisable`: implemented by `imp::cublasLtLoggerForceDisable`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtLoggerForceDisable() -> u64 {
-    phantom_stub_common::guard("cublasLtLoggerForceDisable", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtLoggerForceDisable", NOTE, STATUS, || {
         imp::cublasLtLoggerForceDisable()
     })
 }
@@ -289,7 +289,7 @@ pub unsafe extern "C" fn cublasLtLoggerForceDisable() -> u64 {
 /// `cublasLtMatmulDescCreate`: implemented by `imp::cublasLtMatmulDescCreate`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulDescCreate(desc: *mut cublasLtMatmulDesc_t, compute: c_int, scale: c_int) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulDescCreate", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulDescCreate", NOTE, STATUS, || {
         let Some(desc) = (unsafe { desc.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtMatmulDescCreate(desc, compute, scale)
     })
@@ -298,7 +298,7 @@ pub unsafe extern "C" fn cublasLtMatmulDescCreate(desc: *mut cublasLtMatmulDesc_
 /// `cublasLtMatmulDescInit_internal`: implemented by `imp::cublasLtMatmulDescInit_internal`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulDescInit_internal(desc: cublasLtMatmulDesc_t, size: usize, compute: c_int, scale: c_int) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulDescInit_internal", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulDescInit_internal", NOTE, STATUS, || {
         imp::cublasLtMatmulDescInit_internal(desc, size, compute, scale)
     })
 }
@@ -306,7 +306,7 @@ pub unsafe extern "C" fn cublasLtMatmulDescInit_internal(desc: cublasLtMatmulDes
 /// `cublasLtMatmulDescDestroy`: implemented by `imp::cublasLtMatmulDescDestroy`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulDescDestroy(desc: cublasLtMatmulDesc_t) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulDescDestroy", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulDescDestroy", NOTE, STATUS, || {
         imp::cublasLtMatmulDescDestroy(desc)
     })
 }
@@ -314,7 +314,7 @@ pub unsafe extern "C" fn cublasLtMatmulDescDestroy(desc: cublasLtMatmulDesc_t) -
 /// `cublasLtMatmulDescSetAttribute`: implemented by `imp::cublasLtMatmulDescSetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulDescSetAttribute(desc: cublasLtMatmulDesc_t, attr: c_int, buf: * const c_void, size: usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulDescSetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulDescSetAttribute", NOTE, STATUS, || {
         imp::cublasLtMatmulDescSetAttribute(desc, attr, buf, size)
     })
 }
@@ -322,7 +322,7 @@ pub unsafe extern "C" fn cublasLtMatmulDescSetAttribute(desc: cublasLtMatmulDesc
 /// `cublasLtMatmulDescGetAttribute`: implemented by `imp::cublasLtMatmulDescGetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulDescGetAttribute(desc: cublasLtMatmulDesc_t, attr: c_int, buf: * mut c_void, size: usize, written: *mut usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulDescGetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulDescGetAttribute", NOTE, STATUS, || {
         let written = unsafe { written.as_mut() };
         imp::cublasLtMatmulDescGetAttribute(desc, attr, buf, size, written)
     })
@@ -331,7 +331,7 @@ pub unsafe extern "C" fn cublasLtMatmulDescGetAttribute(desc: cublasLtMatmulDesc
 /// `cublasLtMatrixLayoutCreate`: implemented by `imp::cublasLtMatrixLayoutCreate`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatrixLayoutCreate(layout: *mut cublasLtMatrixLayout_t, dtype: c_int, rows: u64, cols: u64, ld: i64) -> u64 {
-    phantom_stub_common::guard("cublasLtMatrixLayoutCreate", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatrixLayoutCreate", NOTE, STATUS, || {
         let Some(layout) = (unsafe { layout.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtMatrixLayoutCreate(layout, dtype, rows, cols, ld)
     })
@@ -340,7 +340,7 @@ pub unsafe extern "C" fn cublasLtMatrixLayoutCreate(layout: *mut cublasLtMatrixL
 /// `cublasLtMatrixLayoutInit_internal`: implemented by `imp::cublasLtMatrixLayoutInit_internal`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatrixLayoutInit_internal(layout: cublasLtMatrixLayout_t, size: usize, dtype: c_int, rows: u64, cols: u64, ld: i64) -> u64 {
-    phantom_stub_common::guard("cublasLtMatrixLayoutInit_internal", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatrixLayoutInit_internal", NOTE, STATUS, || {
         imp::cublasLtMatrixLayoutInit_internal(layout, size, dtype, rows, cols, ld)
     })
 }
@@ -348,7 +348,7 @@ pub unsafe extern "C" fn cublasLtMatrixLayoutInit_internal(layout: cublasLtMatri
 /// `cublasLtMatrixLayoutDestroy`: implemented by `imp::cublasLtMatrixLayoutDestroy`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatrixLayoutDestroy(layout: cublasLtMatrixLayout_t) -> u64 {
-    phantom_stub_common::guard("cublasLtMatrixLayoutDestroy", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatrixLayoutDestroy", NOTE, STATUS, || {
         imp::cublasLtMatrixLayoutDestroy(layout)
     })
 }
@@ -356,7 +356,7 @@ pub unsafe extern "C" fn cublasLtMatrixLayoutDestroy(layout: cublasLtMatrixLayou
 /// `cublasLtMatrixLayoutSetAttribute`: implemented by `imp::cublasLtMatrixLayoutSetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatrixLayoutSetAttribute(layout: cublasLtMatrixLayout_t, attr: c_int, buf: * const c_void, size: usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatrixLayoutSetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatrixLayoutSetAttribute", NOTE, STATUS, || {
         imp::cublasLtMatrixLayoutSetAttribute(layout, attr, buf, size)
     })
 }
@@ -364,7 +364,7 @@ pub unsafe extern "C" fn cublasLtMatrixLayoutSetAttribute(layout: cublasLtMatrix
 /// `cublasLtMatrixLayoutGetAttribute`: implemented by `imp::cublasLtMatrixLayoutGetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatrixLayoutGetAttribute(layout: cublasLtMatrixLayout_t, attr: c_int, buf: * mut c_void, size: usize, written: *mut usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatrixLayoutGetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatrixLayoutGetAttribute", NOTE, STATUS, || {
         let written = unsafe { written.as_mut() };
         imp::cublasLtMatrixLayoutGetAttribute(layout, attr, buf, size, written)
     })
@@ -373,7 +373,7 @@ pub unsafe extern "C" fn cublasLtMatrixLayoutGetAttribute(layout: cublasLtMatrix
 /// `cublasLtMatmulPreferenceCreate`: implemented by `imp::cublasLtMatmulPreferenceCreate`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulPreferenceCreate(pref: *mut cublasLtMatmulPreference_t) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulPreferenceCreate", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulPreferenceCreate", NOTE, STATUS, || {
         let Some(pref) = (unsafe { pref.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtMatmulPreferenceCreate(pref)
     })
@@ -382,7 +382,7 @@ pub unsafe extern "C" fn cublasLtMatmulPreferenceCreate(pref: *mut cublasLtMatmu
 /// `cublasLtMatmulPreferenceInit_internal`: implemented by `imp::cublasLtMatmulPreferenceInit_internal`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulPreferenceInit_internal(pref: cublasLtMatmulPreference_t, size: usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulPreferenceInit_internal", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulPreferenceInit_internal", NOTE, STATUS, || {
         imp::cublasLtMatmulPreferenceInit_internal(pref, size)
     })
 }
@@ -390,7 +390,7 @@ pub unsafe extern "C" fn cublasLtMatmulPreferenceInit_internal(pref: cublasLtMat
 /// `cublasLtMatmulPreferenceDestroy`: implemented by `imp::cublasLtMatmulPreferenceDestroy`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulPreferenceDestroy(pref: cublasLtMatmulPreference_t) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulPreferenceDestroy", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulPreferenceDestroy", NOTE, STATUS, || {
         imp::cublasLtMatmulPreferenceDestroy(pref)
     })
 }
@@ -398,7 +398,7 @@ pub unsafe extern "C" fn cublasLtMatmulPreferenceDestroy(pref: cublasLtMatmulPre
 /// `cublasLtMatmulPreferenceSetAttribute`: implemented by `imp::cublasLtMatmulPreferenceSetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulPreferenceSetAttribute(pref: cublasLtMatmulPreference_t, attr: c_int, buf: * const c_void, size: usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulPreferenceSetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulPreferenceSetAttribute", NOTE, STATUS, || {
         imp::cublasLtMatmulPreferenceSetAttribute(pref, attr, buf, size)
     })
 }
@@ -406,7 +406,7 @@ pub unsafe extern "C" fn cublasLtMatmulPreferenceSetAttribute(pref: cublasLtMatm
 /// `cublasLtMatmulPreferenceGetAttribute`: implemented by `imp::cublasLtMatmulPreferenceGetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulPreferenceGetAttribute(pref: cublasLtMatmulPreference_t, attr: c_int, buf: * mut c_void, size: usize, written: *mut usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulPreferenceGetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulPreferenceGetAttribute", NOTE, STATUS, || {
         let written = unsafe { written.as_mut() };
         imp::cublasLtMatmulPreferenceGetAttribute(pref, attr, buf, size, written)
     })
@@ -415,7 +415,7 @@ pub unsafe extern "C" fn cublasLtMatmulPreferenceGetAttribute(pref: cublasLtMatm
 /// `cublasLtMatmulAlgoGetHeuristic`: implemented by `imp::cublasLtMatmulAlgoGetHeuristic`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulAlgoGetHeuristic(handle: cublasLtHandle_t, desc: cublasLtMatmulDesc_t, a: cublasLtMatrixLayout_t, b: cublasLtMatrixLayout_t, c: cublasLtMatrixLayout_t, d: cublasLtMatrixLayout_t, pref: cublasLtMatmulPreference_t, requested: c_int, results: * mut cublasLtMatmulHeuristicResult_t, returned: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulAlgoGetHeuristic", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulAlgoGetHeuristic", NOTE, STATUS, || {
         let Some(returned) = (unsafe { returned.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, d, pref, requested, results, returned)
     })
@@ -424,7 +424,7 @@ pub unsafe extern "C" fn cublasLtMatmulAlgoGetHeuristic(handle: cublasLtHandle_t
 /// `cublasLtMatmulAlgoGetIds`: implemented by `imp::cublasLtMatmulAlgoGetIds`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulAlgoGetIds(handle: cublasLtHandle_t, compute: c_int, scale: c_int, a_type: c_int, b_type: c_int, c_type: c_int, d_type: c_int, requested: c_int, ids: * mut c_int, returned: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulAlgoGetIds", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulAlgoGetIds", NOTE, STATUS, || {
         let Some(returned) = (unsafe { returned.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtMatmulAlgoGetIds(handle, compute, scale, a_type, b_type, c_type, d_type, requested, ids, returned)
     })
@@ -433,7 +433,7 @@ pub unsafe extern "C" fn cublasLtMatmulAlgoGetIds(handle: cublasLtHandle_t, comp
 /// `cublasLtMatmulAlgoInit`: implemented by `imp::cublasLtMatmulAlgoInit`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulAlgoInit(handle: cublasLtHandle_t, compute: c_int, scale: c_int, a_type: c_int, b_type: c_int, c_type: c_int, d_type: c_int, id: c_int, out: *mut cublasLtMatmulAlgo_t) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulAlgoInit", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulAlgoInit", NOTE, STATUS, || {
         let Some(out) = (unsafe { out.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtMatmulAlgoInit(handle, compute, scale, a_type, b_type, c_type, d_type, id, out)
     })
@@ -442,7 +442,7 @@ pub unsafe extern "C" fn cublasLtMatmulAlgoInit(handle: cublasLtHandle_t, comput
 /// `cublasLtMatmulAlgoCheck`: implemented by `imp::cublasLtMatmulAlgoCheck`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulAlgoCheck(handle: cublasLtHandle_t, desc: cublasLtMatmulDesc_t, a: cublasLtMatrixLayout_t, b: cublasLtMatrixLayout_t, c: cublasLtMatrixLayout_t, d: cublasLtMatrixLayout_t, algo: * const cublasLtMatmulAlgo_t, result: * mut cublasLtMatmulHeuristicResult_t) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulAlgoCheck", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulAlgoCheck", NOTE, STATUS, || {
         imp::cublasLtMatmulAlgoCheck(handle, desc, a, b, c, d, algo, result)
     })
 }
@@ -450,7 +450,7 @@ pub unsafe extern "C" fn cublasLtMatmulAlgoCheck(handle: cublasLtHandle_t, desc:
 /// `cublasLtMatmulAlgoConfigSetAttribute`: implemented by `imp::cublasLtMatmulAlgoConfigSetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulAlgoConfigSetAttribute(algo: *mut cublasLtMatmulAlgo_t, attr: c_int, buf: * const c_void, size: usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulAlgoConfigSetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulAlgoConfigSetAttribute", NOTE, STATUS, || {
         let Some(algo) = (unsafe { algo.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cublasLtMatmulAlgoConfigSetAttribute(algo, attr, buf, size)
     })
@@ -459,7 +459,7 @@ pub unsafe extern "C" fn cublasLtMatmulAlgoConfigSetAttribute(algo: *mut cublasL
 /// `cublasLtMatmulAlgoConfigGetAttribute`: implemented by `imp::cublasLtMatmulAlgoConfigGetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmulAlgoConfigGetAttribute(algo: *const cublasLtMatmulAlgo_t, attr: c_int, buf: * mut c_void, size: usize, written: *mut usize) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmulAlgoConfigGetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmulAlgoConfigGetAttribute", NOTE, STATUS, || {
         let Some(algo) = (unsafe { algo.as_ref() }) else { return Err(NULL_ARGUMENT) };
         let written = unsafe { written.as_mut() };
         imp::cublasLtMatmulAlgoConfigGetAttribute(algo, attr, buf, size, written)
@@ -469,7 +469,7 @@ pub unsafe extern "C" fn cublasLtMatmulAlgoConfigGetAttribute(algo: *const cubla
 /// `cublasLtMatmul`: implemented by `imp::cublasLtMatmul`.
 #[no_mangle]
 pub unsafe extern "C" fn cublasLtMatmul(handle: cublasLtHandle_t, desc: cublasLtMatmulDesc_t, alpha: * const c_void, a: * const c_void, a_desc: cublasLtMatrixLayout_t, b: * const c_void, b_desc: cublasLtMatrixLayout_t, beta: * const c_void, c: * const c_void, c_desc: cublasLtMatrixLayout_t, d: * mut c_void, d_desc: cublasLtMatrixLayout_t, algo: *const cublasLtMatmulAlgo_t, workspace: * mut c_void, workspace_size: usize, stream: cudaStream_t) -> u64 {
-    phantom_stub_common::guard("cublasLtMatmul", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cublasLtMatmul", NOTE, STATUS, || {
         let algo = unsafe { algo.as_ref() };
         imp::cublasLtMatmul(handle, desc, alpha, a, a_desc, b, b_desc, beta, c, c_desc, d, d_desc, algo, workspace, workspace_size, stream)
     })

@@ -229,25 +229,25 @@ const NULL_ARGUMENT: ::core::num::NonZeroU32 = match ::core::num::NonZeroU32::ne
 /// `cudnnGetVersion`: implemented by `imp::cudnnGetVersion`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnGetVersion() -> usize {
-    phantom_stub_common::guard_value("cudnnGetVersion", NOTE, imp::cudnnGetVersion)
+    phantom_stub_runtime::guard_value("cudnnGetVersion", NOTE, imp::cudnnGetVersion)
 }
 
 /// `cudnnGetMaxDeviceVersion`: implemented by `imp::cudnnGetMaxDeviceVersion`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnGetMaxDeviceVersion() -> usize {
-    phantom_stub_common::guard_value("cudnnGetMaxDeviceVersion", NOTE, imp::cudnnGetMaxDeviceVersion)
+    phantom_stub_runtime::guard_value("cudnnGetMaxDeviceVersion", NOTE, imp::cudnnGetMaxDeviceVersion)
 }
 
 /// `cudnnGetCudartVersion`: implemented by `imp::cudnnGetCudartVersion`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnGetCudartVersion() -> usize {
-    phantom_stub_common::guard_value("cudnnGetCudartVersion", NOTE, imp::cudnnGetCudartVersion)
+    phantom_stub_runtime::guard_value("cudnnGetCudartVersion", NOTE, imp::cudnnGetCudartVersion)
 }
 
 /// `cudnnGetProperty`: implemented by `imp::cudnnGetProperty`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnGetProperty(kind: c_int, value: *mut c_int) -> u64 {
-    phantom_stub_common::guard("cudnnGetProperty", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnGetProperty", NOTE, STATUS, || {
         let Some(value) = (unsafe { value.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cudnnGetProperty(kind, value)
     })
@@ -256,13 +256,13 @@ pub unsafe extern "C" fn cudnnGetProperty(kind: c_int, value: *mut c_int) -> u64
 /// `cudnnGetErrorString`: implemented by `imp::cudnnGetErrorString`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnGetErrorString(code: c_int) -> StaticStr {
-    phantom_stub_common::guard_value("cudnnGetErrorString", NOTE, || imp::cudnnGetErrorString(code))
+    phantom_stub_runtime::guard_value("cudnnGetErrorString", NOTE, || imp::cudnnGetErrorString(code))
 }
 
 /// `cudnnGetLastErrorString`: implemented by `imp::cudnnGetLastErrorString`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnGetLastErrorString(message: * mut c_char, max_size: usize) -> u64 {
-    phantom_stub_common::guard("cudnnGetLastErrorString", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnGetLastErrorString", NOTE, STATUS, || {
         imp::cudnnGetLastErrorString(message, max_size)
     })
 }
@@ -270,7 +270,7 @@ pub unsafe extern "C" fn cudnnGetLastErrorString(message: * mut c_char, max_size
 /// `cudnnGraphVersionCheck`: implemented by `imp::cudnnGraphVersionCheck`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnGraphVersionCheck() -> u64 {
-    phantom_stub_common::guard("cudnnGraphVersionCheck", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnGraphVersionCheck", NOTE, STATUS, || {
         imp::cudnnGraphVersionCheck()
     })
 }
@@ -278,7 +278,7 @@ pub unsafe extern "C" fn cudnnGraphVersionCheck() -> u64 {
 /// `cudnnOpsVersionCheck`: implemented by `imp::cudnnOpsVersionCheck`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnOpsVersionCheck() -> u64 {
-    phantom_stub_common::guard("cudnnOpsVersionCheck", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnOpsVersionCheck", NOTE, STATUS, || {
         imp::cudnnOpsVersionCheck()
     })
 }
@@ -286,7 +286,7 @@ pub unsafe extern "C" fn cudnnOpsVersionCheck() -> u64 {
 /// `cudnnCnnVersionCheck`: implemented by `imp::cudnnCnnVersionCheck`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnCnnVersionCheck() -> u64 {
-    phantom_stub_common::guard("cudnnCnnVersionCheck", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnCnnVersionCheck", NOTE, STATUS, || {
         imp::cudnnCnnVersionCheck()
     })
 }
@@ -294,7 +294,7 @@ pub unsafe extern "C" fn cudnnCnnVersionCheck() -> u64 {
 /// `cudnnAdvVersionCheck`: implemented by `imp::cudnnAdvVersionCheck`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnAdvVersionCheck() -> u64 {
-    phantom_stub_common::guard("cudnnAdvVersionCheck", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnAdvVersionCheck", NOTE, STATUS, || {
         imp::cudnnAdvVersionCheck()
     })
 }
@@ -302,7 +302,7 @@ pub unsafe extern "C" fn cudnnAdvVersionCheck() -> u64 {
 /// `cudnnCreate`: implemented by `imp::cudnnCreate`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnCreate(handle: *mut cudnnHandle_t) -> u64 {
-    phantom_stub_common::guard("cudnnCreate", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnCreate", NOTE, STATUS, || {
         let Some(handle) = (unsafe { handle.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cudnnCreate(handle)
     })
@@ -311,7 +311,7 @@ pub unsafe extern "C" fn cudnnCreate(handle: *mut cudnnHandle_t) -> u64 {
 /// `cudnnDestroy`: implemented by `imp::cudnnDestroy`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnDestroy(handle: cudnnHandle_t) -> u64 {
-    phantom_stub_common::guard("cudnnDestroy", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnDestroy", NOTE, STATUS, || {
         imp::cudnnDestroy(handle)
     })
 }
@@ -319,7 +319,7 @@ pub unsafe extern "C" fn cudnnDestroy(handle: cudnnHandle_t) -> u64 {
 /// `cudnnSetStream`: implemented by `imp::cudnnSetStream`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnSetStream(handle: cudnnHandle_t, stream: cudaStream_t) -> u64 {
-    phantom_stub_common::guard("cudnnSetStream", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnSetStream", NOTE, STATUS, || {
         imp::cudnnSetStream(handle, stream)
     })
 }
@@ -327,7 +327,7 @@ pub unsafe extern "C" fn cudnnSetStream(handle: cudnnHandle_t, stream: cudaStrea
 /// `cudnnGetStream`: implemented by `imp::cudnnGetStream`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnGetStream(handle: cudnnHandle_t, stream: *mut cudaStream_t) -> u64 {
-    phantom_stub_common::guard("cudnnGetStream", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnGetStream", NOTE, STATUS, || {
         let Some(stream) = (unsafe { stream.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cudnnGetStream(handle, stream)
     })
@@ -336,7 +336,7 @@ pub unsafe extern "C" fn cudnnGetStream(handle: cudnnHandle_t, stream: *mut cuda
 /// `cudnnBackendCreateDescriptor`: implemented by `imp::cudnnBackendCreateDescriptor`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnBackendCreateDescriptor(descriptor_type: c_int, descriptor: *mut cudnnBackendDescriptor_t) -> u64 {
-    phantom_stub_common::guard("cudnnBackendCreateDescriptor", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnBackendCreateDescriptor", NOTE, STATUS, || {
         let Some(descriptor) = (unsafe { descriptor.as_mut() }) else { return Err(NULL_ARGUMENT) };
         imp::cudnnBackendCreateDescriptor(descriptor_type, descriptor)
     })
@@ -345,7 +345,7 @@ pub unsafe extern "C" fn cudnnBackendCreateDescriptor(descriptor_type: c_int, de
 /// `cudnnBackendDestroyDescriptor`: implemented by `imp::cudnnBackendDestroyDescriptor`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnBackendDestroyDescriptor(descriptor: cudnnBackendDescriptor_t) -> u64 {
-    phantom_stub_common::guard("cudnnBackendDestroyDescriptor", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnBackendDestroyDescriptor", NOTE, STATUS, || {
         imp::cudnnBackendDestroyDescriptor(descriptor)
     })
 }
@@ -353,7 +353,7 @@ pub unsafe extern "C" fn cudnnBackendDestroyDescriptor(descriptor: cudnnBackendD
 /// `cudnnBackendSetAttribute`: implemented by `imp::cudnnBackendSetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnBackendSetAttribute(descriptor: cudnnBackendDescriptor_t, attribute_name: c_int, attribute_type: c_int, element_count: i64, array_of_elements: * const c_void) -> u64 {
-    phantom_stub_common::guard("cudnnBackendSetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnBackendSetAttribute", NOTE, STATUS, || {
         imp::cudnnBackendSetAttribute(descriptor, attribute_name, attribute_type, element_count, array_of_elements)
     })
 }
@@ -361,7 +361,7 @@ pub unsafe extern "C" fn cudnnBackendSetAttribute(descriptor: cudnnBackendDescri
 /// `cudnnBackendGetAttribute`: implemented by `imp::cudnnBackendGetAttribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnBackendGetAttribute(descriptor: cudnnBackendDescriptor_t, attribute_name: c_int, attribute_type: c_int, requested_element_count: i64, element_count: *mut i64, array_of_elements: * mut c_void) -> u64 {
-    phantom_stub_common::guard("cudnnBackendGetAttribute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnBackendGetAttribute", NOTE, STATUS, || {
         let element_count = unsafe { element_count.as_mut() };
         imp::cudnnBackendGetAttribute(descriptor, attribute_name, attribute_type, requested_element_count, element_count, array_of_elements)
     })
@@ -370,7 +370,7 @@ pub unsafe extern "C" fn cudnnBackendGetAttribute(descriptor: cudnnBackendDescri
 /// `cudnnBackendFinalize`: implemented by `imp::cudnnBackendFinalize`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnBackendFinalize(descriptor: cudnnBackendDescriptor_t) -> u64 {
-    phantom_stub_common::guard("cudnnBackendFinalize", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnBackendFinalize", NOTE, STATUS, || {
         imp::cudnnBackendFinalize(descriptor)
     })
 }
@@ -378,7 +378,7 @@ pub unsafe extern "C" fn cudnnBackendFinalize(descriptor: cudnnBackendDescriptor
 /// `cudnnBackendExecute`: implemented by `imp::cudnnBackendExecute`.
 #[no_mangle]
 pub unsafe extern "C" fn cudnnBackendExecute(handle: cudnnHandle_t, execution_plan: cudnnBackendDescriptor_t, variant_pack: cudnnBackendDescriptor_t) -> u64 {
-    phantom_stub_common::guard("cudnnBackendExecute", NOTE, STATUS, || {
+    phantom_stub_runtime::guard("cudnnBackendExecute", NOTE, STATUS, || {
         imp::cudnnBackendExecute(handle, execution_plan, variant_pack)
     })
 }

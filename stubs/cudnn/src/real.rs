@@ -168,7 +168,7 @@ pub fn desc(d: usize) -> R<usize> {
 pub fn create_handle(h: usize) -> R<()> {
     let api = api()?;
     let mut real: Ptr = std::ptr::null_mut();
-    check(api, "cudnnCreate", unsafe { (api.create)(&mut real) })?;
+    check(api, "cudnnCreate", phantom_stub_runtime::nvidia(|| unsafe { (api.create)(&mut real) }))?;
     twins().handles.insert(h, real as usize);
     Ok(())
 }
@@ -177,14 +177,14 @@ pub fn create_handle(h: usize) -> R<()> {
 pub fn destroy_handle(h: usize) -> R<()> {
     let Some(real) = twins().handles.remove(&h) else { return Ok(()) };
     let api = api()?;
-    check(api, "cudnnDestroy", unsafe { (api.destroy)(real as Ptr) })
+    check(api, "cudnnDestroy", phantom_stub_runtime::nvidia(|| unsafe { (api.destroy)(real as Ptr) }))
 }
 
 /// `cudnnBackendCreateDescriptor` of the same type for stub descriptor `d`.
 pub fn create_desc(d: usize, kind: c_int) -> R<()> {
     let api = api()?;
     let mut real: Ptr = std::ptr::null_mut();
-    check(api, "cudnnBackendCreateDescriptor", unsafe { (api.create_descriptor)(kind, &mut real) })?;
+    check(api, "cudnnBackendCreateDescriptor", phantom_stub_runtime::nvidia(|| unsafe { (api.create_descriptor)(kind, &mut real) }))?;
     twins().descs.insert(d, real as usize);
     Ok(())
 }
@@ -193,7 +193,7 @@ pub fn create_desc(d: usize, kind: c_int) -> R<()> {
 pub fn destroy_desc(d: usize) -> R<()> {
     let Some(real) = twins().descs.remove(&d) else { return Ok(()) };
     let api = api()?;
-    check(api, "cudnnBackendDestroyDescriptor", unsafe { (api.destroy_descriptor)(real as Ptr) })
+    check(api, "cudnnBackendDestroyDescriptor", phantom_stub_runtime::nvidia(|| unsafe { (api.destroy_descriptor)(real as Ptr) }))
 }
 
 /// Reads `count` pointer-sized elements at `elems` and maps each through `map` (descriptor- or handle-typed
@@ -225,9 +225,9 @@ pub fn set(d: usize, name: c_int, t: c_int, count: i64, elems: *const c_void) ->
         Some(map) => {
             let values = translated(count, elems, map)?;
             let p = if values.is_empty() { elems } else { values.as_ptr() as *const c_void };
-            unsafe { (api.set_attribute)(real as Ptr, name, t, count, p) }
+            phantom_stub_runtime::nvidia(|| unsafe { (api.set_attribute)(real as Ptr, name, t, count, p) })
         }
-        None => unsafe { (api.set_attribute)(real as Ptr, name, t, count, elems) },
+        None => phantom_stub_runtime::nvidia(|| unsafe { (api.set_attribute)(real as Ptr, name, t, count, elems) }),
     };
     check(api, "cudnnBackendSetAttribute", s)
 }
@@ -236,7 +236,7 @@ pub fn set(d: usize, name: c_int, t: c_int, count: i64, elems: *const c_void) ->
 pub fn finalize(d: usize) -> R<()> {
     let api = api()?;
     let real = desc(d)?;
-    check(api, "cudnnBackendFinalize", unsafe { (api.finalize)(real as Ptr) })
+    check(api, "cudnnBackendFinalize", phantom_stub_runtime::nvidia(|| unsafe { (api.finalize)(real as Ptr) }))
 }
 
 /// `cudnnBackendGetAttribute` answered by `d`'s twin. Descriptor-typed: the caller's descriptors are passed as
@@ -248,9 +248,9 @@ pub fn get(d: usize, name: c_int, t: c_int, requested: i64, count: Option<&mut i
     let mut n: i64 = 0;
     let s = if t as u32 == ty::BACKEND_DESCRIPTOR && !elems.is_null() && requested > 0 {
         let mut targets = translated(requested, elems, desc)?;
-        unsafe { (api.get_attribute)(real as Ptr, name, t, requested, &mut n, targets.as_mut_ptr() as *mut c_void) }
+        phantom_stub_runtime::nvidia(|| unsafe { (api.get_attribute)(real as Ptr, name, t, requested, &mut n, targets.as_mut_ptr() as *mut c_void) })
     } else {
-        unsafe { (api.get_attribute)(real as Ptr, name, t, requested, &mut n, elems) }
+        phantom_stub_runtime::nvidia(|| unsafe { (api.get_attribute)(real as Ptr, name, t, requested, &mut n, elems) })
     };
     check(api, "cudnnBackendGetAttribute", s)?;
     if t as u32 == ty::HANDLE && !elems.is_null() {
@@ -287,6 +287,6 @@ pub fn execution(h: usize, plan: usize, pack: usize) -> R<Execution> {
 /// NVIDIA's status: 0, or the failure (logged, with NVIDIA's message).
 pub fn execute(e: Execution, real_stream: *mut c_void) -> Result<(), Fail> {
     let api = api()?;
-    check(api, "cudnnSetStream", unsafe { (api.set_stream)(e.handle as Ptr, real_stream) })?;
-    check(api, "cudnnBackendExecute", unsafe { (api.execute)(e.handle as Ptr, e.plan as Ptr, e.pack as Ptr) })
+    check(api, "cudnnSetStream", phantom_stub_runtime::nvidia(|| unsafe { (api.set_stream)(e.handle as Ptr, real_stream) }))?;
+    check(api, "cudnnBackendExecute", phantom_stub_runtime::nvidia_queue(|| unsafe { (api.execute)(e.handle as Ptr, e.plan as Ptr, e.pack as Ptr) }))
 }

@@ -6,8 +6,11 @@
 //! One obvious place for the three things every library model needs: time a GEMM on a stream's GPU
 //! ([`gemm_ns`]), put timed work on a stream ([`enqueue`]), and log a line the way the stubs do ([`log`]).
 
+pub mod host;
 pub mod real_lt;
 pub mod words;
+
+pub use host::{guard, guard_value, nvidia, nvidia_queue};
 
 use sim_core::shim_abi::{RuntimeTable, ShimGemm, RUNTIME_TABLE_ID};
 use std::ffi::{c_char, c_int, c_void, CStr};

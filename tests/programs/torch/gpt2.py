@@ -108,7 +108,7 @@ def main():
         x = torch.randint(0, 50304, (a.batch, a.seq), device="cuda")
         y = torch.randint(0, 50304, (a.batch, a.seq), device="cuda")
         torch.cuda.synchronize()
-        t0, cpu0, wall0 = time.perf_counter(), time.process_time(), uptime()
+        t0, cpu0, thread0, wall0 = time.perf_counter(), time.process_time(), time.thread_time(), uptime()
         torch.cuda.nvtx.range_push(f"step {step}")
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = model(x, y)
@@ -120,9 +120,9 @@ def main():
         torch.cuda.synchronize()
         torch.cuda.nvtx.range_pop()
         dt = time.perf_counter() - t0
-        cpu, wall = time.process_time() - cpu0, uptime() - wall0
+        cpu, thread, wall = time.process_time() - cpu0, time.thread_time() - thread0, uptime() - wall0
         say(f"rank {rank} step {step} time_ms {dt * 1e3:.3f} loss {loss_value:.4f} "
-            f"cpu_ms {cpu * 1e3:.1f} wall_ms {wall * 1e3:.0f}")
+            f"cpu_ms {cpu * 1e3:.1f} thread_ms {thread * 1e3:.1f} wall_ms {wall * 1e3:.0f}")
     say(f"rank {rank} max_memory_allocated {torch.cuda.max_memory_allocated()} "
         f"max_memory_reserved {torch.cuda.max_memory_reserved()}")
     if distributed:
