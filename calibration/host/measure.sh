@@ -5,12 +5,7 @@
 # machine with one NVIDIA GPU, nvcc and a full `pip install torch`, from the repository root, with Phantom's
 # staged libraries and `phantom` in $PHANTOM_LIB (default .devcarry). Writes $OUT/host.log and $OUT/host-costs.toml.
 set -u
-OUT=${OUT:-/tmp/phantom-out}
-mkdir -p "$OUT"
-LIB=$(cd "${PHANTOM_LIB:-.devcarry}" && pwd)
-PY=${PYTHON:-python3}
-NVLIB=$($PY -c "import torch, os; print(os.path.join(os.path.dirname(os.path.dirname(torch.__file__)), 'nvidia', 'cu13', 'lib'))")
-NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+. calibration/device-env.sh
 $NVCC -cudart shared -arch=sm_90 -O2 -o /tmp/host_costs calibration/host/host_costs.cu
 {
   echo "== host costs of NVIDIA's runtime"

@@ -5,13 +5,8 @@
 # `pip install torch`. Writes $OUT/nccl-<op>.txt (nccl_bench's lines) and $OUT/nccl-env.txt (what NCCL chose,
 # NCCL_DEBUG=INFO, for the all-reduce sweep).
 set -u
-OUT=${OUT:-/tmp/phantom-out}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-SITE=$($PY -c "import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))")
+. calibration/device-env.sh
 NCCL=$SITE/nvidia/nccl
-NVLIB=$SITE/nvidia/cu13/lib
-NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 GPUS=${GPUS:-$(nvidia-smi -L | wc -l)}
 MAX=${MAX:-1G}
 $NVCC -cudart shared -arch=sm_90 -O2 -I"$NCCL/include" -L"$NCCL/lib" -lnccl -o /tmp/nccl_bench tests/programs/nccl_bench.cu

@@ -10,13 +10,7 @@
 #   gpt2.log      GPT-2 124M: NVIDIA's libraries, then Phantom's profiling mode (`--profile`)
 #   gpt2.table    the profiling run's table
 set -u
-OUT=${OUT:-/tmp/phantom-out}
-mkdir -p "$OUT"
-LIB=$(cd "${PHANTOM_LIB:-.devcarry}" && pwd)
-PY=${PYTHON:-python3}
-SITE=$($PY -c "import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))")
-NVLIB=$SITE/nvidia/cu13/lib
-NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+. calibration/device-env.sh
 STEPS=${STEPS:-8}
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv

@@ -5,15 +5,13 @@
 # $PHANTOM_LIB (default .devcarry). Writes $OUT/ddp<RANKS>.log (the ranks' output and phantom's summary, whose
 # profiling line counts the launches that ran on the GPU) and $OUT/ddp<RANKS>.table.
 set -u
-OUT=${OUT:-/tmp/phantom-out}
-mkdir -p "$OUT"
-LIB=$(cd "${PHANTOM_LIB:-.devcarry}" && pwd)
+. calibration/device-env.sh
 RANKS=${RANKS:-64}
 STEPS=${STEPS:-4}
 {
   echo "== $RANKS ranks, DDP GPT-2 124M, $STEPS steps; $(nproc) CPU cores"
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
   /usr/bin/time -v "$LIB/phantom" run -n "$RANKS" --lib-dir "$LIB" --cluster dgx-h100 --profile \
-    --profile-table "$OUT/ddp$RANKS.table" --progress never -- python3 tests/programs/torch/gpt2.py --ddp --steps "$STEPS"
+    --profile-table "$OUT/ddp$RANKS.table" --progress never -- $PY tests/programs/torch/gpt2.py --ddp --steps "$STEPS"
 } > "$OUT/ddp$RANKS.log" 2>&1
 tail -30 "$OUT/ddp$RANKS.log"

@@ -10,10 +10,7 @@
 # CLUSTER (default dgx-h100) is the cluster the profiling runs simulate, e.g. the file calibration/host/measure.sh
 # writes, whose [host] figures are NVIDIA's runtime's own costs on this machine.
 set -u
-OUT=${OUT:-/tmp/phantom-out}
-mkdir -p "$OUT"
-LIB=$(cd "${PHANTOM_LIB:-.devcarry}" && pwd)
-PY=${PYTHON:-python3}
+. calibration/device-env.sh
 MODELS=${MODELS:-"gpt2-124m gpt2-350m llama-1b"}
 args() {
   case $1 in

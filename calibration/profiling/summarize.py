@@ -4,7 +4,8 @@ time, profiling mode's simulated step time and its error, and the wall time of a
 profiling mode against the real run's (profiling mode's overhead). Steps 0 and 1 are warm-up (profiling mode
 measures each configuration at its first two launches) and are reported separately. Where the log holds several
 runs of a kind (measure-models.sh's REPEATS), their steady steps are pooled. The step time compared is the
-median of the steady steps (this VM's real runs have outliers of twice the step time); the mean is shown too.
+mean of the steady steps; the median is shown too (this VM's real runs have outliers of up to three times the
+usual step).
 
     python3 calibration/profiling/summarize.py [models.txt]
 """
@@ -36,26 +37,29 @@ def median(xs):
 
 
 errors = []
-print(f"{'model':<12} {'runs':>4} {'real ms':>9} {'profiled ms':>12} {'error':>7} {'(means:':>8} {'real':>7} {'profiled':>9} {'error)':>7} {'real wall':>10} {'profiled wall':>14} {'overhead':>9} {'warm-up wall (steps 0-1)':>26}")
+errors_med = []
+print(f"{'model':<12} {'runs':>4} {'real ms':>9} {'profiled ms':>12} {'error':>7} {'(medians:':>10} {'real':>7} {'profiled':>9} {'error)':>7} {'real wall':>10} {'profiled wall':>14} {'overhead':>9} {'warm-up wall (steps 0-1)':>26}")
 for model in dict.fromkeys(t.split()[0] for t in runs):
     real, prof = runs.get(f"{model} real"), runs.get(f"{model} profile")
     if not real or not prof:
         continue
-    r = median([t for s, t, _ in real if s >= 2])
-    p = median([t for s, t, _ in prof if s >= 2])
-    rm = mean([t for s, t, _ in real if s >= 2])
-    pm = mean([t for s, t, _ in prof if s >= 2])
+    r = mean([t for s, t, _ in real if s >= 2])
+    p = mean([t for s, t, _ in prof if s >= 2])
+    rm = median([t for s, t, _ in real if s >= 2])
+    pm = median([t for s, t, _ in prof if s >= 2])
     rw = mean([w for s, _, w in real if s >= 2])
     pw = mean([w for s, _, w in prof if s >= 2])
     n = count[f"{model} profile"]
     warm = f"{sum(w for s, _, w in prof if s < 2) / 1e3 / n:.2f} s vs {sum(w for s, _, w in real if s < 2) / 1e3 / count[f'{model} real']:.2f} s"
     err = (p - r) / r * 100
     errors.append(abs(err))
+    errors_med.append(abs((pm - rm) / rm * 100))
     runs_text = f"{count[f'{model} real']}+{n}"
-    print(f"{model:<12} {runs_text:>4} {r:9.2f} {p:12.2f} {err:+6.1f}% {'':>8} {rm:7.2f} {pm:9.2f} {(pm - rm) / rm * 100:+6.1f}% {rw:9.0f}ms {pw:13.0f}ms {(pw - rw) / rw * 100:+8.0f}% {warm:>26}")
+    print(f"{model:<12} {runs_text:>4} {r:9.2f} {p:12.2f} {err:+6.1f}% {'':>10} {rm:7.2f} {pm:9.2f} {(pm - rm) / rm * 100:+6.1f}% {rw:9.0f}ms {pw:13.0f}ms {(pw - rw) / rw * 100:+8.0f}% {warm:>26}")
     det = runs.get(f"{model} profile-det")
     if det:
         d = mean([t for s, t, _ in det if s >= 2])
         print(f"{'':<12} deterministic host time: {d:.3f} ms per step (what a table replay reproduces)")
 if errors:
-    print(f"medians: mean |error| {mean(errors):.1f} %, max {max(errors):.1f} %")
+    print(f"means: mean |error| {mean(errors):.1f} %, max {max(errors):.1f} %; "
+          f"medians: mean |error| {mean(errors_med):.1f} %, max {max(errors_med):.1f} %")

@@ -16,6 +16,7 @@ use sim_core::timeline::sms_needed;
 use sim_core::{SimDuration, SimTime};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,6 +177,9 @@ type LaunchKey = (usize, u32, [u32; 3], [u32; 3], u32);
 
 thread_local! {
     static DECISIONS: RefCell<HashMap<LaunchKey, Decision>> = RefCell::new(HashMap::new());
+    /// Executing process: the validated kernel key of each launch configuration this thread ran for real (the
+    /// epoch it was validated in), so that a launch neither validates twice nor copies the kernel's name.
+    static REAL_KEYS: RefCell<HashMap<LaunchKey, (u64, Rc<KernelKey>)>> = RefCell::new(HashMap::new());
 }
 
 /// Validates a launch and times it: from the per-thread cache, or by table lookup / the fallback model.
@@ -218,9 +222,20 @@ fn run_for_real(
         ONCE.call_once(|| tracing::warn!("phantom: profiling: CUDA graphs are timed but not run on the real GPU"));
         return Ok(());
     }
-    let info = KERNELS.get(&host_fun).map(|r| r.clone()).ok_or(cudaError::cudaErrorInvalidDeviceFunction)?;
-    validate(dev, grid, block, shared, &info)?;
-    let key = KernelKey { name: info.name.clone(), grid: dims(grid), block: dims(block), shared_mem_bytes: shared as u32 };
+    let info = KERNELS.get(&host_fun).ok_or(cudaError::cudaErrorInvalidDeviceFunction)?;
+    let launch: LaunchKey = (host_fun, dev.ordinal, dims(grid), dims(block), shared as u32);
+    let epoch = ATTRIBUTE_EPOCH.load(Ordering::Relaxed);
+    // `try_with`: a thread that launches while its thread-locals are torn down validates every time.
+    let known = REAL_KEYS.try_with(|c| c.borrow().get(&launch).filter(|(e, _)| *e == epoch).map(|(_, k)| k.clone())).ok().flatten();
+    let key = match known {
+        Some(k) => k,
+        None => {
+            validate(dev, grid, block, shared, &info)?;
+            let k = Rc::new(KernelKey { name: info.name.clone(), grid: launch.2, block: launch.3, shared_mem_bytes: launch.4 });
+            let _ = REAL_KEYS.try_with(|c| c.borrow_mut().insert(launch, (epoch, k.clone())));
+            k
+        }
+    };
     // SAFETY: `args` is the application's parameter array for this launch.
     unsafe { x.launch(rt, stream, host_fun, &info, &key, args) }
 }

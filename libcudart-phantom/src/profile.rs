@@ -102,10 +102,18 @@ impl<K: std::hash::Hash + Eq + Clone> Figures<K> {
     pub fn get(&self, k: &K) -> Option<Fig> {
         self.0.get(k).map(|f| *f)
     }
+    /// Adds a measurement under the entry's lock, so that two threads measuring the same configuration at once
+    /// both count.
     fn record(&self, k: &K, m: phantom_real_gpu::gate::Measured) -> Fig {
-        let f = Fig::with(self.get(k), m);
-        self.0.insert(k.clone(), f);
-        f
+        use dashmap::mapref::entry::Entry;
+        match self.0.entry(k.clone()) {
+            Entry::Occupied(mut o) => {
+                let f = Fig::with(Some(*o.get()), m);
+                o.insert(f);
+                f
+            }
+            Entry::Vacant(v) => *v.insert(Fig::with(None, m)),
+        }
     }
     fn settle(&self, k: &K, ns: u64) {
         self.0.insert(k.clone(), Fig { ns, samples: SAMPLES });
@@ -171,6 +179,40 @@ pub fn canonical(key: &KernelKey) -> String {
 /// launch to the kernel tables and the model.
 pub fn measured(rt: &crate::runtime::Runtime, key: &KernelKey) -> Option<(u64, bool)> {
     profiled(rt, &KERNELS, key, || canonical(key))
+}
+
+/// The simulator's key under which an executing process publishes the host cost of a launch (docs/profiling.md,
+/// "Host time of following ranks").
+pub const HOST_LAUNCH_KEY: &str = "host\tlaunch";
+
+/// How many launches an executing process times before it publishes their mean host cost
+/// (`PHANTOM_PROFILE_HOST_SAMPLES`, default 64).
+fn host_samples() -> u64 {
+    static N: OnceLock<u64> = OnceLock::new();
+    *N.get_or_init(|| std::env::var("PHANTOM_PROFILE_HOST_SAMPLES").ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(64))
+}
+
+/// Following process in measured host time: what a launch costs the host, as an executing process measured
+/// it (the mean of its driver's `cuLaunchKernel` over its first launches, plus `api_call_ns`); `None` until
+/// one has published it, and elsewhere (the `[host]` cost applies). Asked at the first launch, which may wait
+/// for the executing process's first launches, and again every 4096 launches while there is no answer.
+pub fn follower_launch_cost(rt: &crate::runtime::Runtime) -> Option<u64> {
+    static FIGURE: AtomicU64 = AtomicU64::new(0);
+    static ASKED: AtomicU64 = AtomicU64::new(0);
+    if mode() != Mode::Follow || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
+        return None;
+    }
+    match FIGURE.load(Ordering::Relaxed) {
+        0 => {}
+        ns => return Some(ns),
+    }
+    if !ASKED.fetch_add(1, Ordering::Relaxed).is_multiple_of(4096) {
+        return None;
+    }
+    let (ns, _) = crate::net::lookup_measurement(rt, HOST_LAUNCH_KEY).filter(|&(ns, settled)| settled && ns > 0)?;
+    FIGURE.store(ns, Ordering::Relaxed);
+    tracing::info!("phantom: profiling: a launch costs this process's host {ns} ns, as the executing process measured");
+    Some(ns)
 }
 
 /// The real GPU of an executing process.
@@ -535,7 +577,11 @@ impl Exec {
             if let (Some(a), Some(b)) = (t0, crate::interpose::real_monotonic_ns()) {
                 host_ns.set(Some(b.saturating_sub(a)));
             }
-            self.driver.check(rc, &format!("cuLaunchKernel({})", info.name))
+            if rc == 0 {
+                Ok(())
+            } else {
+                self.driver.check(rc, &format!("cuLaunchKernel({})", info.name))
+            }
         };
         if KERNELS.get(key).is_some_and(|f| f.settled()) {
             run().map_err(fail)?;
@@ -544,7 +590,7 @@ impl Exec {
             self.note(rt, &KERNELS, key, m, &info.name, || canonical(key));
         }
         if let Some(ns) = host_ns.get() {
-            self.charge_launch(ns);
+            self.charge_launch(rt, ns);
         }
         self.real_launches.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -553,17 +599,22 @@ impl Exec {
     /// Charges the host time of one `cuLaunchKernel` (`clock::nvidia_time`). A launch that waited for room in
     /// the driver's queue ([`BLOCKED_LAUNCH_NS`]) is charged the mean of the launches so far instead: the
     /// simulated GPU, not the real one, decides when the simulated host waits.
-    fn charge_launch(&self, ns: u64) {
+    ///
+    /// In measured host time the mean of the first [`host_samples`] launches, plus `api_call_ns`, is published
+    /// for the following processes ([`follower_launch_cost`]).
+    fn charge_launch(&self, rt: &crate::runtime::Runtime, ns: u64) {
         if ns > BLOCKED_LAUNCH_NS {
             self.launch_blocked.fetch_add(1, Ordering::Relaxed);
-            let n = self.launch_host_count.load(Ordering::Relaxed);
-            if n > 0 {
-                crate::clock::nvidia_time(self.launch_host_ns.load(Ordering::Relaxed) / n);
+            if let Some(mean) = self.launch_host_ns.load(Ordering::Relaxed).checked_div(self.launch_host_count.load(Ordering::Relaxed)) {
+                crate::clock::nvidia_time(mean);
             }
         } else {
-            self.launch_host_ns.fetch_add(ns, Ordering::Relaxed);
-            self.launch_host_count.fetch_add(1, Ordering::Relaxed);
+            let sum = self.launch_host_ns.fetch_add(ns, Ordering::Relaxed) + ns;
+            let n = self.launch_host_count.fetch_add(1, Ordering::Relaxed) + 1;
             crate::clock::nvidia_time(ns);
+            if n == host_samples() && crate::clock::mode() == sim_core::config::HostTimeMode::Measured {
+                crate::net::publish_measurement(rt, HOST_LAUNCH_KEY.to_string(), sum / n + rt.config.host.api_call_ns, true);
+            }
         }
     }
 }
@@ -583,17 +634,24 @@ impl Exec {
         ctx: *mut c_void,
     ) -> CudaResult<u64> {
         let h = self.stream(s)?;
+        // The library's own failure is the library's to report (it logs it and returns its status); the
+        // runtime logs only its own and the driver's.
+        let library_failed = Cell::new(false);
         let call = || match unsafe { run(ctx, h) } {
             0 => Ok(()),
-            status => Err(format!("the library call {key} failed with status {status}")),
+            status => {
+                library_failed.set(true);
+                Err(format!("the library call {key} failed with status {status}"))
+            }
         };
+        let failed = |e: String| if library_failed.get() { cudaError::cudaErrorLaunchFailure } else { fail(e) };
         self.library_calls.fetch_add(1, Ordering::Relaxed);
         let k = key.to_string();
         if let Some(f) = CALLS.get(&k).filter(|f| f.settled()) {
-            call().map_err(fail)?;
+            call().map_err(failed)?;
             return Ok(f.ns);
         }
-        let (m, ()) = self.gate.measure(&self.driver, h, call).map_err(fail)?;
+        let (m, ()) = self.gate.measure(&self.driver, h, call).map_err(failed)?;
         // Libraries load code on a call's first use, inside the measurement: such a figure is measured again.
         Ok(self.note(rt, &CALLS, &k, m, key, || canonical_call(key)).ns)
     }
@@ -811,6 +869,28 @@ mod tests {
         assert_eq!(f, Fig { ns: 4_900, samples: 2 });
         assert!(f.settled());
         assert_eq!(Fig::with(Some(Fig { ns: 4_900, samples: 1 }), m(6_000, true)), Fig { ns: 4_900, samples: 2 });
+    }
+
+    #[test]
+    fn the_host_launch_key_is_a_host_figure() {
+        assert!(HOST_LAUNCH_KEY.starts_with(sim_core::engine::measure::HOST_KEY_PREFIX));
+    }
+
+    #[test]
+    fn measurements_from_several_threads_all_count() {
+        use phantom_real_gpu::gate::Measured;
+        let figs: Figures<u32> = Figures::new();
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let figs = &figs;
+                s.spawn(move || {
+                    for i in 0..200u64 {
+                        figs.record(&7, Measured { ns: 10_000 + t * 200 + i, covered: true });
+                    }
+                });
+            }
+        });
+        assert_eq!(figs.get(&7), Some(Fig { ns: 10_000, samples: 1_600 }));
     }
 
     #[test]

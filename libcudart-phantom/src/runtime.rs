@@ -206,7 +206,7 @@ pub fn api<T>(cost: Cost, f: impl FnOnce(&'static Runtime, SimTime) -> CudaResul
     let rt = rt()?;
     let cost = SimDuration::from_nanos(match cost {
         Cost::Call => rt.config.host.api_call_ns,
-        Cost::Launch => rt.config.host.launch_call_ns,
+        Cost::Launch => crate::profile::follower_launch_cost(rt).unwrap_or(rt.config.host.launch_call_ns),
     });
     let enter = crate::clock::api_enter();
     let r = f(rt, enter + cost);

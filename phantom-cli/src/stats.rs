@@ -149,6 +149,23 @@ pub struct Proc {
     pub groups: Vec<Group>,
     /// Profiling mode, executing process: what ran on the real GPU.
     pub real_gpu: Option<RealGpu>,
+    /// Host time charged to the process's threads, by kind (docs/time.md, "Where host time goes").
+    pub host: HostNs,
+}
+
+/// Host time charged to a process's threads (its statistics file's `host_ns`), in ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HostNs {
+    /// The application's own CPU time.
+    pub application: u64,
+    /// Modelled costs of runtime calls.
+    pub call_costs: u64,
+    /// NVIDIA's driver's host time in runtime calls (executing processes).
+    pub nvidia_driver: u64,
+    /// NVIDIA's libraries' host time in library calls (executing processes).
+    pub nvidia_libraries: u64,
+    /// CPU time Phantom used inside calls, not charged.
+    pub phantom: u64,
 }
 
 /// What an executing process ran on the real GPU (its statistics file's `real_gpu`).
@@ -244,6 +261,16 @@ pub fn parse(text: &str) -> Result<Proc, String> {
         nccl_by_kind,
         unsettled: u(&v["nccl"], "unsettled"),
         groups,
+        host: {
+            let h = &v["host_ns"];
+            HostNs {
+                application: u(h, "application"),
+                call_costs: u(h, "call_costs"),
+                nvidia_driver: u(h, "nvidia_driver"),
+                nvidia_libraries: u(h, "nvidia_libraries"),
+                phantom: u(h, "phantom"),
+            }
+        },
         real_gpu: v["real_gpu"].as_object().map(|_| {
             let r = &v["real_gpu"];
             RealGpu {
@@ -634,6 +661,13 @@ fn proc_report(p: &Proc, pattern: Option<&str>) -> Value {
         "pid": p.pid,
         "gpus": gpus,
         "kernel_ns_by_source": { "table": s.table, "model": s.model, "library": s.library, "profiled": s.profiled },
+        "host_ns": {
+            "application": p.host.application,
+            "call_costs": p.host.call_costs,
+            "nvidia_driver": p.host.nvidia_driver,
+            "nvidia_libraries": p.host.nvidia_libraries,
+            "phantom": p.host.phantom,
+        },
         "steps": steps,
         "unsettled_nccl_operations": p.unsettled,
     })
@@ -658,6 +692,7 @@ mod tests {
         let steady = &steps[1..];
         format!(
             "{{\"version\":1,\"pid\":{pid},\"rank\":{rank},\"local_rank\":{rank},\"node\":0,\
+             \"host_ns\":{{\"application\":{pid}000,\"call_costs\":20,\"nvidia_driver\":30,\"nvidia_libraries\":40,\"phantom\":50}},\
              \"gpus\":[{{\"gpu\":{rank},\"ordinal\":0,\"kernel_busy_ns\":{kernel_ns},\"nccl_ns\":400,\"exposed_nccl_ns\":100,\"peak_memory_bytes\":{peak}}}],\
              \"kernel_ns_by_source\":{{\"table\":{kernel_ns},\"model\":100,\"library\":300,\"profiled\":0}},\
              \"kernels\":[{{\"name\":\"gemm\",\"source\":\"table\",\"count\":2,\"total_ns\":{kernel_ns}}},\
@@ -766,6 +801,9 @@ mod tests {
         let r = Value::Object(s.report());
         assert_eq!(r["kernel_time_by_source"]["profiled"]["ns"], 4_000_000);
         assert_eq!(r["per_rank"][1]["kernel_ns_by_source"]["profiled"], 3_000_000);
+        // Host time by kind, per rank (rank 1 is pid 11).
+        assert_eq!(r["per_rank"][1]["host_ns"]["application"], 11_000);
+        assert_eq!(r["per_rank"][1]["host_ns"]["nvidia_libraries"], 40);
         assert_eq!(parse(&file(1, 0, &[5, 6], 7, 8).replace("\"profiled\":0", "\"profiled\":9")).unwrap().by_source.profiled, 9);
     }
 

@@ -189,7 +189,8 @@ pub struct RuntimeTable {
     /// first call with library-call key `key` (NUL-terminated text without tabs, chosen by the library, e.g.
     /// `cublasLt matmul m=… n=… k=…`) is measured behind the gate (docs/profiling.md), kept for the profiling
     /// table and published to following processes; later calls just run. Writes the call's duration in ns.
-    /// Returns 0, or a CUDA error (the library's nonzero status becomes `cudaErrorLaunchFailure`, logged).
+    /// Returns 0, or a CUDA error: the library's nonzero status becomes `cudaErrorLaunchFailure`, which the library
+    /// reports (the runtime logs only its own and the driver's failures).
     pub run_call: unsafe extern "C" fn(stream: *mut c_void, key: *const c_char, run: RunCall, ctx: *mut c_void, out_ns: *mut u64) -> i32,
     /// The duration of library call `key` if profiling or a kernel-time table has it: this process's own
     /// measurement, a following process's answer from the simulator (which may wait for an executing process),

@@ -89,6 +89,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GRANULE ((size_t)2 << 20)
@@ -745,12 +746,29 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
   return CUDA_SUCCESS;
 }
 
+// FAKE_CUDA_LAUNCH_HOST_NS=N: every cuLaunchKernel busy-waits N ns of real time first, so that the host time a
+// launch costs is known (an executing process charges what the driver's launch took: docs/time.md).
+static void launch_host_cost(void) {
+  static long long ns = -1;
+  if (ns < 0) {
+    const char* v = getenv("FAKE_CUDA_LAUNCH_HOST_NS");
+    ns = v ? atoll(v) : 0;
+  }
+  if (ns <= 0) return;
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) < ns);
+}
+
 CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ,
                                 unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ,
                                 unsigned int sharedMemBytes, CUstream hStream, void** kernelParams, void** extra) {
   (void)sharedMemBytes;
   (void)extra;
   NEED_INIT();
+  launch_host_cost();
   LOCKED(launch(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, hStream, kernelParams));
 }
 

@@ -314,6 +314,46 @@ fn only_the_designated_rank_runs_on_the_gpu() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// In measured host time an executing rank charges what its driver's launches took, and publishes their mean
+/// for the following ranks, which charge it for their own launches (docs/profiling.md, "Host time of following
+/// ranks"). The fake driver's launch busy-waits 40 µs; rank 0 publishes after 4 launches; the report's host time
+/// by kind shows 40 µs per launch on both ranks, where the `[host]` cost is 2 µs.
+#[test]
+fn following_ranks_charge_the_launch_cost_the_executing_rank_measured() {
+    const SPIN_NS: u64 = 40_000;
+    let _ = profiled();
+    let dir = tempdir("host-launch");
+    let report = dir.join("report.json");
+    let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
+    let mut cmd = Command::new(phantom);
+    cmd.current_dir(&dir)
+        .env_remove("NVTX_INJECTION64_PATH")
+        .env_remove("PHANTOM_KERNEL_TABLE")
+        .env_remove("PHANTOM_PROFILE")
+        .env_remove("PHANTOM_PROFILE_TABLE")
+        .env("PHANTOM_REAL_DRIVER", fake_driver())
+        .env("FAKE_CUDA_LAUNCH_HOST_NS", SPIN_NS.to_string())
+        .env("PHANTOM_PROFILE_HOST_SAMPLES", "4")
+        .args(["run", "-n", "2", "--cluster", "dgx-h100", "--host-time", "measured", "--profile", "--report"])
+        .arg(&report)
+        .arg("--")
+        .arg(exe());
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
+    let r: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
+    let launches = program_launches();
+    let host = |rank: usize, kind: &str| r["per_rank"][rank]["host_ns"][kind].as_u64().unwrap_or_else(|| panic!("{kind}: {text}"));
+    // Rank 0 ran every launch on the (fake) GPU: at least 40 µs of driver time each, charged.
+    assert!(host(0, "nvidia_driver") >= launches * SPIN_NS, "rank 0: {}", r["per_rank"][0]["host_ns"]);
+    // Rank 1 ran none, and charged rank 0's mean for each launch (and each memset, which costs a launch): at
+    // least 40 µs each, against the 2 µs of the dgx-h100 preset.
+    assert_eq!(host(1, "nvidia_driver"), 0);
+    assert!(host(1, "call_costs") >= launches * SPIN_NS, "rank 1: {}", r["per_rank"][1]["host_ns"]);
+    assert!(host(1, "call_costs") < 100 * launches * SPIN_NS, "rank 1: {}", r["per_rank"][1]["host_ns"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A table that profiling mode recorded on a real H100 (calibration/profiling/h100-sxm-80gb/: the table, and the
 /// output of the same program profiled there in deterministic host time, `calibration/profiling/device-run.sh`)
 /// replays on this CPU-only machine: every printed time equals the profiled run's within 1 % (in fact exactly:
