@@ -419,6 +419,12 @@ pub fn now() -> SimTime {
     })
 }
 
+/// [`now`] for a thread whose clock has started; `None` for one that has never used it (which would start at
+/// the process watermark: not a time this thread has lived through).
+pub fn now_if_started() -> Option<SimTime> {
+    CLOCK.try_with(|c| c.started.get()).ok()?.then(now)
+}
+
 /// Start of a runtime API call: charges the application's CPU time since the previous call.
 pub fn api_enter() -> SimTime {
     with_clock(|c, p| {

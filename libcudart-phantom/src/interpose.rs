@@ -13,6 +13,9 @@
 //!   requested amount (or to the absolute deadline) and return at once after `sched_yield`.
 //! - Timed waits (`pthread_cond_timedwait`, `pthread_cond_clockwait`, `sem_timedwait`, `sem_clockwait`) wait
 //!   for real for at most `REAL_WAIT_CAP_NS`; a real timeout means the virtual deadline passed.
+//! - Hand-offs between threads (`pthread_create`, `pthread_join`, `pthread_cond_signal`/`_broadcast` and the
+//!   condition waits): the thread that continues after another's signal, end or creation continues no earlier
+//!   than that other thread's virtual time (`handoff`).
 //!
 //! The real functions are reached with `dlvsym(RTLD_NEXT, …)` (or the raw system call); nothing here calls
 //! a function that could come back into these exports. Any failure falls back to libc with the caller's
@@ -373,6 +376,69 @@ fn real_pthread_create() -> Option<PthreadCreate> {
     real!(c"pthread_create", [c"GLIBC_2.34", c"GLIBC_2.2.5"], PthreadCreate)
 }
 
+type PthreadJoin = unsafe extern "C" fn(libc::pthread_t, *mut *mut libc::c_void) -> libc::c_int;
+type CondWait = unsafe extern "C" fn(*mut libc::pthread_cond_t, *mut libc::pthread_mutex_t) -> libc::c_int;
+type CondSignal = unsafe extern "C" fn(*mut libc::pthread_cond_t) -> libc::c_int;
+
+fn real_pthread_join() -> Option<PthreadJoin> {
+    real!(c"pthread_join", [c"GLIBC_2.34", c"GLIBC_2.2.5"], PthreadJoin)
+}
+fn real_cond_wait() -> Option<CondWait> {
+    real!(c"pthread_cond_wait", [c"GLIBC_2.3.2"], CondWait)
+}
+fn real_cond_signal() -> Option<CondSignal> {
+    real!(c"pthread_cond_signal", [c"GLIBC_2.3.2"], CondSignal)
+}
+fn real_cond_broadcast() -> Option<CondSignal> {
+    real!(c"pthread_cond_broadcast", [c"GLIBC_2.3.2"], CondSignal)
+}
+
+/// Causality between threads (docs/time.md, "Threads"): the virtual time at which a condition variable was last
+/// signalled, or a thread ended, by address (condition variable) or `pthread_t`. A thread woken by the signal,
+/// or joining the thread, continues no earlier. A fixed table: a key that collides with another replaces it,
+/// and its waiter then keeps its own clock (the safe direction: never moved by another key's time).
+mod handoff {
+    use std::sync::Mutex;
+
+    const SLOTS: usize = 1024;
+    static TABLE: [Mutex<(usize, u64)>; SLOTS] = [const { Mutex::new((0, 0)) }; SLOTS];
+
+    fn slot(key: usize) -> &'static Mutex<(usize, u64)> {
+        // Fibonacci hashing of the address (condition variables are 8-aligned, pthread_t are pointers).
+        &TABLE[((key as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize]
+    }
+
+    /// `key` happened at virtual time `t` (the latest event replaces the earlier).
+    pub fn record(key: usize, t: u64) {
+        let mut s = slot(key).lock().unwrap_or_else(|e| e.into_inner());
+        *s = (key, t);
+    }
+
+    /// When `key` last happened, if the table still holds it.
+    pub fn time_of(key: usize) -> Option<u64> {
+        let s = slot(key).lock().unwrap_or_else(|e| e.into_inner());
+        (s.0 == key).then_some(s.1)
+    }
+}
+
+/// The calling thread signals `key` (a condition variable) or ends (its `pthread_t`): records its virtual time.
+fn hand_off(key: usize) {
+    if active() && engaged() {
+        if let Ok(Some(t)) = std::panic::catch_unwind(clock::now_if_started) {
+            handoff::record(key, t.as_nanos());
+        }
+    }
+}
+
+/// The calling thread was woken through `key`: its clock moves to the time of the hand-off, if later.
+fn taken_over(key: usize) {
+    if active() && engaged() {
+        if let Some(t) = handoff::time_of(key) {
+            let _ = std::panic::catch_unwind(|| clock::advance_to(SimTime::from_nanos(t)));
+        }
+    }
+}
+
 /// What a thread created under virtual clocks needs before it runs: its routine and where its creator's
 /// clock was.
 struct Spawn {
@@ -390,7 +456,11 @@ unsafe extern "C-unwind" fn spawn_trampoline(p: *mut libc::c_void) -> *mut libc:
     drop(s);
     let _ = std::panic::catch_unwind(|| clock::start_at(parent));
     // SAFETY: the application's start routine with its own argument, as it asked.
-    unsafe { start(arg) }
+    let r = unsafe { start(arg) };
+    // A thread that joins this one continues no earlier than it ended.
+    // SAFETY: plain libc call.
+    hand_off(unsafe { libc::pthread_self() } as usize);
+    r
 }
 
 fn set_errno(e: libc::c_int) {
@@ -628,6 +698,38 @@ mod exports {
         rc
     }
 
+    /// A thread that joins another continues no earlier than the other ended (docs/time.md, "Threads").
+    #[no_mangle]
+    pub unsafe extern "C" fn pthread_join(thread: libc::pthread_t, retval: *mut *mut c_void) -> c_int {
+        let Some(real) = real_pthread_join() else { return libc::EINVAL };
+        let rc = real(thread, retval);
+        if rc == 0 {
+            taken_over(thread as usize);
+        }
+        rc
+    }
+
+    /// Signalling a condition variable records the signaller's virtual time; a thread it wakes continues no
+    /// earlier (docs/time.md, "Threads").
+    #[no_mangle]
+    pub unsafe extern "C" fn pthread_cond_signal(cond: *mut pthread_cond_t) -> c_int {
+        hand_off(cond as usize);
+        real_cond_signal().map_or(libc::EINVAL, |f| f(cond))
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn pthread_cond_broadcast(cond: *mut pthread_cond_t) -> c_int {
+        hand_off(cond as usize);
+        real_cond_broadcast().map_or(libc::EINVAL, |f| f(cond))
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn pthread_cond_wait(cond: *mut pthread_cond_t, mutex: *mut pthread_mutex_t) -> c_int {
+        let rc = real_cond_wait().map_or(libc::EINVAL, |f| f(cond, mutex));
+        taken_over(cond as usize);
+        rc
+    }
+
     /// Profiling mode: in an executing process, which driver a `dlopen` of `libcuda.so.1` finds depends on the
     /// caller (`profile::redirect_dlopen`); every other `dlopen` is libc's, untouched. glibc searches the RUNPATH
     /// of the library that called `dlopen`, found from the return address: the call of libc's `dlopen` must stay
@@ -728,6 +830,9 @@ mod exports {
                 rc => Waited::Other(rc),
             }
         })?;
+        if r.is_ok() {
+            taken_over(cond as usize);
+        }
         Some(r.unwrap_or(libc::ETIMEDOUT))
     }
 
@@ -836,6 +941,11 @@ mod exports {
         ".symver usleep, usleep@@GLIBC_2.2.5",
         ".symver sleep, sleep@@GLIBC_2.2.5",
         ".symver pthread_cond_timedwait, pthread_cond_timedwait@@GLIBC_2.3.2",
+        ".symver pthread_cond_wait, pthread_cond_wait@@GLIBC_2.3.2",
+        ".symver pthread_cond_signal, pthread_cond_signal@@GLIBC_2.3.2",
+        ".symver pthread_cond_broadcast, pthread_cond_broadcast@@GLIBC_2.3.2",
+        ".symver pthread_join, pthread_join@@GLIBC_2.34",
+        ".symver pthread_join, pthread_join@GLIBC_2.2.5",
         ".symver pthread_cond_clockwait, pthread_cond_clockwait@@GLIBC_2.34",
         ".symver pthread_cond_clockwait, pthread_cond_clockwait@GLIBC_2.30",
         ".symver sem_timedwait, sem_timedwait@@GLIBC_2.34",

@@ -23,6 +23,36 @@ static void report(const char *what) {
     printf("%s %.9f\n", what, (double)(ns(CLOCK_MONOTONIC) - mono0) / 1e9);
 }
 
+/* A hand-off through a condition variable: the worker waits until main signals, works, and signals back. */
+static pthread_mutex_t hm = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hc = PTHREAD_COND_INITIALIZER;
+static int ready, turn;
+
+/* Burns real CPU time, which deterministic host time does not charge, so that the other thread is surely waiting. */
+static void spin_cpu_ms(int ms) {
+    int64_t end = ns(CLOCK_PROCESS_CPUTIME_ID) + (int64_t)ms * 1000000;
+    while (ns(CLOCK_PROCESS_CPUTIME_ID) < end) {
+    }
+}
+
+static void *worker_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&hm);
+    ready = 1;
+    pthread_cond_signal(&hc);
+    while (turn != 1) pthread_cond_wait(&hc, &hm);
+    pthread_mutex_unlock(&hm);
+    report("worker_woken");
+    usleep(2000);
+    spin_cpu_ms(50);
+    pthread_mutex_lock(&hm);
+    turn = 2;
+    pthread_cond_broadcast(&hc);
+    pthread_mutex_unlock(&hm);
+    usleep(1000);
+    return NULL;
+}
+
 static void *thread_main(void *arg) {
     (void)arg;
     report("new_thread");
@@ -103,6 +133,21 @@ int main(void) {
     pthread_create(&th, NULL, thread_main, NULL);
     pthread_join(th, NULL);
     report("main_after_join");
+
+    pthread_t w;
+    pthread_create(&w, NULL, worker_main, NULL);
+    pthread_mutex_lock(&hm);
+    while (!ready) pthread_cond_wait(&hc, &hm);
+    pthread_mutex_unlock(&hm);
+    usleep(3000);
+    pthread_mutex_lock(&hm);
+    turn = 1;
+    pthread_cond_signal(&hc);
+    while (turn != 2) pthread_cond_wait(&hc, &hm);
+    pthread_mutex_unlock(&hm);
+    report("main_woken");
+    pthread_join(w, NULL);
+    report("main_after_join_worker");
 
     struct timespec cpu;
     printf("process_cputime_rc %d\n", clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu));

@@ -93,7 +93,10 @@ sem_timedwait_posted 0
 after_posted_sem 15.875000000
 new_thread 15.875000000
 new_thread_after_usleep 15.876000000
-main_after_join 15.875000000
+main_after_join 15.876000000
+worker_woken 15.879000000
+main_woken 15.881000000
+main_after_join_worker 15.882000000
 process_cputime_rc 0
 ";
 
