@@ -186,33 +186,42 @@ pub fn measured(rt: &crate::runtime::Runtime, key: &KernelKey) -> Option<(u64, b
 pub const HOST_LAUNCH_KEY: &str = "host\tlaunch";
 
 /// How many launches an executing process times before it publishes their mean host cost
-/// (`PHANTOM_PROFILE_HOST_SAMPLES`, default 64).
+/// (`PHANTOM_PROFILE_HOST_SAMPLES`, default 64); it publishes the mean so far again every
+/// [`HOST_REFRESH_CALLS`] launches after that.
 fn host_samples() -> u64 {
     static N: OnceLock<u64> = OnceLock::new();
     *N.get_or_init(|| std::env::var("PHANTOM_PROFILE_HOST_SAMPLES").ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(64))
 }
 
+/// Launches between two publications of the mean host cost of a launch, and between two questions of a
+/// following process.
+pub const HOST_REFRESH_CALLS: u64 = 4096;
+
 /// Following process in measured host time: what a launch costs the host, as an executing process measured
-/// it (the mean of its driver's `cuLaunchKernel` over its first launches, plus `api_call_ns`); `None` until
-/// one has published it, and elsewhere (the `[host]` cost applies). Asked at the first launch, which may wait
-/// for the executing process's first launches, and again every 4096 launches while there is no answer.
+/// it (the mean of its driver's `cuLaunchKernel` so far, plus `api_call_ns`); `None` until one has published
+/// it, and elsewhere (the `[host]` cost applies). Asked at the first launch, which may wait for the executing
+/// process's first launches, and again every [`HOST_REFRESH_CALLS`] launches (a known figure is answered at
+/// once).
 pub fn follower_launch_cost(rt: &crate::runtime::Runtime) -> Option<u64> {
     static FIGURE: AtomicU64 = AtomicU64::new(0);
     static ASKED: AtomicU64 = AtomicU64::new(0);
     if mode() != Mode::Follow || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
         return None;
     }
-    match FIGURE.load(Ordering::Relaxed) {
-        0 => {}
-        ns => return Some(ns),
+    let known = FIGURE.load(Ordering::Relaxed);
+    if !ASKED.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOST_REFRESH_CALLS) {
+        return (known > 0).then_some(known);
     }
-    if !ASKED.fetch_add(1, Ordering::Relaxed).is_multiple_of(4096) {
-        return None;
+    match crate::net::lookup_measurement(rt, HOST_LAUNCH_KEY).filter(|&(ns, settled)| settled && ns > 0) {
+        Some((ns, _)) => {
+            if known == 0 {
+                tracing::info!("phantom: profiling: a launch costs this process's host {ns} ns, as the executing process measured");
+            }
+            FIGURE.store(ns, Ordering::Relaxed);
+            Some(ns)
+        }
+        None => (known > 0).then_some(known),
     }
-    let (ns, _) = crate::net::lookup_measurement(rt, HOST_LAUNCH_KEY).filter(|&(ns, settled)| settled && ns > 0)?;
-    FIGURE.store(ns, Ordering::Relaxed);
-    tracing::info!("phantom: profiling: a launch costs this process's host {ns} ns, as the executing process measured");
-    Some(ns)
 }
 
 /// The real GPU of an executing process.
@@ -612,7 +621,8 @@ impl Exec {
             let sum = self.launch_host_ns.fetch_add(ns, Ordering::Relaxed) + ns;
             let n = self.launch_host_count.fetch_add(1, Ordering::Relaxed) + 1;
             crate::clock::nvidia_time(ns);
-            if n == host_samples() && crate::clock::mode() == sim_core::config::HostTimeMode::Measured {
+            let due = n == host_samples() || (n > host_samples() && (n - host_samples()).is_multiple_of(HOST_REFRESH_CALLS));
+            if due && crate::clock::mode() == sim_core::config::HostTimeMode::Measured {
                 crate::net::publish_measurement(rt, HOST_LAUNCH_KEY.to_string(), sum / n + rt.config.host.api_call_ns, true);
             }
         }
