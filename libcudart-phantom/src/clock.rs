@@ -45,6 +45,12 @@ static REAL_SLEEPS: AtomicBool = AtomicBool::new(true);
 /// This process executes on the real GPU (profiling mode): NVIDIA's measured host time replaces modelled costs
 /// in measured host time.
 static EXECUTING: AtomicBool = AtomicBool::new(false);
+/// Following process: the host time an executing process measured per library export (0: not known yet),
+/// charged for each of this process's exports in place of the stub's own CPU time.
+static FOLLOW_LIBRARY_NS: AtomicU64 = AtomicU64::new(0);
+/// Executing process: NVIDIA's host time over all outermost library exports, and how many there were.
+static LIBRARY_SUM_NS: AtomicU64 = AtomicU64::new(0);
+static LIBRARY_CALLS: AtomicU64 = AtomicU64::new(0);
 /// Where the host time charged to this process's threads went, summed over threads (docs/time.md, "Where host
 /// time goes"): the application's own CPU time (scaled), modelled call costs, NVIDIA's driver's host time in
 /// runtime calls and NVIDIA's libraries' in library calls (executing processes), and the CPU time Phantom used
@@ -450,9 +456,20 @@ pub fn set_executing() {
     EXECUTING.store(true, Ordering::Relaxed);
 }
 
-/// Whether library calls are bracketed: an executing process in measured host time.
+/// Whether library calls are bracketed: an executing process in measured host time, or a following one that
+/// knows what an export costs ([`set_follower_library_cost`]).
 fn brackets_libraries(p: Policy) -> bool {
-    !p.deterministic && EXECUTING.load(Ordering::Relaxed)
+    !p.deterministic && (EXECUTING.load(Ordering::Relaxed) || FOLLOW_LIBRARY_NS.load(Ordering::Relaxed) > 0)
+}
+
+/// Following process: each library export costs the host `ns` (what an executing process measured per export).
+pub fn set_follower_library_cost(ns: u64) {
+    FOLLOW_LIBRARY_NS.store(ns, Ordering::Relaxed);
+}
+
+/// Executing process: NVIDIA's host time over all library exports so far, and their number.
+pub fn library_totals() -> (u64, u64) {
+    (LIBRARY_SUM_NS.load(Ordering::Relaxed), LIBRARY_CALLS.load(Ordering::Relaxed))
 }
 
 /// The thread enters an exported function of a library stub (runtime table version 5). Elsewhere than in an
@@ -464,10 +481,35 @@ pub fn library_enter() {
     }
 }
 
-/// The thread leaves it; NVIDIA's library took `nvidia_ns` of host time inside.
+/// The thread leaves it; NVIDIA's library took `nvidia_ns` of host time inside (executing process). A following
+/// process charges the executing process's figure per export instead.
 pub fn library_exit(nvidia_ns: u64) {
-    if brackets_libraries(policy()) {
-        with_clock(|c, p| c.exit_library(p, cpu_now(p), nvidia_ns));
+    if !brackets_libraries(policy()) {
+        return;
+    }
+    let executing = EXECUTING.load(Ordering::Relaxed);
+    let ns = export_charge(executing, nvidia_ns, FOLLOW_LIBRARY_NS.load(Ordering::Relaxed));
+    let outermost = with_clock(|c, p| {
+        let depth = c.lib_depth.get();
+        c.exit_library(p, cpu_now(p), ns);
+        depth == 1
+    });
+    if executing && outermost {
+        // Per export as the application sees it: nested exports add to their caller's.
+        LIBRARY_CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+    if executing {
+        LIBRARY_SUM_NS.fetch_add(nvidia_ns, Ordering::Relaxed);
+    }
+}
+
+/// What a library export costs the host: NVIDIA's measured time in an executing process, the executing
+/// process's mean per export in a following one.
+fn export_charge(executing: bool, nvidia_ns: u64, follower_ns: u64) -> u64 {
+    if executing {
+        nvidia_ns
+    } else {
+        follower_ns
     }
 }
 
@@ -664,6 +706,19 @@ mod tests {
         c.nvidia.set(5_000);
         c.exit_api(d, None, 2_000, 100);
         assert_eq!((c.virt.get(), c.nvidia.get()), (16_160, 0));
+    }
+
+    #[test]
+    fn a_following_process_charges_the_executing_process_s_cost_per_export() {
+        let p = Policy { deterministic: false, cpu_scale: 1.0 };
+        let c = fresh();
+        c.start_if_needed(p, 0, || Some(0));
+        // 2 µs of application CPU, then an export whose stub used 30 µs of CPU: the executing process measured
+        // 2.5 µs per export, which is what the export costs here.
+        c.enter_library(p, Some(2_000));
+        c.exit_library(p, Some(32_000), export_charge(false, 0, 2_500));
+        assert_eq!(c.virt.get(), 4_500);
+        assert_eq!(export_charge(true, 7_000, 2_500), 7_000);
     }
 
     #[test]

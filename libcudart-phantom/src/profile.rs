@@ -224,6 +224,39 @@ pub fn follower_launch_cost(rt: &crate::runtime::Runtime) -> Option<u64> {
     }
 }
 
+/// The simulator's key under which an executing process publishes NVIDIA's mean host time per library export.
+pub const HOST_LIBRARY_KEY: &str = "host\tlibrary";
+
+/// Executing process in measured host time, after a library export: publishes NVIDIA's mean host time per
+/// export (`clock::library_totals`) after the first [`host_samples`] exports and every [`HOST_REFRESH_CALLS`]
+/// after that, for the following processes ([`refresh_follower_library_cost`]).
+pub fn after_library_call(rt: &crate::runtime::Runtime) {
+    if mode() != Mode::Execute || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
+        return;
+    }
+    let (sum, n) = crate::clock::library_totals();
+    let due = n == host_samples() || (n > host_samples() && (n - host_samples()).is_multiple_of(HOST_REFRESH_CALLS));
+    if due && n > 0 {
+        crate::net::publish_measurement(rt, HOST_LIBRARY_KEY.to_string(), sum / n, true);
+    }
+}
+
+/// Following process in measured host time, entering a library export: asks, at the first export and every
+/// [`HOST_REFRESH_CALLS`] after, what an export costs the executing process's host, and from then on charges
+/// that per export in place of the stub's own CPU time (`clock::set_follower_library_cost`).
+pub fn refresh_follower_library_cost(rt: &crate::runtime::Runtime) {
+    static ASKED: AtomicU64 = AtomicU64::new(0);
+    if mode() != Mode::Follow || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
+        return;
+    }
+    if !ASKED.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOST_REFRESH_CALLS) {
+        return;
+    }
+    if let Some((ns, _)) = crate::net::lookup_measurement(rt, HOST_LIBRARY_KEY).filter(|&(ns, settled)| settled && ns > 0) {
+        crate::clock::set_follower_library_cost(ns);
+    }
+}
+
 /// The real GPU of an executing process.
 pub struct Exec {
     pub driver: Driver,

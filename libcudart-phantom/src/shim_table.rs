@@ -383,13 +383,24 @@ unsafe extern "C" fn enqueue_timed_c(stream: *mut c_void, duration_ns: u64, sms:
     })
 }
 
-// Clock bookkeeping only, with nothing that can panic; `catch_unwind` keeps it so.
+// Clock bookkeeping, and the host cost of an export shared between executing and following processes
+// (`profile::after_library_call`, `profile::refresh_follower_library_cost`); nothing unwinds out.
 unsafe extern "C" fn library_enter_c() {
-    let _ = std::panic::catch_unwind(crate::clock::library_enter);
+    let _ = std::panic::catch_unwind(|| {
+        if let Ok(rt) = rt() {
+            crate::profile::refresh_follower_library_cost(rt);
+        }
+        crate::clock::library_enter();
+    });
 }
 
 unsafe extern "C" fn library_exit_c(nvidia_ns: u64) {
-    let _ = std::panic::catch_unwind(|| crate::clock::library_exit(nvidia_ns));
+    let _ = std::panic::catch_unwind(|| {
+        crate::clock::library_exit(nvidia_ns);
+        if let Ok(rt) = rt() {
+            crate::profile::after_library_call(rt);
+        }
+    });
 }
 
 unsafe extern "C" fn host_clock_ns_c() -> u64 {

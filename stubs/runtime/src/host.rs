@@ -5,8 +5,10 @@
 //! of NVIDIA's library inside it is timed ([`nvidia`], [`nvidia_queue`]), and the runtime charges the
 //! application NVIDIA's host time in place of the CPU time the call used.
 //!
-//! In every other process, and with a runtime older than table version 5, this costs one cached check per call
-//! and changes nothing: the stub's CPU time counts as the application's.
+//! A following process brackets its exports too, and charges what an executing process measured per export
+//! (docs/profiling.md, "Host time of following ranks"). In every other process, and with a runtime older than
+//! table version 5, this costs one cached check per call and changes nothing: the stub's CPU time counts as the
+//! application's.
 
 use crate::table;
 use phantom_stub_common::Status;
@@ -20,14 +22,21 @@ thread_local! {
     static NVIDIA_NS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The runtime table when this process executes on the real GPU and the runtime brackets library calls.
+/// The runtime table when this process profiles (executes on the real GPU, or follows one that does): the
+/// runtime brackets its library calls. A following process charges the executing one's cost per export.
 fn bracketing() -> Option<&'static RuntimeTable> {
     static T: OnceLock<Option<usize>> = OnceLock::new();
     let t = T.get_or_init(|| {
         let t = table().filter(|t| t.version >= 5 && t.size >= std::mem::size_of::<RuntimeTable>())?;
-        (crate::profile_mode() == crate::Profile::Execute).then_some(t as *const RuntimeTable as usize)
+        (crate::profile_mode() != crate::Profile::Off).then_some(t as *const RuntimeTable as usize)
     });
     t.map(|p| unsafe { &*(p as *const RuntimeTable) })
+}
+
+/// The runtime table when this process executes on the real GPU: NVIDIA's calls are timed.
+fn timing() -> Option<&'static RuntimeTable> {
+    static EXECUTING: OnceLock<bool> = OnceLock::new();
+    bracketing().filter(|_| *EXECUTING.get_or_init(|| crate::profile_mode() == crate::Profile::Execute))
 }
 
 /// Runs an implemented export that returns a status (`phantom_stub_common::guard`) inside a library-call
@@ -55,7 +64,7 @@ fn bracket<R>(call: impl FnOnce() -> R) -> R {
 
 /// Calls NVIDIA's library (`call`), timing it as part of the current library call's host time.
 pub fn nvidia<T>(call: impl FnOnce() -> T) -> T {
-    let Some(t) = bracketing() else { return call() };
+    let Some(t) = timing() else { return call() };
     let t0 = unsafe { (t.host_clock_ns)() };
     let r = call();
     let ns = unsafe { (t.host_clock_ns)() }.saturating_sub(t0);
@@ -69,7 +78,7 @@ pub fn nvidia<T>(call: impl FnOnce() -> T) -> T {
 pub fn nvidia_queue<T>(call: impl FnOnce() -> T) -> T {
     static SUM: AtomicU64 = AtomicU64::new(0);
     static COUNT: AtomicU64 = AtomicU64::new(0);
-    let Some(t) = bracketing() else { return call() };
+    let Some(t) = timing() else { return call() };
     let t0 = unsafe { (t.host_clock_ns)() };
     let r = call();
     let ns = unsafe { (t.host_clock_ns)() }.saturating_sub(t0);

@@ -266,3 +266,40 @@ fn cudnn_unmodeled_graph_is_not_supported() {
         out.describe()
     );
 }
+
+/// Following ranks charge NVIDIA's host time per library export as the executing rank measured it
+/// (docs/profiling.md, "Host time of following ranks"): `phantom run -n 2 --profile` of the SDPA program in
+/// measured host time, rank 0 on the fake driver and "NVIDIA's" fake libcudnn.so.9, rank 1 following. Rank 0
+/// publishes its mean per export after 4 exports; rank 1, which runs no NVIDIA code, then charges that mean for
+/// its own exports, so its report shows NVIDIA's library time too (none without the figure).
+#[test]
+fn following_ranks_charge_the_library_cost_the_executing_rank_measured() {
+    let dir = tempdir("follow-libraries");
+    let (libs, report) = (dir.join("nvidia"), dir.join("report.json"));
+    std::fs::create_dir_all(&libs).unwrap();
+    std::os::unix::fs::symlink(compile_shared("stubs/cudnn/testing/fake_cudnn.c"), libs.join("libcudnn.so.9")).unwrap();
+    let phantom = phantom_tests::lib_dir().parent().expect("target/phantom").join("bin/phantom");
+    let mut cmd = Command::new(phantom);
+    cmd.current_dir(&dir)
+        .env_remove("NVTX_INJECTION64_PATH")
+        .env_remove("PHANTOM_KERNEL_TABLE")
+        .env_remove("PHANTOM_PROFILE")
+        .env_remove("PHANTOM_PROFILE_TABLE")
+        .env("PHANTOM_REAL_DRIVER", compile_shared("fake_cuda_driver.c"))
+        .env("PHANTOM_REAL_LIBS", &libs)
+        .env("PHANTOM_PROFILE_HOST_SAMPLES", "4")
+        .args(["run", "-n", "2", "--cluster", "dgx-h100", "--host-time", "measured", "--profile", "--report"])
+        .arg(&report)
+        .arg("--")
+        .arg(compile("cudnn_sdpa.c"))
+        .arg("other-times");
+    let out = run_with_timeout(cmd, std::time::Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
+    let r: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
+    let libraries = |rank: usize| r["per_rank"][rank]["host_ns"]["nvidia_libraries"].as_u64().unwrap_or_else(|| panic!("{text}"));
+    assert!(libraries(0) > 0, "rank 0 timed NVIDIA's library: {}", r["per_rank"][0]["host_ns"]);
+    assert!(libraries(1) > 0, "rank 1 charged rank 0's figure: {}", r["per_rank"][1]["host_ns"]);
+    assert_eq!(r["per_rank"][1]["host_ns"]["nvidia_driver"].as_u64(), Some(0), "rank 1 ran no NVIDIA code");
+    let _ = std::fs::remove_dir_all(&dir);
+}
