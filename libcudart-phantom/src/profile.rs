@@ -193,66 +193,83 @@ fn host_samples() -> u64 {
     *N.get_or_init(|| std::env::var("PHANTOM_PROFILE_HOST_SAMPLES").ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(64))
 }
 
-/// Launches between two publications of the mean host cost of a launch, and between two questions of a
+/// Launches (or library exports) between two publications of a host figure, and between two questions of a
 /// following process.
 pub const HOST_REFRESH_CALLS: u64 = 4096;
-
-/// Following process in measured host time: what a launch costs the host, as an executing process measured
-/// it (the mean of its driver's `cuLaunchKernel` so far, plus `api_call_ns`); `None` until one has published
-/// it, and elsewhere (the `[host]` cost applies). Asked at the first launch, which may wait for the executing
-/// process's first launches, and again every [`HOST_REFRESH_CALLS`] launches (a known figure is answered at
-/// once).
-pub fn follower_launch_cost(rt: &crate::runtime::Runtime) -> Option<u64> {
-    static FIGURE: AtomicU64 = AtomicU64::new(0);
-    static ASKED: AtomicU64 = AtomicU64::new(0);
-    if mode() != Mode::Follow || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
-        return None;
-    }
-    let known = FIGURE.load(Ordering::Relaxed);
-    if !ASKED.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOST_REFRESH_CALLS) {
-        return (known > 0).then_some(known);
-    }
-    match crate::net::lookup_measurement(rt, HOST_LAUNCH_KEY).filter(|&(ns, settled)| settled && ns > 0) {
-        Some((ns, _)) => {
-            if known == 0 {
-                tracing::info!("phantom: profiling: a launch costs this process's host {ns} ns, as the executing process measured");
-            }
-            FIGURE.store(ns, Ordering::Relaxed);
-            Some(ns)
-        }
-        None => (known > 0).then_some(known),
-    }
-}
 
 /// The simulator's key under which an executing process publishes NVIDIA's mean host time per library export.
 pub const HOST_LIBRARY_KEY: &str = "host\tlibrary";
 
-/// Executing process in measured host time, after a library export: publishes NVIDIA's mean host time per
-/// export (`clock::library_totals`) after the first [`host_samples`] exports and every [`HOST_REFRESH_CALLS`]
-/// after that, for the following processes ([`refresh_follower_library_cost`]).
-pub fn after_library_call(rt: &crate::runtime::Runtime) {
-    if mode() != Mode::Execute || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
-        return;
+/// A host cost that an executing process measures and publishes for the following ones (docs/profiling.md,
+/// "Host time of following ranks"): its simulator key, and a following process's latest answer.
+struct HostFigure {
+    key: &'static str,
+    /// What is costed, for the log line.
+    what: &'static str,
+    /// Uses of the figure in this (following) process, and its latest value (0: none yet).
+    asked: AtomicU64,
+    known: AtomicU64,
+}
+
+impl HostFigure {
+    const fn new(key: &'static str, what: &'static str) -> Self {
+        HostFigure { key, what, asked: AtomicU64::new(0), known: AtomicU64::new(0) }
     }
-    let (sum, n) = crate::clock::library_totals();
-    let due = n == host_samples() || (n > host_samples() && (n - host_samples()).is_multiple_of(HOST_REFRESH_CALLS));
-    if due && n > 0 {
-        crate::net::publish_measurement(rt, HOST_LIBRARY_KEY.to_string(), sum / n, true);
+
+    /// Executing process in measured host time, with `n` samples so far: publishes `mean` after the first
+    /// [`host_samples`] and every [`HOST_REFRESH_CALLS`] after that.
+    fn publish_if_due(&self, rt: &crate::runtime::Runtime, n: u64, mean: u64) {
+        let due = n == host_samples() || (n > host_samples() && (n - host_samples()).is_multiple_of(HOST_REFRESH_CALLS));
+        if due && mode() == Mode::Execute && crate::clock::mode() == sim_core::config::HostTimeMode::Measured {
+            crate::net::publish_measurement(rt, self.key.to_string(), mean, true);
+        }
+    }
+
+    /// Following process in measured host time: the latest figure (`None` before an executing process has
+    /// published one, and elsewhere). Asked at the first use, which may wait for the executing process's first
+    /// samples, and again every [`HOST_REFRESH_CALLS`] uses (a known figure is answered at once).
+    fn latest(&self, rt: &crate::runtime::Runtime) -> Option<u64> {
+        if mode() != Mode::Follow || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
+            return None;
+        }
+        let known = self.known.load(Ordering::Relaxed);
+        if self.asked.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOST_REFRESH_CALLS) {
+            if let Some((ns, _)) = crate::net::lookup_measurement(rt, self.key).filter(|&(ns, settled)| settled && ns > 0) {
+                if known == 0 {
+                    tracing::info!("phantom: profiling: {} costs this process's host {ns} ns, as the executing process measured", self.what);
+                }
+                self.known.store(ns, Ordering::Relaxed);
+                return Some(ns);
+            }
+        }
+        (known > 0).then_some(known)
     }
 }
 
-/// Following process in measured host time, entering a library export: asks, at the first export and every
-/// [`HOST_REFRESH_CALLS`] after, what an export costs the executing process's host, and from then on charges
-/// that per export in place of the stub's own CPU time (`clock::set_follower_library_cost`).
+static LAUNCH_FIGURE: HostFigure = HostFigure::new(HOST_LAUNCH_KEY, "a launch");
+static LIBRARY_FIGURE: HostFigure = HostFigure::new(HOST_LIBRARY_KEY, "a library call");
+
+/// Following process in measured host time: what a launch costs the host, as an executing process measured
+/// it (the mean of its driver's `cuLaunchKernel` so far, plus `api_call_ns`); `None` where the `[host]` cost
+/// applies (see `HostFigure::latest`).
+pub fn follower_launch_cost(rt: &crate::runtime::Runtime) -> Option<u64> {
+    LAUNCH_FIGURE.latest(rt)
+}
+
+/// Executing process, after a library export: publishes NVIDIA's mean host time per export
+/// (`clock::library_totals`) when due, for the following processes ([`refresh_follower_library_cost`]).
+pub fn after_library_call(rt: &crate::runtime::Runtime) {
+    let (sum, n) = crate::clock::library_totals();
+    if let Some(mean) = sum.checked_div(n) {
+        LIBRARY_FIGURE.publish_if_due(rt, n, mean);
+    }
+}
+
+/// Following process in measured host time, entering a library export: once an executing process has
+/// published what an export costs its host, this process charges that per export in place of the stub's own
+/// CPU time (`clock::set_follower_library_cost`).
 pub fn refresh_follower_library_cost(rt: &crate::runtime::Runtime) {
-    static ASKED: AtomicU64 = AtomicU64::new(0);
-    if mode() != Mode::Follow || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
-        return;
-    }
-    if !ASKED.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOST_REFRESH_CALLS) {
-        return;
-    }
-    if let Some((ns, _)) = crate::net::lookup_measurement(rt, HOST_LIBRARY_KEY).filter(|&(ns, settled)| settled && ns > 0) {
+    if let Some(ns) = LIBRARY_FIGURE.latest(rt) {
         crate::clock::set_follower_library_cost(ns);
     }
 }
@@ -614,11 +631,9 @@ impl Exec {
         let f = &self.driver.f;
         let host_ns = Cell::new(None);
         let run = || {
-            let t0 = crate::interpose::real_monotonic_ns();
-            let rc = unsafe { (f.cuLaunchKernel)(func, gx, gy, gz, bx, by, bz, key.shared_mem_bytes, h, args, std::ptr::null_mut()) };
-            if let (Some(a), Some(b)) = (t0, crate::interpose::real_monotonic_ns()) {
-                host_ns.set(Some(b.saturating_sub(a)));
-            }
+            let (rc, ns) =
+                host_time(|| unsafe { (f.cuLaunchKernel)(func, gx, gy, gz, bx, by, bz, key.shared_mem_bytes, h, args, std::ptr::null_mut()) });
+            host_ns.set(ns);
             if rc == 0 {
                 Ok(())
             } else {
@@ -654,10 +669,7 @@ impl Exec {
             let sum = self.launch_host_ns.fetch_add(ns, Ordering::Relaxed) + ns;
             let n = self.launch_host_count.fetch_add(1, Ordering::Relaxed) + 1;
             crate::clock::nvidia_time(ns);
-            let due = n == host_samples() || (n > host_samples() && (n - host_samples()).is_multiple_of(HOST_REFRESH_CALLS));
-            if due && crate::clock::mode() == sim_core::config::HostTimeMode::Measured {
-                crate::net::publish_measurement(rt, HOST_LAUNCH_KEY.to_string(), sum / n + rt.config.host.api_call_ns, true);
-            }
+            LAUNCH_FIGURE.publish_if_due(rt, n, sum / n + rt.config.host.api_call_ns);
         }
     }
 }
@@ -725,12 +737,19 @@ impl Exec {
 /// Runs a call of NVIDIA's driver that does the work of the current runtime API call (queuing a memset,
 /// recording an event) and charges its host time to the calling thread (`clock::nvidia_time`).
 fn timed<T>(call: impl FnOnce() -> T) -> T {
-    let t0 = crate::interpose::real_monotonic_ns();
-    let r = call();
-    if let (Some(a), Some(b)) = (t0, crate::interpose::real_monotonic_ns()) {
-        crate::clock::nvidia_time(b.saturating_sub(a));
+    let (r, ns) = host_time(call);
+    if let Some(ns) = ns {
+        crate::clock::nvidia_time(ns);
     }
     r
+}
+
+/// Runs `call`, with the real (wall) time it took, when the monotonic clock could be read.
+fn host_time<T>(call: impl FnOnce() -> T) -> (T, Option<u64>) {
+    let t0 = crate::interpose::real_monotonic_ns();
+    let r = call();
+    let ns = t0.zip(crate::interpose::real_monotonic_ns()).map(|(a, b)| b.saturating_sub(a));
+    (r, ns)
 }
 
 fn warn_uncovered(name: &str, next_spin_ns: u64) {
@@ -915,8 +934,9 @@ mod tests {
     }
 
     #[test]
-    fn the_host_launch_key_is_a_host_figure() {
+    fn the_host_keys_are_host_figures() {
         assert!(HOST_LAUNCH_KEY.starts_with(sim_core::engine::measure::HOST_KEY_PREFIX));
+        assert!(HOST_LIBRARY_KEY.starts_with(sim_core::engine::measure::HOST_KEY_PREFIX));
     }
 
     #[test]

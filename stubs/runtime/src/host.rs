@@ -65,11 +65,21 @@ fn bracket<R>(call: impl FnOnce() -> R) -> R {
 /// Calls NVIDIA's library (`call`), timing it as part of the current library call's host time.
 pub fn nvidia<T>(call: impl FnOnce() -> T) -> T {
     let Some(t) = timing() else { return call() };
+    let (r, ns) = timed(t, call);
+    charge(ns);
+    r
+}
+
+/// Runs `call` with the real time it took (the runtime's clock: the application's clocks are virtual).
+fn timed<T>(t: &RuntimeTable, call: impl FnOnce() -> T) -> (T, u64) {
     let t0 = unsafe { (t.host_clock_ns)() };
     let r = call();
-    let ns = unsafe { (t.host_clock_ns)() }.saturating_sub(t0);
+    (r, unsafe { (t.host_clock_ns)() }.saturating_sub(t0))
+}
+
+/// Adds `ns` of NVIDIA's host time to the current library call's.
+fn charge(ns: u64) {
     NVIDIA_NS.with(|n| n.set(n.get().saturating_add(ns)));
-    r
 }
 
 /// A call of NVIDIA's library that queues GPU work (`cublasLtMatmul`, `cudnnBackendExecute`) and may wait for
@@ -79,9 +89,7 @@ pub fn nvidia_queue<T>(call: impl FnOnce() -> T) -> T {
     static SUM: AtomicU64 = AtomicU64::new(0);
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let Some(t) = timing() else { return call() };
-    let t0 = unsafe { (t.host_clock_ns)() };
-    let r = call();
-    let ns = unsafe { (t.host_clock_ns)() }.saturating_sub(t0);
+    let (r, ns) = timed(t, call);
     let charged = if ns > QUEUE_WAIT_NS {
         SUM.load(Ordering::Relaxed) / COUNT.load(Ordering::Relaxed).max(1)
     } else {
@@ -89,7 +97,7 @@ pub fn nvidia_queue<T>(call: impl FnOnce() -> T) -> T {
         COUNT.fetch_add(1, Ordering::Relaxed);
         ns
     };
-    NVIDIA_NS.with(|n| n.set(n.get().saturating_add(charged)));
+    charge(charged);
     r
 }
 
