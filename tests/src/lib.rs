@@ -303,6 +303,26 @@ pub fn run_program(exe: &Path, args: &[&str]) -> Output {
     run_with_timeout(cmd, PROGRAM_TIMEOUT)
 }
 
+/// The staged `phantom` launcher (beside the staged libraries: `target/phantom/bin/phantom`).
+pub fn phantom_bin() -> PathBuf {
+    lib_dir().parent().expect("target/phantom").join("bin/phantom")
+}
+
+/// `phantom run -n <ranks> --cluster dgx-h100 --host-time <host_time> --profile` in `dir`, the executing rank on
+/// the driver at `driver` (a stand-in such as tests/programs/fake_cuda_driver.c), with none of the caller's
+/// profiling or table variables. The caller adds its own options, then `--` and the program.
+pub fn phantom_run_profiled(dir: &Path, driver: &Path, ranks: u32, host_time: &str) -> Command {
+    let mut cmd = Command::new(phantom_bin());
+    cmd.current_dir(dir)
+        .env_remove("NVTX_INJECTION64_PATH")
+        .env_remove("PHANTOM_KERNEL_TABLE")
+        .env_remove("PHANTOM_PROFILE")
+        .env_remove("PHANTOM_PROFILE_TABLE")
+        .env("PHANTOM_REAL_DRIVER", driver)
+        .args(["run", "-n", &ranks.to_string(), "--cluster", "dgx-h100", "--host-time", host_time, "--profile"]);
+    cmd
+}
+
 /// Sets the environment every program under test runs with.
 pub fn phantom_env(cmd: &mut Command) {
     cmd.env("LD_LIBRARY_PATH", lib_dir()).env("PHANTOM_HOST_TIME", "deterministic");

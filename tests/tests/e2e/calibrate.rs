@@ -12,7 +12,7 @@
 use phantom_real_gpu::calibrate::{self, Plan, Stream, Timed};
 use phantom_real_gpu::driver::Driver;
 use phantom_real_gpu::gate::Gate;
-use phantom_tests::{compile_shared, lib_dir, run_with_timeout, Output};
+use phantom_tests::{compile_shared, phantom_bin, run_with_timeout, Output};
 use sim_core::config::ClusterConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,9 +108,6 @@ fn fake_counters(dir: &Path) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn phantom() -> PathBuf {
-    lib_dir().parent().expect("target/phantom").join("bin/phantom")
-}
 
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("phantom-calibrate-{}-{tag}", std::process::id()));
@@ -120,7 +117,7 @@ fn tempdir(tag: &str) -> PathBuf {
 }
 
 fn calibrate_command(dir: &Path, driver: &Path) -> Command {
-    let mut cmd = Command::new(phantom());
+    let mut cmd = Command::new(phantom_bin());
     cmd.current_dir(dir).env("PHANTOM_REAL_DRIVER", driver).env_remove("PHANTOM_REAL_LIBS").arg("calibrate");
     cmd
 }

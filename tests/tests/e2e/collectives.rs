@@ -18,7 +18,7 @@
 //! latency = 0.2 µs per iteration). busbw follows nccl-tests: algbw × 2(n−1)/n for all-reduce, × (n−1)/n for
 //! alltoall whose size is the whole receive buffer.
 
-use phantom_tests::{compile, lib_dir, run_with_timeout, Output};
+use phantom_tests::{compile, phantom_bin, run_with_timeout, Output};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -37,7 +37,7 @@ fn run(ranks: u32, env: &[(&str, &str)], args: &[&str]) -> Output {
 
 /// `run` with the simulator listening on `listen` (`unix` or `tcp:HOST:PORT`).
 fn run_listening(listen: &str, ranks: u32, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
+    let phantom = phantom_bin();
     let dir = tempdir();
     let mut cmd = Command::new(phantom);
     cmd.current_dir(&dir)

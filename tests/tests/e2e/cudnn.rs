@@ -278,17 +278,10 @@ fn following_ranks_charge_the_library_cost_the_executing_rank_measured() {
     let (libs, report) = (dir.join("nvidia"), dir.join("report.json"));
     std::fs::create_dir_all(&libs).unwrap();
     std::os::unix::fs::symlink(compile_shared("stubs/cudnn/testing/fake_cudnn.c"), libs.join("libcudnn.so.9")).unwrap();
-    let phantom = phantom_tests::lib_dir().parent().expect("target/phantom").join("bin/phantom");
-    let mut cmd = Command::new(phantom);
-    cmd.current_dir(&dir)
-        .env_remove("NVTX_INJECTION64_PATH")
-        .env_remove("PHANTOM_KERNEL_TABLE")
-        .env_remove("PHANTOM_PROFILE")
-        .env_remove("PHANTOM_PROFILE_TABLE")
-        .env("PHANTOM_REAL_DRIVER", compile_shared("fake_cuda_driver.c"))
-        .env("PHANTOM_REAL_LIBS", &libs)
+    let mut cmd = phantom_tests::phantom_run_profiled(&dir, &compile_shared("fake_cuda_driver.c"), 2, "measured");
+    cmd.env("PHANTOM_REAL_LIBS", &libs)
         .env("PHANTOM_PROFILE_HOST_SAMPLES", "4")
-        .args(["run", "-n", "2", "--cluster", "dgx-h100", "--host-time", "measured", "--profile", "--report"])
+        .arg("--report")
         .arg(&report)
         .arg("--")
         .arg(compile("cudnn_sdpa.c"))

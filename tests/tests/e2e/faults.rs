@@ -11,7 +11,7 @@
 //! A run that does not end within `PROGRAM_TIMEOUT` (60 s) is killed and fails the test; nothing asserts on
 //! wall-clock durations.
 
-use phantom_tests::{compile, lib_dir, run_with_timeout, Output, PROGRAM_TIMEOUT};
+use phantom_tests::{compile, phantom_bin, run_with_timeout, Output, PROGRAM_TIMEOUT};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,7 +32,7 @@ fn program() -> &'static PathBuf {
 /// Runs `phantom run -n 4 --cluster dgx-h100 --host-time deterministic -- nccl_faults <scenario>` in a fresh
 /// directory (where the ranks exchange the unique id); fails the test if it had to be killed.
 fn run(scenario: &str) -> Run {
-    let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
+    let phantom = phantom_bin();
     let dir = std::env::temp_dir().join(format!("phantom-faults-{}-{scenario}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

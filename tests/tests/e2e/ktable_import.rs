@@ -11,7 +11,7 @@
 //! differently by the profiler's demangler and by Phantom's (`32u` / `(unsigned int)32`, `2ul`, a nested
 //! `void`), so the run also checks that the names are matched.
 
-use phantom_tests::{lib_dir, run_with_timeout, workspace_root, Output};
+use phantom_tests::{phantom_bin, run_with_timeout, workspace_root, Output};
 use sim_core::ktable::{KernelKey, KernelTable};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,9 +19,6 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-fn phantom() -> PathBuf {
-    lib_dir().parent().expect("target/phantom").join("bin/phantom")
-}
 
 fn excerpt() -> PathBuf {
     workspace_root().join("tests/data/gpt2-h100-profile-excerpt.json")
@@ -37,7 +34,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// `phantom table from-torch-profile TRACE -o OUT`.
 fn convert(trace: &Path, out: &Path) -> Output {
-    let mut cmd = Command::new(phantom());
+    let mut cmd = Command::new(phantom_bin());
     cmd.args(["table", "from-torch-profile"]).arg(trace).arg("-o").arg(out);
     run_with_timeout(cmd, TIMEOUT)
 }
@@ -111,7 +108,7 @@ fn torch_kernels_take_the_durations_the_h100_measured() {
     let table_path = dir.join("excerpt.table");
     let conv = convert(&excerpt(), &table_path);
     assert!(conv.success(), "{}", conv.describe());
-    let mut cmd = Command::new(phantom());
+    let mut cmd = Command::new(phantom_bin());
     cmd.current_dir(&dir)
         .args(["run", "-n", "1", "--cluster", "dgx-h100", "--host-time", "deterministic", "--kernel-table"])
         .arg(&table_path)

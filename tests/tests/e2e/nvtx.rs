@@ -16,7 +16,7 @@
 //!   `cudaStreamSynchronize` returns at S + 254.1 µs. Step 1 lasts 254 100 ns, `wait` 252 100 ns.
 //! - `epoch` (start/end) spans both: 3 258 200 ns.
 
-use phantom_tests::{compile, lib_dir, run_with_timeout, workspace_root, Output};
+use phantom_tests::{compile, phantom_bin, run_with_timeout, workspace_root, Output};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -32,10 +32,7 @@ const EPOCH_NS: i64 = STEP0_NS + STEP1_NS;
 
 /// Runs the program under `phantom run -n 1` with `extra` options (and `env` in phantom's environment).
 fn run(extra: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
-    let phantom = lib_dir()
-        .parent()
-        .expect("target/phantom")
-        .join("bin/phantom");
+    let phantom = phantom_bin();
     let mut cmd = Command::new(phantom);
     cmd.current_dir(dir)
         .env_remove("NVTX_INJECTION64_PATH")

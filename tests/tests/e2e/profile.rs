@@ -10,7 +10,7 @@
 //! `api_call_ns`; a command reaches the GPU `launch_latency_ns` after the call that queued it returns; events
 //! are markers placed like any other command.
 
-use phantom_tests::{compile, compile_shared, lib_dir, phantom_env, run_with_timeout, Output, PROGRAM_TIMEOUT};
+use phantom_tests::{compile, compile_shared, lib_dir, phantom_env, phantom_run_profiled, run_with_timeout, Output, PROGRAM_TIMEOUT};
 use sim_core::config::ClusterConfig;
 use sim_core::ktable::{KernelKey, KernelPattern, KernelTable, TableRecord};
 use sim_core::time::SimDuration;
@@ -269,21 +269,8 @@ fn only_the_designated_rank_runs_on_the_gpu() {
     let stats_dir = dir.join("stats");
     std::fs::create_dir_all(&stats_dir).unwrap();
     let table_path = dir.join("run.table");
-    let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
-    let mut cmd = Command::new(phantom);
-    cmd.current_dir(&dir)
-        .env_remove("NVTX_INJECTION64_PATH")
-        .env_remove("PHANTOM_KERNEL_TABLE")
-        .env_remove("PHANTOM_PROFILE")
-        .env_remove("PHANTOM_PROFILE_TABLE")
-        .env("PHANTOM_REAL_DRIVER", fake_driver())
-        .env("FAKE_CUDA_STATS", &stats_dir)
-        .args(["run", "-n", &RANKS.to_string(), "--cluster", "dgx-h100", "--host-time", "deterministic"])
-        .arg("--profile")
-        .arg("--profile-table")
-        .arg(&table_path)
-        .arg("--")
-        .arg(exe());
+    let mut cmd = phantom_run_profiled(&dir, fake_driver(), RANKS, "deterministic");
+    cmd.env("FAKE_CUDA_STATS", &stats_dir).arg("--profile-table").arg(&table_path).arg("--").arg(exe());
     let out = run_with_timeout(cmd, Duration::from_secs(120));
     assert_eq!(out.code, Some(0), "{}", out.describe());
 
@@ -324,17 +311,10 @@ fn following_ranks_charge_the_launch_cost_the_executing_rank_measured() {
     let _ = profiled();
     let dir = tempdir("host-launch");
     let report = dir.join("report.json");
-    let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
-    let mut cmd = Command::new(phantom);
-    cmd.current_dir(&dir)
-        .env_remove("NVTX_INJECTION64_PATH")
-        .env_remove("PHANTOM_KERNEL_TABLE")
-        .env_remove("PHANTOM_PROFILE")
-        .env_remove("PHANTOM_PROFILE_TABLE")
-        .env("PHANTOM_REAL_DRIVER", fake_driver())
-        .env("FAKE_CUDA_LAUNCH_HOST_NS", SPIN_NS.to_string())
+    let mut cmd = phantom_run_profiled(&dir, fake_driver(), 2, "measured");
+    cmd.env("FAKE_CUDA_LAUNCH_HOST_NS", SPIN_NS.to_string())
         .env("PHANTOM_PROFILE_HOST_SAMPLES", "4")
-        .args(["run", "-n", "2", "--cluster", "dgx-h100", "--host-time", "measured", "--profile", "--report"])
+        .arg("--report")
         .arg(&report)
         .arg("--")
         .arg(exe());

@@ -4,7 +4,7 @@
 //! timings of every kernel and all-reduce span; see the program's header) on 2 ranks in deterministic host
 //! time.
 
-use phantom_tests::{compile, lib_dir, run_with_timeout, workspace_root, Output};
+use phantom_tests::{compile, phantom_bin, run_with_timeout, workspace_root, Output};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
@@ -21,7 +21,7 @@ fn run() -> (Output, Value) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("r.json");
-    let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
+    let phantom = phantom_bin();
     let mut cmd = Command::new(phantom);
     cmd.current_dir(&dir)
         .env_remove("NVTX_INJECTION64_PATH")

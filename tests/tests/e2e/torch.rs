@@ -6,7 +6,7 @@
 //! What the real H100 did with the same program is committed in `calibration/torch/h100-sxm-80gb/`
 //! (measured with `calibration/torch/measure-gpt2.sh`); the memory tests compare against those files.
 
-use phantom_tests::{lib_dir, run_with_timeout, workspace_root, Output};
+use phantom_tests::{phantom_bin, run_with_timeout, workspace_root, Output};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -30,7 +30,7 @@ struct Run {
 /// `phantom run --report … <phantom_args> -- python3 gpt2.py <args>` in deterministic host time, in a fresh
 /// directory; with `--trace` among `phantom_args`, its file name (relative to that directory) is `trace.json`.
 fn run(phantom_args: &[&str], args: &[&str]) -> Run {
-    let phantom = lib_dir().parent().expect("target/phantom").join("bin/phantom");
+    let phantom = phantom_bin();
     let dir = std::env::temp_dir().join(format!("phantom-torch-{}-{}", std::process::id(), args.join("_").replace(['-', '/'], "")));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

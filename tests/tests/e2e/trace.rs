@@ -12,23 +12,20 @@
 //! - Host API calls, device memory and stream waits: tests/programs/trace_host.cu on one GPU (times derived
 //!   in `trace_of_host_calls_memory_and_a_stream_wait`).
 
-use phantom_tests::{compile, lib_dir, run_with_timeout};
+use phantom_tests::{compile, phantom_bin, run_with_timeout};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 /// The trace process of the link counters (`phantom-cli/src/trace.rs`, `NETWORK_PID`).
 const NETWORK_PID: u64 = 0x7fff_0000;
 
-fn phantom() -> PathBuf {
-    lib_dir().parent().expect("target/phantom").join("bin/phantom")
-}
 
 #[test]
 fn trace_of_eight_ranks_running_two_all_reduces() {
-    let phantom = phantom();
+    let phantom = phantom_bin();
     let dir = std::env::temp_dir().join(format!("phantom-trace-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("t.json");
@@ -178,7 +175,7 @@ fn trace_of_eight_ranks_running_two_all_reduces() {
 /// and the report.
 fn two_node_run(dir: &Path, report: &str, trace: Option<&Path>) -> (phantom_tests::Output, Value) {
     let report = dir.join(report);
-    let mut cmd = Command::new(phantom());
+    let mut cmd = Command::new(phantom_bin());
     cmd.current_dir(dir)
         .args(["run", "-n", "16", "--cluster", "dgx-h100", "--nodes", "2", "--host-time", "deterministic", "--report"])
         .arg(&report);
@@ -356,7 +353,7 @@ fn trace_of_a_two_node_all_reduce_run_adds_up_to_the_simulators_totals() {
 /// Runs tests/programs/trace_host.cu under `phantom run -n 1` (deterministic host time, its kernel table),
 /// with `--trace` when `trace` is given, and with `env` in phantom's environment.
 fn host_run(dir: &Path, trace: Option<&Path>, env: &[(&str, &str)]) -> phantom_tests::Output {
-    let mut cmd = Command::new(phantom());
+    let mut cmd = Command::new(phantom_bin());
     cmd.current_dir(dir)
         .envs(env.iter().copied())
         .args(["run", "-n", "1", "--cluster", "dgx-h100", "--host-time", "deterministic", "--kernel-table"])
