@@ -34,6 +34,12 @@ int main(int argc, char** argv) {
   t1 = wall_ns();
   printf("kernel launch (<<<>>>, two streams alternating): %.1f ns per launch over %d launches\n", (t1 - t0) / n, n);
 
+  int dev = -1;
+  t0 = wall_ns();
+  for (int i = 0; i < n; i++) cudaGetDevice(&dev);
+  t1 = wall_ns();
+  printf("cudaGetDevice: %.1f ns per call over %d calls\n", (t1 - t0) / n, n);
+
   int m = n / 10;
   t0 = wall_ns();
   for (int i = 0; i < m; i++) cudaStreamSynchronize(s);

@@ -180,7 +180,7 @@ impl CudartApi for Phantom {
         }
     }
     unsafe fn cudaGetDevice(d: *mut c_int) -> cudaError_t {
-        unsafe { write(d, api(Cost::Call, |rt, _| device::get_device(rt))) }
+        unsafe { write(d, crate::runtime::query(device::get_device)) }
     }
     unsafe fn cudaSetDevice(d: c_int) -> cudaError_t {
         call(|rt, _| device::set_device(rt, d))

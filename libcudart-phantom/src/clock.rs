@@ -200,6 +200,14 @@ impl ThreadClock {
         self.virt.set(self.virt.get().saturating_add(charge));
     }
 
+    /// A call answered without clock readings ([`charge_call`]).
+    fn charge_call(&self, cost: u64) {
+        if self.lib_depth.get() == 0 {
+            add(&TALLY.call_cost_ns, cost);
+            self.virt.set(self.virt.get().saturating_add(cost));
+        }
+    }
+
     /// The thread enters a library's exported function: the outermost charges the application's CPU time.
     fn enter_library(&self, policy: Policy, cpu_now: Option<u64>) {
         if self.lib_depth.get() == 0 {
@@ -443,6 +451,13 @@ pub fn api_enter() -> SimTime {
 /// in an executing process, what NVIDIA's driver took: [`nvidia_time`]).
 pub fn api_exit(cost: SimDuration) {
     with_clock(|c, p| c.exit_api(p, cpu_now(p), cost.as_nanos(), API_CALL_NS.load(Ordering::Relaxed)))
+}
+
+/// A runtime call answered without reading the clocks (`runtime::query`): adds `cost` as [`api_exit`] would,
+/// and, like it, nothing inside a library call (whose end charges the time). The call's own CPU time is not
+/// separated from the application's.
+pub fn charge_call(cost: SimDuration) {
+    with_clock(|c, _| c.charge_call(cost.as_nanos()))
 }
 
 /// Executing process: NVIDIA's driver took `ns` of host time doing the current runtime API call's work (queuing
@@ -706,6 +721,25 @@ mod tests {
         c.nvidia.set(5_000);
         c.exit_api(d, None, 2_000, 100);
         assert_eq!((c.virt.get(), c.nvidia.get()), (16_160, 0));
+    }
+
+    #[test]
+    fn a_query_charges_its_cost_without_moving_the_cpu_baseline() {
+        let p = Policy { deterministic: false, cpu_scale: 1.0 };
+        let c = fresh();
+        c.start_if_needed(p, 0, || Some(0));
+        // 3 µs of application CPU, a query (75 ns, no clock reading), 1 µs more: the next call charges all 4 µs.
+        c.charge_call(75);
+        assert_eq!((c.virt.get(), c.cpu_base.get()), (75, 0));
+        c.enter_api(p, Some(4_000));
+        assert_eq!(c.virt.get(), 4_075);
+        c.exit_api(p, Some(4_500), 100, 60);
+        assert_eq!(c.virt.get(), 4_175);
+        // Inside a library call a query charges nothing: the library call's end charges NVIDIA's time.
+        c.enter_library(p, Some(5_000));
+        c.charge_call(75);
+        c.exit_library(p, Some(9_000), 2_000);
+        assert_eq!(c.virt.get(), 4_675 + 2_000);
     }
 
     #[test]
