@@ -16,12 +16,19 @@ import sys
 path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "h100-sxm-80gb", "models.txt")
 runs = {}
 count = {}
+each = {}  # title -> one list of steady step times per run, in order
+host = {}  # title -> (application ms, Phantom's own CPU ms) of every steady step (PHANTOM_LOG's phantom::host lines)
 for section in open(path).read().split("== ")[1:]:
     title, _, body = section.partition("\n")
+    title = title.strip()
     steps = [(int(m[1]), float(m[2]), float(m[3]))
              for m in re.finditer(r"rank 0 step (\d+) time_ms ([\d.]+) .* wall_ms ([\d.]+)", body)]
-    runs.setdefault(title.strip(), []).extend(steps)
-    count[title.strip()] = count.get(title.strip(), 0) + 1
+    runs.setdefault(title, []).extend(steps)
+    count[title] = count.get(title, 0) + 1
+    each.setdefault(title, []).append([t for s, t, _ in steps if s >= 2])
+    host.setdefault(title, []).extend(
+        (float(m[2]), float(m[3])) for m in re.finditer(
+            r'host time in "step (\d+)": application ([\d.]+) ms.*own CPU ([\d.]+) ms', body) if int(m[1]) >= 2)
 
 
 def mean(xs):
@@ -56,6 +63,16 @@ for model in dict.fromkeys(t.split()[0] for t in runs):
     errors_med.append(abs((pm - rm) / rm * 100))
     runs_text = f"{count[f'{model} real']}+{n}"
     print(f"{model:<12} {runs_text:>4} {r:9.2f} {p:12.2f} {err:+6.1f}% {'':>10} {rm:7.2f} {pm:9.2f} {(pm - rm) / rm * 100:+6.1f}% {rw:9.0f}ms {pw:13.0f}ms {(pw - rw) / rw * 100:+8.0f}% {warm:>26}")
+    # Each profiled run against the real run just before it: the machine's speed drifts over minutes, and a
+    # pair sees the same drift.
+    pairs = [(mean(pr) - mean(rr)) / mean(rr) * 100 for rr, pr in zip(each[f"{model} real"], each[f"{model} profile"])]
+    line = f"{'':<12} pairs (each profiled run against the real run before it): " + " ".join(f"{e:+.1f}%" for e in pairs)
+    line += f"; median {median(pairs):+.1f}%"
+    if host.get(f"{model} profile"):
+        app = mean([a for a, _ in host[f"{model} profile"]])
+        own = mean([o for _, o in host[f"{model} profile"]])
+        line += f"; per step: application CPU {app:.1f} ms, Phantom's own {own:.1f} ms"
+    print(line)
     det = runs.get(f"{model} profile-det")
     if det:
         d = mean([t for s, t, _ in det if s >= 2])
