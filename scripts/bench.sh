@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks (print figures, assert nothing): wall-clock cost of Phantom's launch and synchronize paths.
+# Benchmarks (print figures, assert nothing): wall-clock cost of Phantom's launch and synchronize paths, in both
+# host-time modes and in an executing process of profiling mode (against tests/programs/fake_cuda_driver.c,
+# whose calls cost next to nothing, so the figures are Phantom's own).
 # Usage: bash scripts/bench.sh [launches]   (needs scripts/install-deps.sh and `cargo xtask stage`)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,3 +13,7 @@ for mode in deterministic measured; do
   echo "== host time: $mode"
   LD_LIBRARY_PATH="$root/target/phantom/lib" PHANTOM_HOST_TIME=$mode "$out/launch_overhead" "${1:-1000000}"
 done
+cc -shared -fPIC -O2 -pthread -I"$cu/include" "$root/tests/programs/fake_cuda_driver.c" -o "$out/libfake_cuda_driver.so"
+echo "== executing process (PHANTOM_PROFILE=execute, fake driver), host time: measured"
+LD_LIBRARY_PATH="$root/target/phantom/lib" PHANTOM_HOST_TIME=measured PHANTOM_PROFILE=execute \
+  PHANTOM_REAL_DRIVER="$out/libfake_cuda_driver.so" "$out/launch_overhead" "${1:-1000000}"

@@ -10,12 +10,12 @@ use crate::runtime::{Device, Runtime};
 use crate::stream::{resolve, Work};
 use dashmap::DashMap;
 use once_cell::sync::Lazy;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use phantom_cuda_sys::{cudaError, cudaStream_t, dim3};
 use sim_core::ktable::{KernelKey, TimeSource};
 use sim_core::timeline::sms_needed;
 use sim_core::{SimDuration, SimTime};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::ffi::CStr;
 use std::os::raw::c_char;
@@ -59,8 +59,8 @@ pub unsafe fn fatbin_image(fat: *const std::ffi::c_void) -> usize {
     }
 }
 
-/// Registered kernels by host stub address.
-pub static KERNELS: Lazy<DashMap<usize, KernelInfo>> = Lazy::new(DashMap::new);
+/// Registered kernels by host stub address (looked up at every launch: a fast hash, not SipHash).
+pub static KERNELS: Lazy<DashMap<usize, KernelInfo, FxBuildHasher>> = Lazy::new(|| DashMap::with_hasher(FxBuildHasher));
 
 /// Registered device variables by host shadow address: (device address, size).
 pub static VARIABLES: Lazy<DashMap<usize, (u64, u64)>> = Lazy::new(DashMap::new);
@@ -175,11 +175,18 @@ struct Decision {
 
 type LaunchKey = (usize, u32, [u32; 3], [u32; 3], u32);
 
+/// Executing process: a launch configuration this thread ran for real, validated, with whether its measured
+/// figure has settled (then a launch just runs, without looking the kernel's name up again).
+pub struct RealKey {
+    pub key: KernelKey,
+    pub settled: std::cell::Cell<bool>,
+}
+
 thread_local! {
-    static DECISIONS: RefCell<HashMap<LaunchKey, Decision>> = RefCell::new(HashMap::new());
+    static DECISIONS: RefCell<FxHashMap<LaunchKey, Decision>> = RefCell::new(FxHashMap::default());
     /// Executing process: the validated kernel key of each launch configuration this thread ran for real (the
     /// epoch it was validated in), so that a launch neither validates twice nor copies the kernel's name.
-    static REAL_KEYS: RefCell<HashMap<LaunchKey, (u64, Rc<KernelKey>)>> = RefCell::new(HashMap::new());
+    static REAL_KEYS: RefCell<FxHashMap<LaunchKey, (u64, Rc<RealKey>)>> = RefCell::new(FxHashMap::default());
 }
 
 /// Validates a launch and times it: from the per-thread cache, or by table lookup / the fallback model.
@@ -231,7 +238,8 @@ fn run_for_real(
         Some(k) => k,
         None => {
             validate(dev, grid, block, shared, &info)?;
-            let k = Rc::new(KernelKey { name: info.name.clone(), grid: launch.2, block: launch.3, shared_mem_bytes: launch.4 });
+            let key = KernelKey { name: info.name.clone(), grid: launch.2, block: launch.3, shared_mem_bytes: launch.4 };
+            let k = Rc::new(RealKey { key, settled: std::cell::Cell::new(false) });
             let _ = REAL_KEYS.try_with(|c| c.borrow_mut().insert(launch, (epoch, k.clone())));
             k
         }
