@@ -8,11 +8,14 @@ mean of the steady steps; the median is shown too (this VM's real runs have outl
 usual step).
 
     python3 calibration/profiling/summarize.py [models.txt]
+
+KIND=replay compares the runs headed `<model> replay` (measure-exec-vs-replay.sh) instead of `<model> profile`.
 """
 import os
 import re
 import sys
 
+KIND = os.environ.get("KIND", "profile")
 path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "h100-sxm-80gb", "models.txt")
 runs = {}
 count = {}
@@ -47,7 +50,7 @@ errors = []
 errors_med = []
 print(f"{'model':<12} {'runs':>4} {'real ms':>9} {'profiled ms':>12} {'error':>7} {'(medians:':>10} {'real':>7} {'profiled':>9} {'error)':>7} {'real wall':>10} {'profiled wall':>14} {'overhead':>9} {'warm-up wall (steps 0-1)':>26}")
 for model in dict.fromkeys(t.split()[0] for t in runs):
-    real, prof = runs.get(f"{model} real"), runs.get(f"{model} profile")
+    real, prof = runs.get(f"{model} real"), runs.get(f"{model} {KIND}")
     if not real or not prof:
         continue
     r = mean([t for s, t, _ in real if s >= 2])
@@ -56,7 +59,7 @@ for model in dict.fromkeys(t.split()[0] for t in runs):
     pm = median([t for s, t, _ in prof if s >= 2])
     rw = mean([w for s, _, w in real if s >= 2])
     pw = mean([w for s, _, w in prof if s >= 2])
-    n = count[f"{model} profile"]
+    n = count[f"{model} {KIND}"]
     warm = f"{sum(w for s, _, w in prof if s < 2) / 1e3 / n:.2f} s vs {sum(w for s, _, w in real if s < 2) / 1e3 / count[f'{model} real']:.2f} s"
     err = (p - r) / r * 100
     errors.append(abs(err))
@@ -65,12 +68,12 @@ for model in dict.fromkeys(t.split()[0] for t in runs):
     print(f"{model:<12} {runs_text:>4} {r:9.2f} {p:12.2f} {err:+6.1f}% {'':>10} {rm:7.2f} {pm:9.2f} {(pm - rm) / rm * 100:+6.1f}% {rw:9.0f}ms {pw:13.0f}ms {(pw - rw) / rw * 100:+8.0f}% {warm:>26}")
     # Each profiled run against the real run just before it: the machine's speed drifts over minutes, and a
     # pair sees the same drift.
-    pairs = [(mean(pr) - mean(rr)) / mean(rr) * 100 for rr, pr in zip(each[f"{model} real"], each[f"{model} profile"])]
+    pairs = [(mean(pr) - mean(rr)) / mean(rr) * 100 for rr, pr in zip(each[f"{model} real"], each[f"{model} {KIND}"])]
     line = f"{'':<12} pairs (each profiled run against the real run before it): " + " ".join(f"{e:+.1f}%" for e in pairs)
     line += f"; median {median(pairs):+.1f}%"
-    if host.get(f"{model} profile"):
-        app = mean([a for a, _ in host[f"{model} profile"]])
-        own = mean([o for _, o in host[f"{model} profile"]])
+    if host.get(f"{model} {KIND}"):
+        app = mean([a for a, _ in host[f"{model} {KIND}"]])
+        own = mean([o for _, o in host[f"{model} {KIND}"]])
         line += f"; per step: application CPU {app:.1f} ms, Phantom's own {own:.1f} ms"
     print(line)
     det = runs.get(f"{model} profile-det")
