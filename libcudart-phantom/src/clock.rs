@@ -54,13 +54,15 @@ static LIBRARY_CALLS: AtomicU64 = AtomicU64::new(0);
 /// Where the host time charged to this process's threads went, summed over threads (docs/time.md, "Where host
 /// time goes"): the application's own CPU time (scaled), modelled call costs, NVIDIA's driver's host time in
 /// runtime calls and NVIDIA's libraries' in library calls (executing processes), and the CPU time Phantom used
-/// inside calls, which is not charged.
+/// inside calls, which is not charged; and, also not charged, the CPU time an executing process's threads spent
+/// inside NVIDIA's synchronising calls waiting for the real GPU (NVIDIA spins by default).
 pub struct Tally {
     pub application_ns: AtomicU64,
     pub call_cost_ns: AtomicU64,
     pub driver_ns: AtomicU64,
     pub library_ns: AtomicU64,
     pub phantom_ns: AtomicU64,
+    pub real_wait_ns: AtomicU64,
 }
 
 pub static TALLY: Tally = Tally {
@@ -69,12 +71,14 @@ pub static TALLY: Tally = Tally {
     driver_ns: AtomicU64::new(0),
     library_ns: AtomicU64::new(0),
     phantom_ns: AtomicU64::new(0),
+    real_wait_ns: AtomicU64::new(0),
 };
 
 impl Tally {
-    /// `[application, call costs, driver, library, phantom]` in ns.
-    pub fn snapshot(&self) -> [u64; 5] {
-        [&self.application_ns, &self.call_cost_ns, &self.driver_ns, &self.library_ns, &self.phantom_ns].map(|a| a.load(Ordering::Relaxed))
+    /// `[application, call costs, driver, library, phantom, real GPU wait]` in ns.
+    pub fn snapshot(&self) -> [u64; 6] {
+        [&self.application_ns, &self.call_cost_ns, &self.driver_ns, &self.library_ns, &self.phantom_ns, &self.real_wait_ns]
+            .map(|a| a.load(Ordering::Relaxed))
     }
 }
 
@@ -102,6 +106,8 @@ struct ThreadClock {
     lib_depth: Cell<u32>,
     /// Host time (ns) NVIDIA's code took in the current runtime API call or outermost library call.
     nvidia: Cell<u64>,
+    /// CPU time (ns) the current runtime API call spent waiting for the real GPU (executing processes).
+    waited: Cell<u64>,
 }
 
 thread_local! {
@@ -113,6 +119,7 @@ thread_local! {
             in_api: Cell::new(false),
             lib_depth: Cell::new(0),
             nvidia: Cell::new(0),
+            waited: Cell::new(0),
         }
     };
 }
@@ -187,7 +194,9 @@ impl ThreadClock {
             return;
         }
         let nvidia = self.nvidia.replace(0);
-        self.discard(policy, cpu_now, nvidia);
+        let waited = self.waited.replace(0);
+        add(&TALLY.real_wait_ns, waited);
+        self.discard(policy, cpu_now, nvidia.saturating_add(waited));
         self.in_api.set(false);
         let charge = if nvidia > 0 && !policy.deterministic {
             add(&TALLY.driver_ns, nvidia);
@@ -227,7 +236,9 @@ impl ThreadClock {
         self.lib_depth.set(self.lib_depth.get() - 1);
         if self.lib_depth.get() == 0 {
             let nvidia = self.nvidia.replace(0);
-            self.discard(policy, cpu_now, nvidia);
+            let waited = self.waited.replace(0);
+            add(&TALLY.real_wait_ns, waited);
+            self.discard(policy, cpu_now, nvidia.saturating_add(waited));
             self.in_api.set(false);
             if !policy.deterministic {
                 add(&TALLY.library_ns, nvidia);
@@ -453,6 +464,22 @@ pub fn api_exit(cost: SimDuration) {
     with_clock(|c, p| c.exit_api(p, cpu_now(p), cost.as_nanos(), API_CALL_NS.load(Ordering::Relaxed)))
 }
 
+/// Executing process in measured host time: runs `wait`, a call of NVIDIA's that waits for the real GPU
+/// (`cuCtxSynchronize`, `cuStreamSynchronize`, …), and keeps the CPU time it took (NVIDIA spins while it waits)
+/// apart from Phantom's own: neither is charged, the simulated GPU decides how long the simulated host waits.
+/// Reads the thread's CPU clock twice (system calls); such waits come a few times per training step.
+pub fn real_gpu_wait<T>(wait: impl FnOnce() -> T) -> T {
+    if policy().deterministic {
+        return wait();
+    }
+    let before = thread_cpu_ns();
+    let r = wait();
+    if let (Some(a), Some(b)) = (before, thread_cpu_ns()) {
+        let _ = CLOCK.try_with(|c| c.waited.set(c.waited.get().saturating_add(b.saturating_sub(a))));
+    }
+    r
+}
+
 /// A runtime call answered without reading the clocks (`runtime::query`): adds `cost` as [`api_exit`] would,
 /// and, like it, nothing inside a library call (whose end charges the time). The call's own CPU time is not
 /// separated from the application's.
@@ -591,6 +618,7 @@ mod tests {
             in_api: Cell::new(false),
             lib_depth: Cell::new(0),
             nvidia: Cell::new(0),
+            waited: Cell::new(0),
         }
     }
 

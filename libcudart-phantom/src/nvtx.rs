@@ -209,7 +209,7 @@ struct Open {
     /// Name and start: only with tracing on.
     traced: Option<(NameId, SimTime)>,
     /// The process's host-time tally when a top-level range opened, with `PHANTOM_LOG=phantom::host=info`.
-    host: Option<[u64; 5]>,
+    host: Option<[u64; 6]>,
 }
 
 /// Whether each top-level push/pop range logs where its host time went (`PHANTOM_LOG=phantom::host=info`:
@@ -219,12 +219,12 @@ fn host_log_on() -> bool {
 }
 
 /// Logs the host time charged between two tallies (`crate::clock::Tally`) for the range `name`.
-fn log_host(name: &str, before: [u64; 5], after: [u64; 5]) {
+fn log_host(name: &str, before: [u64; 6], after: [u64; 6]) {
     let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a.saturating_sub(b) as f64 / 1e6).collect();
     tracing::info!(
         target: "phantom::host",
-        "phantom: host time in {name:?}: application {:.3} ms, call costs {:.3} ms, NVIDIA's driver {:.3} ms, NVIDIA's libraries {:.3} ms; Phantom's own CPU {:.3} ms (not charged)",
-        d[0], d[1], d[2], d[3], d[4]
+        "phantom: host time in {name:?}: application {:.3} ms, call costs {:.3} ms, NVIDIA's driver {:.3} ms, NVIDIA's libraries {:.3} ms; Phantom's own CPU {:.3} ms, CPU waiting for the real GPU {:.3} ms (not charged)",
+        d[0], d[1], d[2], d[3], d[4], d[5]
     );
 }
 

@@ -440,7 +440,7 @@ impl Exec {
     /// Gives back what [`Exec::back`] took for `[addr, addr + len)`: pages no allocation touches any more are
     /// unmapped, after the GPU has finished with them.
     pub fn unback(&self, addr: u64, len: u64) {
-        let _ = unsafe { (self.driver.f.cuCtxSynchronize)() };
+        let _ = crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuCtxSynchronize)() });
         let mut page = addr / PAGE * PAGE;
         while page < addr + len.max(1) {
             self.release_page(page);
@@ -495,11 +495,11 @@ impl Exec {
 
     pub fn synchronize_stream(&self, s: &Stream) -> CudaResult<()> {
         let h = self.stream(s)?;
-        self.check(unsafe { (self.driver.f.cuStreamSynchronize)(h) }, "cuStreamSynchronize")
+        self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuStreamSynchronize)(h) }), "cuStreamSynchronize")
     }
 
     pub fn synchronize(&self) -> CudaResult<()> {
-        self.check(unsafe { (self.driver.f.cuCtxSynchronize)() }, "cuCtxSynchronize")
+        self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuCtxSynchronize)() }), "cuCtxSynchronize")
     }
 
     /// Records the real event behind `real` (created on first use) on `s`'s real stream.
@@ -540,7 +540,7 @@ impl Exec {
         let h = self.stream(s)?;
         self.check(unsafe { (self.driver.f.cuMemcpyAsync)(dst, src, bytes as usize, h) }, "cuMemcpyAsync")?;
         if wait {
-            self.check(unsafe { (self.driver.f.cuStreamSynchronize)(h) }, "cuStreamSynchronize")?;
+            self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuStreamSynchronize)(h) }), "cuStreamSynchronize")?;
         }
         Ok(())
     }
@@ -555,7 +555,7 @@ impl Exec {
         self.synchronize()?;
         let h = CU_STREAM_LEGACY;
         self.check(unsafe { (self.driver.f.cuMemcpyAsync)(out.as_mut_ptr() as u64, addr, out.len(), h) }, "cuMemcpyAsync")?;
-        self.check(unsafe { (self.driver.f.cuStreamSynchronize)(h) }, "cuStreamSynchronize")
+        self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuStreamSynchronize)(h) }), "cuStreamSynchronize")
     }
 
     /// Writes device memory (what a small communication operation received), after all queued work.
@@ -563,7 +563,7 @@ impl Exec {
         self.synchronize()?;
         let h = CU_STREAM_LEGACY;
         self.check(unsafe { (self.driver.f.cuMemcpyAsync)(addr, data.as_ptr() as u64, data.len(), h) }, "cuMemcpyAsync")?;
-        self.check(unsafe { (self.driver.f.cuStreamSynchronize)(h) }, "cuStreamSynchronize")
+        self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuStreamSynchronize)(h) }), "cuStreamSynchronize")
     }
 
     // ---- kernels ------------------------------------------------------------------------------------------

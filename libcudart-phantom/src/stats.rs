@@ -677,7 +677,7 @@ struct Who {
     /// Profiling mode, executing process: what ran on the real GPU (`crate::profile::stats_json`).
     real_gpu: Option<String>,
     /// Host time charged to the process's threads, by kind (`crate::clock::Tally::snapshot`).
-    host: [u64; 5],
+    host: [u64; 6],
 }
 
 fn who() -> Who {
@@ -740,10 +740,10 @@ fn render(
         who.end_ns
     );
     let _ = write!(o, ",\"real_gpu\":{}", who.real_gpu.as_deref().unwrap_or("null"));
-    let [application, costs, driver, libraries, phantom] = who.host;
+    let [application, costs, driver, libraries, phantom, real_wait] = who.host;
     let _ = write!(
         o,
-        ",\"host_ns\":{{\"application\":{application},\"call_costs\":{costs},\"nvidia_driver\":{driver},\"nvidia_libraries\":{libraries},\"phantom\":{phantom}}}"
+        ",\"host_ns\":{{\"application\":{application},\"call_costs\":{costs},\"nvidia_driver\":{driver},\"nvidia_libraries\":{libraries},\"phantom\":{phantom},\"real_gpu_wait\":{real_wait}}}"
     );
     // GPUs: time accounting and memory, by global index.
     let mut gpus: BTreeMap<u32, (Option<u32>, GpuTotals, u64)> = BTreeMap::new();
@@ -959,12 +959,12 @@ mod tests {
         }
         a.range(NameId(0), "step 0", 0, 3000);
         a.range(NameId(1), "step 1", 1000, 2000);
-        let who = Who { pid: 42, rank: Some(1), local_rank: Some(1), node: 0, end_ns: 0, real_gpu: None, host: [5, 4, 3, 2, 1] };
+        let who = Who { pid: 42, rank: Some(1), local_rank: Some(1), node: 0, end_ns: 0, real_gpu: None, host: [6, 5, 4, 3, 2, 1] };
         let text = render(&a, &who, &[(0, 1, 4096)], &|h| format!("k{h:x}"), &|n| format!("step {}", n.0));
         assert_eq!(
             text,
             "{\"version\":1,\"pid\":42,\"rank\":1,\"local_rank\":1,\"node\":0,\"end_ns\":0,\"real_gpu\":null,\
-             \"host_ns\":{\"application\":5,\"call_costs\":4,\"nvidia_driver\":3,\"nvidia_libraries\":2,\"phantom\":1},\
+             \"host_ns\":{\"application\":6,\"call_costs\":5,\"nvidia_driver\":4,\"nvidia_libraries\":3,\"phantom\":2,\"real_gpu_wait\":1},\
              \"gpus\":[{\"gpu\":1,\"ordinal\":0,\"kernel_busy_ns\":2100,\"nccl_ns\":0,\"exposed_nccl_ns\":0,\"peak_memory_bytes\":4096},\
              {\"gpu\":3,\"ordinal\":null,\"kernel_busy_ns\":0,\"nccl_ns\":1500,\"exposed_nccl_ns\":1500,\"peak_memory_bytes\":0}],\
              \"kernel_ns_by_source\":{\"table\":2000,\"model\":100,\"library\":300,\"profiled\":0},\

@@ -166,6 +166,9 @@ pub struct HostNs {
     pub nvidia_libraries: u64,
     /// CPU time Phantom used inside calls, not charged.
     pub phantom: u64,
+    /// CPU time an executing process spent inside NVIDIA's synchronising calls waiting for the real GPU, not
+    /// charged.
+    pub real_gpu_wait: u64,
 }
 
 /// What an executing process ran on the real GPU (its statistics file's `real_gpu`).
@@ -269,6 +272,7 @@ pub fn parse(text: &str) -> Result<Proc, String> {
                 nvidia_driver: u(h, "nvidia_driver"),
                 nvidia_libraries: u(h, "nvidia_libraries"),
                 phantom: u(h, "phantom"),
+                real_gpu_wait: u(h, "real_gpu_wait"),
             }
         },
         real_gpu: v["real_gpu"].as_object().map(|_| {
@@ -667,6 +671,7 @@ fn proc_report(p: &Proc, pattern: Option<&str>) -> Value {
             "nvidia_driver": p.host.nvidia_driver,
             "nvidia_libraries": p.host.nvidia_libraries,
             "phantom": p.host.phantom,
+            "real_gpu_wait": p.host.real_gpu_wait,
         },
         "steps": steps,
         "unsettled_nccl_operations": p.unsettled,
@@ -692,7 +697,7 @@ mod tests {
         let steady = &steps[1..];
         format!(
             "{{\"version\":1,\"pid\":{pid},\"rank\":{rank},\"local_rank\":{rank},\"node\":0,\
-             \"host_ns\":{{\"application\":{pid}000,\"call_costs\":20,\"nvidia_driver\":30,\"nvidia_libraries\":40,\"phantom\":50}},\
+             \"host_ns\":{{\"application\":{pid}000,\"call_costs\":20,\"nvidia_driver\":30,\"nvidia_libraries\":40,\"phantom\":50,\"real_gpu_wait\":60}},\
              \"gpus\":[{{\"gpu\":{rank},\"ordinal\":0,\"kernel_busy_ns\":{kernel_ns},\"nccl_ns\":400,\"exposed_nccl_ns\":100,\"peak_memory_bytes\":{peak}}}],\
              \"kernel_ns_by_source\":{{\"table\":{kernel_ns},\"model\":100,\"library\":300,\"profiled\":0}},\
              \"kernels\":[{{\"name\":\"gemm\",\"source\":\"table\",\"count\":2,\"total_ns\":{kernel_ns}}},\
@@ -804,6 +809,7 @@ mod tests {
         // Host time by kind, per rank (rank 1 is pid 11).
         assert_eq!(r["per_rank"][1]["host_ns"]["application"], 11_000);
         assert_eq!(r["per_rank"][1]["host_ns"]["nvidia_libraries"], 40);
+        assert_eq!(r["per_rank"][1]["host_ns"]["real_gpu_wait"], 60);
         assert_eq!(parse(&file(1, 0, &[5, 6], 7, 8).replace("\"profiled\":0", "\"profiled\":9")).unwrap().by_source.profiled, 9);
     }
 

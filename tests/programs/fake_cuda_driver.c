@@ -746,20 +746,33 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
   return CUDA_SUCCESS;
 }
 
-// FAKE_CUDA_LAUNCH_HOST_NS=N: every cuLaunchKernel busy-waits N ns of real time first, so that the host time a
-// launch costs is known (an executing process charges what the driver's launch took: docs/time.md).
-static void launch_host_cost(void) {
-  static long long ns = -1;
-  if (ns < 0) {
-    const char* v = getenv("FAKE_CUDA_LAUNCH_HOST_NS");
-    ns = v ? atoll(v) : 0;
+// Busy-waits the number of ns of real time in the environment variable `var` (0 when unset), read once into
+// `*ns`.
+static void busy_wait_env(const char* var, long long* ns) {
+  if (*ns < 0) {
+    const char* v = getenv(var);
+    *ns = v ? atoll(v) : 0;
   }
-  if (ns <= 0) return;
+  if (*ns <= 0) return;
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   do {
     clock_gettime(CLOCK_MONOTONIC, &t);
-  } while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) < ns);
+  } while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) < *ns);
+}
+
+// FAKE_CUDA_LAUNCH_HOST_NS=N: every cuLaunchKernel busy-waits N ns of real time first, so that the host time a
+// launch costs is known (an executing process charges what the driver's launch took: docs/time.md).
+static void launch_host_cost(void) {
+  static long long ns = -1;
+  busy_wait_env("FAKE_CUDA_LAUNCH_HOST_NS", &ns);
+}
+
+// FAKE_CUDA_STREAM_SYNC_HOST_NS=N: every cuStreamSynchronize busy-waits N ns, as NVIDIA's driver spins while the
+// GPU finishes (an executing process keeps that CPU time apart from its own: docs/time.md).
+static void stream_sync_host_cost(void) {
+  static long long ns = -1;
+  busy_wait_env("FAKE_CUDA_STREAM_SYNC_HOST_NS", &ns);
 }
 
 CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ,
@@ -814,6 +827,7 @@ static CUresult stream_synchronize(CUstream s) {
 
 CUresult CUDAAPI cuStreamSynchronize(CUstream s) {
   NEED_INIT();
+  stream_sync_host_cost();
   LOCKED(stream_synchronize(s));
 }
 

@@ -304,15 +304,19 @@ fn only_the_designated_rank_runs_on_the_gpu() {
 /// In measured host time an executing rank charges what its driver's launches took, and publishes their mean
 /// for the following ranks, which charge it for their own launches (docs/profiling.md, "Host time of following
 /// ranks"). The fake driver's launch busy-waits 40 µs; rank 0 publishes after 4 launches; the report's host time
-/// by kind shows 40 µs per launch on both ranks, where the `[host]` cost is 2 µs.
+/// by kind shows 40 µs per launch on both ranks, where the `[host]` cost is 2 µs. The fake's
+/// `cuStreamSynchronize` busy-waits 30 ms, as NVIDIA's spins while the GPU finishes: rank 0 reports that CPU time
+/// as waiting for the real GPU, not as Phantom's own (docs/time.md, "Where host time goes").
 #[test]
 fn following_ranks_charge_the_launch_cost_the_executing_rank_measured() {
     const SPIN_NS: u64 = 40_000;
+    const SYNC_NS: u64 = 30_000_000;
     let _ = profiled();
     let dir = tempdir("host-launch");
     let report = dir.join("report.json");
     let mut cmd = phantom_run_profiled(&dir, fake_driver(), 2, "measured");
     cmd.env("FAKE_CUDA_LAUNCH_HOST_NS", SPIN_NS.to_string())
+        .env("FAKE_CUDA_STREAM_SYNC_HOST_NS", SYNC_NS.to_string())
         .env("PHANTOM_PROFILE_HOST_SAMPLES", "4")
         .arg("--report")
         .arg(&report)
@@ -331,6 +335,13 @@ fn following_ranks_charge_the_launch_cost_the_executing_rank_measured() {
     assert_eq!(host(1, "nvidia_driver"), 0);
     assert!(host(1, "call_costs") >= launches * SPIN_NS, "rank 1: {}", r["per_rank"][1]["host_ns"]);
     assert!(host(1, "call_costs") < 100 * launches * SPIN_NS, "rank 1: {}", r["per_rank"][1]["host_ns"]);
+    // The program's cudaStreamSynchronize and its two blocking cudaMemcpy each wait in cuStreamSynchronize on
+    // rank 0: 3 × 30 ms of busy-waiting, of which the thread's CPU time is a little less (all of it on an idle
+    // machine; a loaded one may preempt the thread, so the bound is one wait's worth); none of it is Phantom's
+    // own. Rank 1 waits for no real GPU.
+    assert!(host(0, "real_gpu_wait") >= SYNC_NS, "rank 0: {}", r["per_rank"][0]["host_ns"]);
+    assert!(host(0, "phantom") < SYNC_NS, "rank 0: {}", r["per_rank"][0]["host_ns"]);
+    assert_eq!(host(1, "real_gpu_wait"), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
