@@ -480,6 +480,13 @@ pub fn real_gpu_wait<T>(wait: impl FnOnce() -> T) -> T {
     r
 }
 
+/// Executing process: the current runtime call spent `ns` waiting for the real GPU in a call of NVIDIA's that
+/// is timed by the wall clock (a launch that found the driver's queue full: its time beyond the mean launch).
+/// Not charged, and not counted as Phantom's own.
+pub fn real_gpu_waited(ns: u64) {
+    let _ = CLOCK.try_with(|c| c.waited.set(c.waited.get().saturating_add(ns)));
+}
+
 /// A runtime call answered without reading the clocks (`runtime::query`): adds `cost` as [`api_exit`] would,
 /// and, like it, nothing inside a library call (whose end charges the time). The call's own CPU time is not
 /// separated from the application's.
@@ -749,6 +756,20 @@ mod tests {
         c.nvidia.set(5_000);
         c.exit_api(d, None, 2_000, 100);
         assert_eq!((c.virt.get(), c.nvidia.get()), (16_160, 0));
+    }
+
+    #[test]
+    fn waiting_for_the_real_gpu_is_neither_charged_nor_phantom_s() {
+        let p = Policy { deterministic: false, cpu_scale: 1.0 };
+        let c = fresh();
+        c.start_if_needed(p, 0, || Some(0));
+        // A launch whose driver call took 2 µs after waiting 50 µs for room in the queue: 2 µs + the runtime's
+        // 50 ns are charged; the wait is handed over (and the call's CPU beyond both is Phantom's).
+        c.enter_api(p, Some(1_000));
+        c.nvidia.set(2_000);
+        c.waited.set(50_000);
+        c.exit_api(p, Some(60_000), 4_000, 50);
+        assert_eq!((c.virt.get(), c.waited.get(), c.cpu_base.get()), (3_050, 0, 60_000));
     }
 
     #[test]

@@ -666,9 +666,12 @@ impl Exec {
     fn charge_launch(&self, rt: &crate::runtime::Runtime, ns: u64) {
         if ns > BLOCKED_LAUNCH_NS {
             self.launch_blocked.fetch_add(1, Ordering::Relaxed);
-            if let Some(mean) = self.launch_host_ns.load(Ordering::Relaxed).checked_div(self.launch_host_count.load(Ordering::Relaxed)) {
+            let mean = self.launch_host_ns.load(Ordering::Relaxed).checked_div(self.launch_host_count.load(Ordering::Relaxed));
+            if let Some(mean) = mean {
                 crate::clock::nvidia_time(mean);
             }
+            // The rest was the real GPU's backlog, not Phantom's work (docs/time.md, "Where host time goes").
+            crate::clock::real_gpu_waited(ns.saturating_sub(mean.unwrap_or(0)));
         } else {
             let sum = self.launch_host_ns.fetch_add(ns, Ordering::Relaxed) + ns;
             let n = self.launch_host_count.fetch_add(1, Ordering::Relaxed) + 1;
