@@ -11,23 +11,24 @@ Default size (Llama 3.2 1B's shape with Llama 2's 32000-token vocabulary): dim 2
 would be 5632), vocab 32000 — 1,104,218,112 parameters:
   2 * vocab * dim  +  layers * (2 * dim^2 + 2 * dim * dim * kv_heads / heads + 3 * dim * hidden + 2 * dim)  +  dim.
 
-Same command line style and output as gpt2.py, so the same scripts and tests parse both: a `model:` line, one
-line per step with the step time measured by time.perf_counter() around the step (synchronised) — under
-Phantom, simulated time — plus the host CPU time the process used for the step and the real wall-clock time
-it took (from /proc/uptime, which no clock virtualisation touches), and the memory statistics after the last
-step. Each step is an NVTX range `step N`, which Phantom records in its trace. On a real GPU run it with
+Same command line style and output as gpt2.py (both use train.py), so the same scripts and tests parse both: a
+`model:` line, one line per step with the step time measured by time.perf_counter() around the step
+(synchronised) — under Phantom, simulated time — plus the host CPU time the process used for the step and the
+real wall-clock time it took (from /proc/uptime, which no clock virtualisation touches), and the memory
+statistics after the last step. Each step is an NVTX range `step N`, which Phantom records in its trace. On a
+real GPU run it with
 python3; under Phantom, `phantom run [-n N] -- python3 llama.py ...` (with PYTHONPATH at the pinned torch).
 
   python llama.py [--layers 16 --heads 32 --kv-heads 8 --dim 2048 --hidden 8192 --vocab 32000
                    --batch 4 --seq 2048 --steps 5 --ddp|--fsdp] [--init-on-device]
 """
 import argparse
-import os
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import train
 
 
 class RMSNorm(nn.Module):
@@ -107,17 +108,6 @@ class Llama(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def uptime():
-    """Real seconds since boot (10 ms resolution), whatever the process's clocks say."""
-    with open("/proc/uptime") as f:
-        return float(f.read().split()[0])
-
-
-def say(line):
-    """One line in one write(2): the ranks share one stdout pipe, so lines must not interleave."""
-    os.write(1, (line + "\n").encode())
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--layers", type=int, default=16)
@@ -126,61 +116,10 @@ def main():
     p.add_argument("--dim", type=int, default=2048)
     p.add_argument("--hidden", type=int, default=8192, help="SwiGLU hidden size (Llama's rule would give 5632)")
     p.add_argument("--vocab", type=int, default=32000)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--seq", type=int, default=2048)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--ddp", action="store_true")
-    p.add_argument("--fsdp", action="store_true")
-    p.add_argument("--init-on-device", action="store_true", help="create the parameters on the GPU directly")
+    train.add_options(p, batch=4, seq=2048)
     a = p.parse_args()
-
-    distributed = a.ddp or a.fsdp
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    torch.cuda.set_device(local)
-    if distributed:
-        torch.distributed.init_process_group("nccl", device_id=torch.device("cuda", local))
-    torch.manual_seed(0)
     shape = (a.layers, a.heads, a.kv_heads, a.dim, a.hidden, a.vocab, a.seq)
-    if a.init_on_device:
-        with torch.device("cuda"):
-            model = Llama(*shape)
-    else:
-        model = Llama(*shape).cuda()
-    params = sum(p.numel() for p in model.parameters())
-    if a.ddp:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[local])
-    elif a.fsdp:
-        from torch.distributed.fsdp import fully_shard
-        for block in model.blocks:
-            fully_shard(block)
-        fully_shard(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
-    if rank == 0:
-        say(f"model: {params} parameters, {a.layers} layers, batch {a.batch} x {a.seq}")
-    for step in range(a.steps):
-        x = torch.randint(0, a.vocab, (a.batch, a.seq), device="cuda")
-        y = torch.randint(0, a.vocab, (a.batch, a.seq), device="cuda")
-        torch.cuda.synchronize()
-        t0, cpu0, thread0, wall0 = time.perf_counter(), time.process_time(), time.thread_time(), uptime()
-        torch.cuda.nvtx.range_push(f"step {step}")
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        loss_value = loss.item()
-        torch.cuda.synchronize()
-        torch.cuda.nvtx.range_pop()
-        dt = time.perf_counter() - t0
-        cpu, thread, wall = time.process_time() - cpu0, time.thread_time() - thread0, uptime() - wall0
-        say(f"rank {rank} step {step} time_ms {dt * 1e3:.3f} loss {loss_value:.4f} "
-            f"cpu_ms {cpu * 1e3:.1f} thread_ms {thread * 1e3:.1f} wall_ms {wall * 1e3:.0f}")
-    say(f"rank {rank} max_memory_allocated {torch.cuda.max_memory_allocated()} "
-        f"max_memory_reserved {torch.cuda.max_memory_reserved()}")
-    if distributed:
-        torch.distributed.destroy_process_group()
+    train.run(a, lambda: Llama(*shape), vocab=a.vocab)
 
 
 if __name__ == "__main__":
