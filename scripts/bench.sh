@@ -17,3 +17,13 @@ cc -shared -fPIC -O2 -pthread -I"$cu/include" "$root/tests/programs/fake_cuda_dr
 echo "== executing process (PHANTOM_PROFILE=execute, fake driver), host time: measured"
 LD_LIBRARY_PATH="$root/target/phantom/lib" PHANTOM_HOST_TIME=measured PHANTOM_PROFILE=execute \
   PHANTOM_REAL_DRIVER="$out/libfake_cuda_driver.so" "$out/launch_overhead" "${1:-1000000}"
+# Library exports: the cuDNN stub simulated, then executing with the fake cuDNN as NVIDIA's library.
+"$cu/bin/nvcc" -x cu -cudart shared -O2 "$root/bench/library_exports.c" -o "$out/library_exports" -L"$cu/lib"
+mkdir -p "$out/nvidia"
+cc -shared -fPIC -O2 -pthread -I"$cu/include" "$root/stubs/cudnn/testing/fake_cudnn.c" -o "$out/nvidia/libcudnn.so.9"
+exports=$(( ${1:-1000000} / 10 ))
+echo "== cuDNN exports, simulated process, host time: measured"
+LD_LIBRARY_PATH="$root/target/phantom/lib" PHANTOM_HOST_TIME=measured "$out/library_exports" "$exports"
+echo "== cuDNN exports, executing process (fake driver and fake cuDNN), host time: measured"
+LD_LIBRARY_PATH="$root/target/phantom/lib" PHANTOM_HOST_TIME=measured PHANTOM_PROFILE=execute \
+  PHANTOM_REAL_DRIVER="$out/libfake_cuda_driver.so" PHANTOM_REAL_LIBS="$out/nvidia" "$out/library_exports" "$exports"

@@ -467,14 +467,15 @@ pub fn api_exit(cost: SimDuration) {
 /// Executing process in measured host time: runs `wait`, a call of NVIDIA's that waits for the real GPU
 /// (`cuCtxSynchronize`, `cuStreamSynchronize`, …), and keeps the CPU time it took (NVIDIA spins while it waits)
 /// apart from Phantom's own: neither is charged, the simulated GPU decides how long the simulated host waits.
-/// Reads the thread's CPU clock twice (system calls); such waits come a few times per training step.
+/// The CPU time is read as the accounting reads it ([`cpu_estimate`]: a wait shorter than 20 µs costs no system
+/// call).
 pub fn real_gpu_wait<T>(wait: impl FnOnce() -> T) -> T {
     if policy().deterministic {
         return wait();
     }
-    let before = thread_cpu_ns();
+    let before = cpu_estimate();
     let r = wait();
-    if let (Some(a), Some(b)) = (before, thread_cpu_ns()) {
+    if let (Some(a), Some(b)) = (before, cpu_estimate()) {
         let _ = CLOCK.try_with(|c| c.waited.set(c.waited.get().saturating_add(b.saturating_sub(a))));
     }
     r
