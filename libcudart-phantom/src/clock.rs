@@ -193,11 +193,7 @@ impl ThreadClock {
         if self.lib_depth.get() > 0 {
             return;
         }
-        let nvidia = self.nvidia.replace(0);
-        let waited = self.waited.replace(0);
-        add(&TALLY.real_wait_ns, waited);
-        self.discard(policy, cpu_now, nvidia.saturating_add(waited));
-        self.in_api.set(false);
+        let nvidia = self.close_call(policy, cpu_now);
         let charge = if nvidia > 0 && !policy.deterministic {
             add(&TALLY.driver_ns, nvidia);
             add(&TALLY.call_cost_ns, runtime_ns);
@@ -207,6 +203,18 @@ impl ThreadClock {
             cost
         };
         self.virt.set(self.virt.get().saturating_add(charge));
+    }
+
+    /// The end of a runtime call or outermost library call: the call's CPU time is dropped (NVIDIA's part, its
+    /// waits for the real GPU, and Phantom's own, tallied apart) and NVIDIA's host time returned for the caller
+    /// to charge.
+    fn close_call(&self, policy: Policy, cpu_now: Option<u64>) -> u64 {
+        let nvidia = self.nvidia.replace(0);
+        let waited = self.waited.replace(0);
+        add(&TALLY.real_wait_ns, waited);
+        self.discard(policy, cpu_now, nvidia.saturating_add(waited));
+        self.in_api.set(false);
+        nvidia
     }
 
     /// A call answered without clock readings ([`charge_call`]).
@@ -235,11 +243,7 @@ impl ThreadClock {
         self.nvidia.set(self.nvidia.get().saturating_add(nvidia_ns));
         self.lib_depth.set(self.lib_depth.get() - 1);
         if self.lib_depth.get() == 0 {
-            let nvidia = self.nvidia.replace(0);
-            let waited = self.waited.replace(0);
-            add(&TALLY.real_wait_ns, waited);
-            self.discard(policy, cpu_now, nvidia.saturating_add(waited));
-            self.in_api.set(false);
+            let nvidia = self.close_call(policy, cpu_now);
             if !policy.deterministic {
                 add(&TALLY.library_ns, nvidia);
                 self.virt.set(self.virt.get().saturating_add(nvidia));
@@ -476,7 +480,7 @@ pub fn real_gpu_wait<T>(wait: impl FnOnce() -> T) -> T {
     let before = cpu_estimate();
     let r = wait();
     if let (Some(a), Some(b)) = (before, cpu_estimate()) {
-        let _ = CLOCK.try_with(|c| c.waited.set(c.waited.get().saturating_add(b.saturating_sub(a))));
+        real_gpu_waited(b.saturating_sub(a));
     }
     r
 }

@@ -495,6 +495,12 @@ impl Exec {
 
     pub fn synchronize_stream(&self, s: &Stream) -> CudaResult<()> {
         let h = self.stream(s)?;
+        self.wait_stream(h)
+    }
+
+    /// Waits in NVIDIA's driver for the work queued on the real stream `h` (the CPU time that takes is the real
+    /// GPU's, `clock::real_gpu_wait`).
+    fn wait_stream(&self, h: CUstream) -> CudaResult<()> {
         self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuStreamSynchronize)(h) }), "cuStreamSynchronize")
     }
 
@@ -540,7 +546,7 @@ impl Exec {
         let h = self.stream(s)?;
         self.check(unsafe { (self.driver.f.cuMemcpyAsync)(dst, src, bytes as usize, h) }, "cuMemcpyAsync")?;
         if wait {
-            self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuStreamSynchronize)(h) }), "cuStreamSynchronize")?;
+            self.wait_stream(h)?;
         }
         Ok(())
     }
@@ -555,7 +561,7 @@ impl Exec {
         self.synchronize()?;
         let h = CU_STREAM_LEGACY;
         self.check(unsafe { (self.driver.f.cuMemcpyAsync)(out.as_mut_ptr() as u64, addr, out.len(), h) }, "cuMemcpyAsync")?;
-        self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuStreamSynchronize)(h) }), "cuStreamSynchronize")
+        self.wait_stream(h)
     }
 
     /// Writes device memory (what a small communication operation received), after all queued work.
@@ -563,7 +569,7 @@ impl Exec {
         self.synchronize()?;
         let h = CU_STREAM_LEGACY;
         self.check(unsafe { (self.driver.f.cuMemcpyAsync)(addr, data.as_ptr() as u64, data.len(), h) }, "cuMemcpyAsync")?;
-        self.check(crate::clock::real_gpu_wait(|| unsafe { (self.driver.f.cuStreamSynchronize)(h) }), "cuStreamSynchronize")
+        self.wait_stream(h)
     }
 
     // ---- kernels ------------------------------------------------------------------------------------------
