@@ -74,9 +74,11 @@ pub static TALLY: Tally = Tally {
     real_wait_ns: AtomicU64::new(0),
 };
 
+/// A [`Tally`] read at one moment: `[application, call costs, driver, library, phantom, real GPU wait]` in ns.
+pub type TallySnapshot = [u64; 6];
+
 impl Tally {
-    /// `[application, call costs, driver, library, phantom, real GPU wait]` in ns.
-    pub fn snapshot(&self) -> [u64; 6] {
+    pub fn snapshot(&self) -> TallySnapshot {
         [&self.application_ns, &self.call_cost_ns, &self.driver_ns, &self.library_ns, &self.phantom_ns, &self.real_wait_ns]
             .map(|a| a.load(Ordering::Relaxed))
     }
@@ -634,6 +636,14 @@ mod tests {
         }
     }
 
+    /// A started clock in measured host time (CPU scale 1), at virtual time 0 with its CPU baseline at 0.
+    fn measured() -> (Policy, ThreadClock) {
+        let p = Policy { deterministic: false, cpu_scale: 1.0 };
+        let c = fresh();
+        c.start_if_needed(p, 0, || Some(0));
+        (p, c)
+    }
+
     #[test]
     fn deterministic_sequence_gives_exact_times() {
         deterministic();
@@ -724,9 +734,7 @@ mod tests {
 
     #[test]
     fn executing_processes_charge_nvidias_host_time() {
-        let p = Policy { deterministic: false, cpu_scale: 1.0 };
-        let c = fresh();
-        c.start_if_needed(p, 0, || Some(0));
+        let (p, c) = measured();
         // A launch whose driver call took 5 µs: 5 µs plus the runtime's 100 ns, not the 2 µs modelled cost.
         c.enter_api(p, Some(1_000));
         assert_eq!(c.virt.get(), 1_000);
@@ -765,9 +773,7 @@ mod tests {
 
     #[test]
     fn waiting_for_the_real_gpu_is_neither_charged_nor_phantom_s() {
-        let p = Policy { deterministic: false, cpu_scale: 1.0 };
-        let c = fresh();
-        c.start_if_needed(p, 0, || Some(0));
+        let (p, c) = measured();
         // A launch whose driver call took 2 µs after waiting 50 µs for room in the queue: 2 µs + the runtime's
         // 50 ns are charged; the wait is handed over (and the call's CPU beyond both is Phantom's).
         c.enter_api(p, Some(1_000));
@@ -779,9 +785,7 @@ mod tests {
 
     #[test]
     fn a_query_charges_its_cost_without_moving_the_cpu_baseline() {
-        let p = Policy { deterministic: false, cpu_scale: 1.0 };
-        let c = fresh();
-        c.start_if_needed(p, 0, || Some(0));
+        let (p, c) = measured();
         // 3 µs of application CPU, a query (75 ns, no clock reading), 1 µs more: the next call charges all 4 µs.
         c.charge_call(75);
         assert_eq!((c.virt.get(), c.cpu_base.get()), (75, 0));
@@ -798,9 +802,7 @@ mod tests {
 
     #[test]
     fn a_following_process_charges_the_executing_process_s_cost_per_export() {
-        let p = Policy { deterministic: false, cpu_scale: 1.0 };
-        let c = fresh();
-        c.start_if_needed(p, 0, || Some(0));
+        let (p, c) = measured();
         // 2 µs of application CPU, then an export whose stub used 30 µs of CPU: the executing process measured
         // 2.5 µs per export, which is what the export costs here.
         c.enter_library(p, Some(2_000));

@@ -209,7 +209,7 @@ struct Open {
     /// Name and start: only with tracing on.
     traced: Option<(NameId, SimTime)>,
     /// The process's host-time tally when a top-level range opened, with `PHANTOM_LOG=phantom::host=info`.
-    host: Option<[u64; 6]>,
+    host: Option<crate::clock::TallySnapshot>,
 }
 
 /// Whether each top-level push/pop range logs where its host time went (`PHANTOM_LOG=phantom::host=info`:
@@ -219,7 +219,7 @@ fn host_log_on() -> bool {
 }
 
 /// Logs the host time charged between two tallies (`crate::clock::Tally`) for the range `name`.
-fn log_host(name: &str, before: [u64; 6], after: [u64; 6]) {
+fn log_host(name: &str, before: crate::clock::TallySnapshot, after: crate::clock::TallySnapshot) {
     let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a.saturating_sub(b) as f64 / 1e6).collect();
     tracing::info!(
         target: "phantom::host",

@@ -677,7 +677,7 @@ struct Who {
     /// Profiling mode, executing process: what ran on the real GPU (`crate::profile::stats_json`).
     real_gpu: Option<String>,
     /// Host time charged to the process's threads, by kind (`crate::clock::Tally::snapshot`).
-    host: [u64; 6],
+    host: crate::clock::TallySnapshot,
 }
 
 fn who() -> Who {
