@@ -24,6 +24,7 @@ use phantom_real_gpu::driver::{
     CU_STREAM_NON_BLOCKING, CU_STREAM_PER_THREAD,
 };
 use phantom_real_gpu::gate::Gate;
+use phantom_real_gpu::running::Running;
 use sim_core::ktable::{KernelKey, KernelTable};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -62,65 +63,186 @@ pub fn mode() -> Mode {
     })
 }
 
-/// How many covered measurements settle a configuration; the smallest is kept. A configuration's first run is
+/// How many gated measurements a configuration gets; the smallest is kept. A configuration's first run is
 /// often slower than later ones (its code and data are cold, its memory freshly mapped), so the figure is
 /// refined once, at the next launch.
 pub const SAMPLES: u32 = 2;
+
+/// Running samples kept at most (`PHANTOM_PROFILE_RUNNING_SAMPLES` is capped at this).
+pub const MAX_RUNNING: usize = 9;
+
+/// How many running samples (docs/profiling.md, "Running samples") replace a configuration's gated figure
+/// with their median (`PHANTOM_PROFILE_RUNNING_SAMPLES`, default 5; 0 keeps the gated figures).
+pub fn running_samples() -> u32 {
+    static N: OnceLock<u32> = OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("PHANTOM_PROFILE_RUNNING_SAMPLES").ok().and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(5).min(MAX_RUNNING as u32)
+    })
+}
+
+/// Launches and library calls, since the last gated measurement, before the GPU counts as running the
+/// program's steady work and running samples are taken (`PHANTOM_PROFILE_QUIET_LAUNCHES`, default 256).
+pub fn quiet_launches() -> u64 {
+    static N: OnceLock<u64> = OnceLock::new();
+    *N.get_or_init(|| std::env::var("PHANTOM_PROFILE_QUIET_LAUNCHES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(256))
+}
+
+/// A configuration launched this many times after its gated measurements without getting its running samples
+/// keeps its gated figure for good.
+pub const RUNNING_GIVE_UP: u32 = 256;
 
 /// What is known of one configuration's duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fig {
     pub ns: u64,
-    /// Covered measurements behind `ns` (0: only a measurement that includes host time: `Gate`).
+    /// Covered gated measurements behind `ns` (0: only a measurement that includes host time: `Gate`).
     pub samples: u32,
+    /// The running phase that follows the gated measurements.
+    pub running: RunningFig,
+}
+
+/// Running samples of one configuration (docs/profiling.md, "Running samples").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RunningFig {
+    /// Covered running samples so far, in ns (the first `n`).
+    pub ns: [u64; MAX_RUNNING],
+    pub n: u32,
+    /// Launches since the gated measurements.
+    pub launches: u32,
+    /// No more samples will change the figure: it is the running samples' median, or the gated figure.
+    pub done: bool,
 }
 
 impl Fig {
-    /// No more measurements will change it.
-    pub fn settled(&self) -> bool {
+    /// A figure of `samples` gated measurements and no running samples yet.
+    pub fn gated(ns: u64, samples: u32) -> Fig {
+        Fig { ns, samples, running: RunningFig { done: samples >= SAMPLES && running_samples() == 0, ..Default::default() } }
+    }
+
+    /// Its gated measurements are done (the running phase has begun).
+    pub fn measured(&self) -> bool {
         self.samples >= SAMPLES
     }
 
-    /// This figure after one more measurement.
+    /// No more measurements will change it.
+    pub fn settled(&self) -> bool {
+        self.measured() && self.running.done
+    }
+
+    /// Every covered measurement behind the figure.
+    pub fn count(&self) -> u32 {
+        if self.running.done && self.running.n > 0 {
+            self.running.n
+        } else {
+            self.samples
+        }
+    }
+
+    /// This figure after one more gated measurement.
     pub fn with(old: Option<Fig>, m: phantom_real_gpu::gate::Measured) -> Fig {
         match (old, m.covered) {
-            (Some(f), true) if f.samples > 0 => Fig { ns: f.ns.min(m.ns), samples: f.samples + 1 },
-            (_, true) => Fig { ns: m.ns, samples: 1 },
+            (Some(f), true) if f.samples > 0 => Fig::gated(f.ns.min(m.ns), f.samples + 1),
+            (_, true) => Fig::gated(m.ns, 1),
             (Some(f), false) => f,
-            (None, false) => Fig { ns: m.ns, samples: 0 },
+            (None, false) => Fig::gated(m.ns, 0),
         }
+    }
+
+    /// This figure after one more launch in its running phase: [`RUNNING_GIVE_UP`] launches settle it with
+    /// the running samples it has (their median), or with its gated figure if it has none.
+    fn launched(mut self) -> Fig {
+        self.running.launches = self.running.launches.saturating_add(1);
+        if self.running.launches >= RUNNING_GIVE_UP && !self.running.done {
+            self.finish();
+        }
+        self
+    }
+
+    /// This figure after one more covered running sample of `ns`: the samples' median once there are
+    /// [`running_samples`] of them.
+    fn sampled(mut self, ns: u64) -> Fig {
+        if self.running.done {
+            return self;
+        }
+        let r = &mut self.running;
+        r.ns[r.n as usize] = ns;
+        r.n += 1;
+        if r.n >= running_samples() {
+            self.finish();
+        }
+        self
+    }
+
+    fn finish(&mut self) {
+        let r = &mut self.running;
+        if r.n > 0 {
+            let mut v = r.ns[..r.n as usize].to_vec();
+            v.sort_unstable();
+            self.ns = v[v.len() / 2];
+        }
+        r.done = true;
     }
 }
 
 /// Durations by key: an executing process's own measurements, or the settled figures a following process
-/// received from the simulator.
-pub struct Figures<K: std::hash::Hash + Eq>(Lazy<DashMap<K, Fig, FxBuildHasher>>);
+/// received from the simulator (and, apart, its latest unsettled answers).
+pub struct Figures<K: std::hash::Hash + Eq> {
+    figs: Lazy<DashMap<K, Fig, FxBuildHasher>>,
+    /// Following process: the latest unsettled answer of each key and how often it was used.
+    answers: Lazy<DashMap<K, (u64, u32), FxBuildHasher>>,
+}
+
+/// A following process asks the simulator again about a key whose answer was unsettled after this many uses.
+pub const ASK_AGAIN_EVERY: u32 = 16;
 
 impl<K: std::hash::Hash + Eq + Clone> Figures<K> {
     const fn new() -> Self {
-        Figures(Lazy::new(|| DashMap::with_hasher(FxBuildHasher)))
+        Figures { figs: Lazy::new(|| DashMap::with_hasher(FxBuildHasher)), answers: Lazy::new(|| DashMap::with_hasher(FxBuildHasher)) }
     }
     pub fn get(&self, k: &K) -> Option<Fig> {
-        self.0.get(k).map(|f| *f)
+        self.figs.get(k).map(|f| *f)
     }
-    /// Adds a measurement under the entry's lock, so that two threads measuring the same configuration at once
-    /// both count.
-    fn record(&self, k: &K, m: phantom_real_gpu::gate::Measured) -> Fig {
+    /// Changes the entry of `k` under its lock (so that two threads measuring the same configuration at once
+    /// both count) and returns the new figure.
+    fn update(&self, k: &K, f: impl FnOnce(Option<Fig>) -> Fig) -> Fig {
         use dashmap::mapref::entry::Entry;
-        match self.0.entry(k.clone()) {
+        match self.figs.entry(k.clone()) {
             Entry::Occupied(mut o) => {
-                let f = Fig::with(Some(*o.get()), m);
-                o.insert(f);
-                f
+                let new = f(Some(*o.get()));
+                o.insert(new);
+                new
             }
-            Entry::Vacant(v) => *v.insert(Fig::with(None, m)),
+            Entry::Vacant(v) => *v.insert(f(None)),
         }
     }
+    /// Changes the entry of `k` by `f`: (before, after); nothing for a key without one.
+    fn change(&self, k: &K, f: impl FnOnce(Fig) -> Fig) -> Option<(Fig, Fig)> {
+        let mut e = self.figs.get_mut(k)?;
+        let before = *e;
+        *e = f(before);
+        Some((before, *e))
+    }
+    /// Adds a gated measurement.
+    fn record(&self, k: &K, m: phantom_real_gpu::gate::Measured) -> Fig {
+        self.update(k, |old| Fig::with(old, m))
+    }
     fn settle(&self, k: &K, ns: u64) {
-        self.0.insert(k.clone(), Fig { ns, samples: SAMPLES });
+        let mut f = Fig::gated(ns, SAMPLES);
+        f.running.done = true;
+        self.figs.insert(k.clone(), f);
+        self.answers.remove(k);
+    }
+    /// Following process: the latest unsettled answer for `k`, unless it is time to ask again.
+    fn unsettled_answer(&self, k: &K) -> Option<u64> {
+        let mut e = self.answers.get_mut(k)?;
+        e.1 += 1;
+        (!e.1.is_multiple_of(ASK_AGAIN_EVERY)).then_some(e.0)
+    }
+    fn keep_answer(&self, k: &K, ns: u64) {
+        self.answers.insert(k.clone(), (ns, 0));
     }
     fn each(&self, mut f: impl FnMut(&K, Fig)) {
-        for e in self.0.iter() {
+        for e in self.figs.iter() {
             f(e.key(), *e.value());
         }
     }
@@ -146,9 +268,16 @@ fn profiled<K: std::hash::Hash + Eq + Clone>(rt: &crate::runtime::Runtime, figs:
     if mode() != Mode::Follow {
         return None;
     }
+    // An executing process refines a figure with running samples after publishing it: a following process
+    // uses an unsettled answer for a while, then asks again.
+    if let Some(ns) = figs.unsettled_answer(key) {
+        return Some((ns, false));
+    }
     let (ns, settled) = crate::net::lookup_measurement(rt, &text())?;
     if settled {
         figs.settle(key, ns);
+    } else {
+        figs.keep_answer(key, ns);
     }
     Some((ns, settled))
 }
@@ -275,6 +404,13 @@ pub fn refresh_follower_library_cost(rt: &crate::runtime::Runtime) {
     }
 }
 
+/// What a running sample timed.
+enum Sampled {
+    Kernel(KernelKey),
+    /// A library call, by its key.
+    Call(String),
+}
+
 /// The real GPU of an executing process.
 pub struct Exec {
     pub driver: Driver,
@@ -297,6 +433,14 @@ pub struct Exec {
     pub launch_blocked: AtomicU64,
     /// Kernel configurations and library calls measured.
     pub measurements: AtomicU64,
+    /// Running samples in flight (docs/profiling.md, "Running samples").
+    running: Running<Sampled>,
+    /// Launches and library calls since the last gated measurement ([`quiet_launches`]).
+    ungated: AtomicU64,
+    /// Figures that running samples replaced, with the sums of their gated and running figures (ns).
+    pub refined: AtomicU64,
+    pub refined_gated_ns: AtomicU64,
+    pub refined_ns: AtomicU64,
     /// Bytes of device memory mapped now, and at most.
     pub mapped_bytes: AtomicU64,
     pub mapped_peak: AtomicU64,
@@ -348,6 +492,11 @@ pub fn init() -> Result<(), String> {
             launch_host_count: AtomicU64::new(0),
             launch_blocked: AtomicU64::new(0),
             measurements: AtomicU64::new(0),
+            running: Running::default(),
+            ungated: AtomicU64::new(0),
+            refined: AtomicU64::new(0),
+            refined_gated_ns: AtomicU64::new(0),
+            refined_ns: AtomicU64::new(0),
             mapped_bytes: AtomicU64::new(0),
             mapped_peak: AtomicU64::new(0),
         })
@@ -648,13 +797,24 @@ impl Exec {
                 self.driver.check(rc, &format!("cuLaunchKernel({})", info.name))
             }
         };
+        self.ungated.fetch_add(1, Ordering::Relaxed);
+        self.collect(rt);
         // Once settled, a configuration's figure never changes: the thread remembers it without hashing the name.
-        if real.settled.get() || KERNELS.get(key).is_some_and(|f| f.settled()) {
-            real.settled.set(true);
-            run().map_err(fail)?;
-        } else {
-            let (m, ()) = self.gate.measure(&self.driver, h, run).map_err(fail)?;
-            self.note(rt, &KERNELS, key, m, &info.name, || canonical(key));
+        let fig = if real.settled.get() { None } else { KERNELS.get(key) };
+        match fig {
+            None if real.settled.get() => run().map_err(fail)?,
+            Some(f) if f.settled() => {
+                real.settled.set(true);
+                run().map_err(fail)?
+            }
+            Some(f) if f.measured() => {
+                self.run_running(rt, &KERNELS, key, h, || Sampled::Kernel(key.clone()), || canonical(key), run).map_err(fail)?;
+            }
+            _ => {
+                let (m, ()) = self.gate.measure(&self.driver, h, run).map_err(fail)?;
+                self.ungated.store(0, Ordering::Relaxed);
+                self.note(rt, &KERNELS, key, m, &info.name, || canonical(key));
+            }
         }
         if let Some(ns) = host_ns.get() {
             self.charge_launch(rt, ns);
@@ -714,14 +874,90 @@ impl Exec {
         };
         let failed = |e: String| if library_failed.get() { cudaError::cudaErrorLaunchFailure } else { fail(e) };
         self.library_calls.fetch_add(1, Ordering::Relaxed);
+        self.ungated.fetch_add(1, Ordering::Relaxed);
+        self.collect(rt);
         let k = key.to_string();
-        if let Some(f) = CALLS.get(&k).filter(|f| f.settled()) {
-            call().map_err(failed)?;
-            return Ok(f.ns);
+        match CALLS.get(&k) {
+            Some(f) if f.settled() => {
+                call().map_err(failed)?;
+                return Ok(f.ns);
+            }
+            Some(f) if f.measured() => {
+                let f = self.run_running(rt, &CALLS, &k, h, || Sampled::Call(k.clone()), || canonical_call(key), call).map_err(failed)?;
+                return Ok(f.ns);
+            }
+            _ => {}
         }
         let (m, ()) = self.gate.measure(&self.driver, h, call).map_err(failed)?;
+        self.ungated.store(0, Ordering::Relaxed);
         // Libraries load code on a call's first use, inside the measurement: such a figure is measured again.
         Ok(self.note(rt, &CALLS, &k, m, key, || canonical_call(key)).ns)
+    }
+
+    /// Runs a launch or library call of a configuration in its running phase: sampled in the running stream
+    /// while it needs samples and the GPU runs the program's steady work (no gated measurement for
+    /// [`quiet_launches`]), else just run. Returns the configuration's figure for this launch (a figure that
+    /// settles here without running samples is published as settled).
+    #[allow(clippy::too_many_arguments)]
+    fn run_running<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        rt: &crate::runtime::Runtime,
+        figs: &Figures<K>,
+        key: &K,
+        h: CUstream,
+        what: impl FnOnce() -> Sampled,
+        text: impl FnOnce() -> String,
+        run: impl FnOnce() -> Result<(), String>,
+    ) -> Result<Fig, String> {
+        let Some((before, f)) = figs.change(key, Fig::launched) else { return run().map(|()| Fig::gated(0, 0)) };
+        if f.settled() {
+            self.settled_now(rt, before, f, text);
+            run()?;
+            return Ok(f);
+        }
+        if self.ungated.load(Ordering::Relaxed) >= quiet_launches() {
+            self.running.sample(&self.driver, h, what(), run)?;
+        } else {
+            run()?;
+        }
+        Ok(f)
+    }
+
+    /// Takes the running samples whose events have completed into their configurations' figures; a figure
+    /// they settle is published (docs/profiling.md, "Running samples").
+    fn collect(&self, rt: &crate::runtime::Runtime) {
+        if self.running.pending() == 0 {
+            return;
+        }
+        for (what, raw) in self.running.collect(&self.driver) {
+            let Some(raw) = raw else { continue };
+            let ns = raw.saturating_sub(self.gate.overhead_ns).max(1);
+            match what {
+                Sampled::Kernel(k) => self.refine(rt, &KERNELS, &k, ns, || canonical(&k)),
+                Sampled::Call(k) => self.refine(rt, &CALLS, &k, ns, || canonical_call(&k)),
+            }
+        }
+    }
+
+    fn refine<K: std::hash::Hash + Eq + Clone>(&self, rt: &crate::runtime::Runtime, figs: &Figures<K>, key: &K, ns: u64, text: impl FnOnce() -> String) {
+        let Some((before, f)) = figs.change(key, |f| f.sampled(ns)) else { return };
+        if f.settled() {
+            self.settled_now(rt, before, f, text);
+        }
+    }
+
+    /// A running phase that ended with `after`: published as settled, and counted when running samples
+    /// changed the figure.
+    fn settled_now(&self, rt: &crate::runtime::Runtime, before: Fig, after: Fig, text: impl FnOnce() -> String) {
+        if before.settled() {
+            return;
+        }
+        if after.running.n > 0 {
+            self.refined.fetch_add(1, Ordering::Relaxed);
+            self.refined_gated_ns.fetch_add(before.ns, Ordering::Relaxed);
+            self.refined_ns.fetch_add(after.ns, Ordering::Relaxed);
+        }
+        crate::net::publish_measurement(rt, text(), after.ns, true);
     }
 
     /// Records a measurement of `key` and publishes the figure it gives (a measurement that includes host time
@@ -743,7 +979,7 @@ impl Exec {
             warn_uncovered(name, self.gate.spin_ns());
         }
         // The figure used for this launch: an uncovered measurement stands in until a covered one comes.
-        if f.samples == 0 { Fig { ns: m.ns, samples: 0 } } else { f }
+        if f.samples == 0 { Fig::gated(m.ns, 0) } else { f }
     }
 }
 
@@ -781,7 +1017,7 @@ pub fn stats_json() -> Option<String> {
     let x = EXEC.get()?.as_ref().ok()?;
     let device: String = x.driver.name.chars().filter(|c| !matches!(c, '"' | '\\') && !c.is_control()).collect();
     Some(format!(
-        "{{\"device\":\"{device}\",\"launches\":{},\"library_calls\":{},\"measurements\":{},\"gate_misses\":{},\"mapped_peak_bytes\":{},\"launch_overhead_ns\":{},\"launch_host_ns\":{},\"launches_blocked\":{}}}",
+        "{{\"device\":\"{device}\",\"launches\":{},\"library_calls\":{},\"measurements\":{},\"gate_misses\":{},\"mapped_peak_bytes\":{},\"launch_overhead_ns\":{},\"launch_host_ns\":{},\"launches_blocked\":{},\"refined\":{},\"refined_gated_ns\":{},\"refined_ns\":{}}}",
         x.real_launches.load(Ordering::Relaxed),
         x.library_calls.load(Ordering::Relaxed),
         x.measurements.load(Ordering::Relaxed),
@@ -790,6 +1026,9 @@ pub fn stats_json() -> Option<String> {
         x.gate.overhead_ns,
         x.launch_host_ns.load(Ordering::Relaxed) / x.launch_host_count.load(Ordering::Relaxed).max(1),
         x.launch_blocked.load(Ordering::Relaxed),
+        x.refined.load(Ordering::Relaxed),
+        x.refined_gated_ns.load(Ordering::Relaxed),
+        x.refined_ns.load(Ordering::Relaxed),
     ))
 }
 
@@ -894,8 +1133,8 @@ pub fn table(gpu_key: &str, measured_on: &str) -> KernelTable {
     t.set_metadata("gpu", gpu_key);
     t.set_metadata("measured-on", measured_on);
     let ns = sim_core::SimDuration::from_nanos;
-    KERNELS.each(|k, f| t.insert(k.clone(), ns(f.ns), f.samples.max(1)));
-    CALLS.each(|k, f| t.insert_call(k, ns(f.ns), f.samples.max(1)));
+    KERNELS.each(|k, f| t.insert(k.clone(), ns(f.ns), f.count().max(1)));
+    CALLS.each(|k, f| t.insert_call(k, ns(f.ns), f.count().max(1)));
     t
 }
 
@@ -935,15 +1174,49 @@ mod tests {
         let m = |ns, covered| Measured { ns, covered };
         // An uncovered measurement stands in until a covered one comes, and never replaces one.
         let f = Fig::with(None, m(9_000, false));
-        assert_eq!(f, Fig { ns: 9_000, samples: 0 });
+        assert_eq!((f.ns, f.samples), (9_000, 0));
         let f = Fig::with(Some(f), m(5_200, true));
-        assert_eq!(f, Fig { ns: 5_200, samples: 1 });
-        assert!(!f.settled());
+        assert_eq!((f.ns, f.samples), (5_200, 1));
+        assert!(!f.measured());
         assert_eq!(Fig::with(Some(f), m(4_000, false)), f);
         let f = Fig::with(Some(f), m(4_900, true));
-        assert_eq!(f, Fig { ns: 4_900, samples: 2 });
-        assert!(f.settled());
-        assert_eq!(Fig::with(Some(Fig { ns: 4_900, samples: 1 }), m(6_000, true)), Fig { ns: 4_900, samples: 2 });
+        assert_eq!((f.ns, f.samples), (4_900, 2));
+        assert!(f.measured());
+        // The running phase follows (running_samples() is 5 unless the environment says otherwise).
+        assert!(!f.settled());
+        assert_eq!(Fig::with(Some(Fig::gated(4_900, 1)), m(6_000, true)), Fig::gated(4_900, 2));
+    }
+
+    #[test]
+    fn running_samples_replace_the_gated_figure_with_their_median() {
+        assert_eq!(running_samples(), 5, "PHANTOM_PROFILE_RUNNING_SAMPLES is not set in unit tests");
+        let mut f = Fig::gated(10_000, 2).launched();
+        assert_eq!(f.running.launches, 1);
+        for (i, ns) in [10_600, 10_200, 11_900, 10_400].into_iter().enumerate() {
+            f = f.sampled(ns);
+            assert_eq!((f.ns, f.running.n, f.settled()), (10_000, i as u32 + 1, false), "the gated figure stands until the fifth sample");
+        }
+        f = f.sampled(10_300);
+        // Median of 10 200, 10 300, 10 400, 10 600, 11 900.
+        assert_eq!((f.ns, f.running.n, f.settled(), f.count()), (10_400, 5, true, 5));
+        assert_eq!(f.sampled(1), f, "a settled figure takes no more samples");
+    }
+
+    #[test]
+    fn a_configuration_short_of_running_samples_settles_on_what_it_has() {
+        let mut f = Fig::gated(7_000, 2);
+        for _ in 0..RUNNING_GIVE_UP - 1 {
+            f = f.launched();
+        }
+        assert!(!f.settled());
+        f = f.launched();
+        assert_eq!((f.ns, f.settled(), f.count()), (7_000, true, 2));
+        // With fewer running samples than asked for, it settles on the ones it has.
+        let mut g = Fig::gated(7_000, 2).sampled(7_500).sampled(7_100);
+        for _ in 0..RUNNING_GIVE_UP {
+            g = g.launched();
+        }
+        assert_eq!((g.ns, g.settled(), g.count()), (7_500, true, 2));
     }
 
     #[test]
@@ -966,7 +1239,7 @@ mod tests {
                 });
             }
         });
-        assert_eq!(figs.get(&7), Some(Fig { ns: 10_000, samples: 1_600 }));
+        assert_eq!(figs.get(&7), Some(Fig::gated(10_000, 1_600)));
     }
 
     #[test]

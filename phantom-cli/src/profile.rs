@@ -96,6 +96,14 @@ pub fn line(m: &Merged, out: &Path, unanswered: u64, real: &[(u64, crate::stats:
             if r.device.is_empty() { "the real GPU" } else { &r.device },
             if r.gate_misses > 0 { format!(" ({} measurements include host time: gate too short)", r.gate_misses) } else { String::new() }
         ));
+        if r.refined > 0 && r.refined_gated_ns > 0 {
+            parts.push(format!(
+                "running samples replaced {} figure{} ({:+.1} % of their gated time)",
+                r.refined,
+                if r.refined == 1 { "" } else { "s" },
+                (r.refined_ns as f64 / r.refined_gated_ns as f64 - 1.0) * 100.0
+            ));
+        }
         if r.launch_host_ns > 0 {
             parts.push(format!("its driver took {:.1} µs of host time per launch", r.launch_host_ns as f64 / 1e3));
         }
@@ -211,9 +219,13 @@ mod tests {
              1 lookup of following ranks found no measurement"
         );
         assert!(line(&m, Path::new("t"), 12, &[]).ends_with("; 12 lookups of following ranks found no measurement"));
-        let real = [(0u64, crate::stats::RealGpu { device: "NVIDIA H100 80GB HBM3".into(), launches: 24, library_calls: 1, measurements: 4, gate_misses: 0, launch_host_ns: 0 })];
+        let real = [(0u64, crate::stats::RealGpu { device: "NVIDIA H100 80GB HBM3".into(), launches: 24, library_calls: 1, measurements: 4, gate_misses: 0, ..Default::default() })];
         assert!(line(&m, Path::new("t"), 0, &real).ends_with("; rank 0 ran 24 launches and 1 library call on NVIDIA H100 80GB HBM3"));
         let real = [(0u64, crate::stats::RealGpu { launch_host_ns: 2_940, ..real[0].1.clone() })];
         assert!(line(&m, Path::new("t"), 0, &real).ends_with("on NVIDIA H100 80GB HBM3; its driver took 2.9 µs of host time per launch"));
+        let real = [(0u64, crate::stats::RealGpu { refined: 3, refined_gated_ns: 40_000, refined_ns: 41_000, ..real[0].1.clone() })];
+        assert!(line(&m, Path::new("t"), 0, &real).ends_with(
+            "on NVIDIA H100 80GB HBM3; running samples replaced 3 figures (+2.5 % of their gated time); its driver took 2.9 µs of host time per launch"
+        ));
     }
 }

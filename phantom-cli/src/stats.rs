@@ -181,6 +181,11 @@ pub struct RealGpu {
     pub gate_misses: u64,
     /// Mean host time of the driver's launch call in launches that were not measured (ns; 0 when unknown).
     pub launch_host_ns: u64,
+    /// Figures that running samples replaced (docs/profiling.md, "Running samples"), and the sums of those
+    /// figures' gated and running values (ns).
+    pub refined: u64,
+    pub refined_gated_ns: u64,
+    pub refined_ns: u64,
 }
 
 /// The merged statistics of a run.
@@ -284,6 +289,9 @@ pub fn parse(text: &str) -> Result<Proc, String> {
                 measurements: u(r, "measurements"),
                 gate_misses: u(r, "gate_misses"),
                 launch_host_ns: u(r, "launch_host_ns"),
+                refined: u(r, "refined"),
+                refined_gated_ns: u(r, "refined_gated_ns"),
+                refined_ns: u(r, "refined_ns"),
             }
         }),
     })

@@ -8,5 +8,6 @@
 pub mod calibrate;
 pub mod driver;
 pub mod gate;
+pub mod running;
 
 pub use driver::{Driver, DriverError};

@@ -14,6 +14,9 @@
 //     - cuMemcpyAsync of B bytes: by B / 10 + 1000 (integer division);
 //     - cuMemsetD8Async of B bytes: by B / 20 + 1000;
 //     - cuEventRecord stores the clock in the event (and does not advance it).
+//   With FAKE_CUDA_RUNNING_PERCENT=P, a kernel that is not the first command after a `phantom_spin` takes P % more
+//   (integer division: 1000 * G + B plus (1000 * G + B) * P / 100), as a real GPU kept busy runs at a lower
+//   clock than one a gate has just woken.
 //   Copies take the same time in every direction and from every kind of memory (device, cuMemHostAlloc'd,
 //   malloc'ed); allocating and freeing take no time. cuEventElapsedTime_v2 gives (end - start) / 1e6
 //   milliseconds, computed in double and stored as float (so a reader that rounds to the nanosecond gets the
@@ -32,6 +35,8 @@
 //   the host last waited, and that ends the hold (events recorded later are complete; events already held stay
 //   so until queried or waited for); otherwise CUDA_SUCCESS. So `phantom calibrate`'s launch-latency loop
 //   (launch, then poll cuStreamQuery) polls exactly twice per launch.
+//   With FAKE_CUDA_BUSY=1 the GPU is always behind the host, as in a program that keeps it busy: every event
+//   recording is held, as one behind a gate is, until it is first queried or the host waits.
 //
 // MEMORY
 //   cuMemAddressReserve reserves address space (mmap PROT_NONE, MAP_NORESERVE: hundreds of GB cost nothing);
@@ -102,6 +107,16 @@ static __thread int has_context;
 static char primary_context;  // its address is the primary context's handle
 static uint64_t gpu_clock_ns = 1000000;
 static int gate_holds;  // a phantom_spin launch since the host last waited (COMPLETION above)
+static int after_spin;  // the last command was a phantom_spin launch (FAKE_CUDA_RUNNING_PERCENT above)
+
+// An integer from the environment, read once into `*v` (0 when unset).
+static long long env_once(const char* var, long long* v) {
+  if (*v < 0) {
+    const char* s = getenv(var);
+    *v = s ? atoll(s) : 0;
+  }
+  return *v;
+}
 
 static struct {
   uint64_t launches, spins, memcpys, memcpy_bytes, memsets, modules, mapped_bytes, mapped_peak_bytes, allocs,
@@ -737,10 +752,15 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
     memcpy(&ns, params[0], sizeof ns);
     gpu_clock_ns += ns;
     gate_holds = 1;
+    after_spin = 1;
     stats.spins++;
     return CUDA_SUCCESS;
   }
-  gpu_clock_ns += 1000ull * gx * gy * gz + (uint64_t)bx * by * bz;
+  static long long running_percent = -1;
+  uint64_t t = 1000ull * gx * gy * gz + (uint64_t)bx * by * bz;
+  if (!after_spin) t += t * (uint64_t)env_once("FAKE_CUDA_RUNNING_PERCENT", &running_percent) / 100;
+  after_spin = 0;
+  gpu_clock_ns += t;
   stats.launches++;
   counters[fn->counter].launches++;
   return CUDA_SUCCESS;
@@ -883,7 +903,8 @@ static CUresult event_record(CUevent e, CUstream s) {
   if (r != CUDA_SUCCESS) return r;
   ev->recorded = 1;
   ev->t = gpu_clock_ns;
-  ev->held = gate_holds;
+  static long long busy = -1;
+  ev->held = gate_holds || env_once("FAKE_CUDA_BUSY", &busy) != 0;
   return CUDA_SUCCESS;
 }
 
@@ -949,6 +970,7 @@ static CUresult memcpy_async(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstrea
     return CUDA_ERROR_INVALID_VALUE;
   if (n) memmove((void*)(uintptr_t)dst, (const void*)(uintptr_t)src, n);
   gpu_clock_ns += n / 10 + 1000;
+  after_spin = 0;
   stats.memcpys++;
   stats.memcpy_bytes += n;
   return CUDA_SUCCESS;
@@ -966,6 +988,7 @@ static CUresult memset_async(CUdeviceptr dst, unsigned char value, size_t n, CUs
   if (!accessible((uintptr_t)dst, n, PROT_READ | PROT_WRITE)) return CUDA_ERROR_INVALID_VALUE;
   if (n) memset((void*)(uintptr_t)dst, value, n);
   gpu_clock_ns += n / 20 + 1000;
+  after_spin = 0;
   stats.memsets++;
   return CUDA_SUCCESS;
 }

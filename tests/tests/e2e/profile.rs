@@ -301,6 +301,46 @@ fn only_the_designated_rank_runs_on_the_gpu() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Running samples (docs/profiling.md, "Running samples"): once a configuration has its two gated
+/// measurements, its next launches are timed in the running stream, and the median of five replaces the gated
+/// figure. The fake GPU here is always behind the host (`FAKE_CUDA_BUSY`: every event is still pending when
+/// first asked, so every running sample is covered) and runs a kernel 10 % slower when no gate has just woken it
+/// (`FAKE_CUDA_RUNNING_PERCENT`), so each table figure is the fake's time plus 10 % (integer division): 64 256 →
+/// 70 681 ns, and so on. Each configuration has 7 launches after its gated two (profile_kernels.cu), enough for
+/// five samples however late their events are read; `PHANTOM_PROFILE_QUIET_LAUNCHES=0` lets sampling begin at
+/// once. The follower (rank 1) takes the settled figures through the simulator.
+#[test]
+fn running_samples_replace_the_gated_figures() {
+    let dir = tempdir("running");
+    let table_path = dir.join("run.table");
+    let mut cmd = phantom_run_profiled(&dir, fake_driver(), 2, "deterministic");
+    cmd.env("FAKE_CUDA_BUSY", "1")
+        .env("FAKE_CUDA_RUNNING_PERCENT", "10")
+        .env("PHANTOM_PROFILE_QUIET_LAUNCHES", "0")
+        .arg("--profile-table")
+        .arg(&table_path)
+        .arg("--")
+        .arg(exe());
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let table = KernelTable::load(&table_path).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
+    assert_eq!(table.len(), GRIDS.len(), "{}", table.to_text());
+    for (key, ns) in expected_entries() {
+        let record = table.lookup_record(&key).unwrap_or_else(|| panic!("no entry for {key:?}: {}", table.to_text()));
+        assert_eq!(record.duration, SimDuration::from_nanos(ns + ns * 10 / 100), "{key:?}");
+        assert_eq!(record.samples, 5, "{key:?}: five running samples");
+    }
+    assert!(
+        out.stderr.contains("running samples replaced 3 figures (+10.0 % of their gated time)"),
+        "{}",
+        out.describe()
+    );
+    for rank in 0..2 {
+        assert_eq!(out.value(&format!("r{rank}_done")), "1", "{}", out.describe());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// In measured host time an executing rank charges what its driver's launches took, and publishes their mean
 /// for the following ranks, which charge it for their own launches (docs/profiling.md, "Host time of following
 /// ranks"). The fake driver's launch busy-waits 40 µs; rank 0 publishes after 4 launches; the report's host time
