@@ -6,9 +6,9 @@
 //! one-thread kernel that spins on the GPU's global timer for [`Gate::spin_ns`], long enough that the host has
 //! queued the opening event, the work and the closing event before the GPU reaches them. The interval between
 //! the events is then the work's own GPU time plus the GPU's per-command overhead, as back-to-back work on a busy
-//! GPU sees it. The gate checks itself: if the opening event has already completed when the work has been
-//! queued, the spin was too short; the measurement is marked `covered: false` and later gates spin twice as
-//! long (up to [`MAX_SPIN_NS`]).
+//! GPU sees it. The gate checks itself: if the opening event has already completed when the work and the
+//! closing event have been queued, the spin was too short; the measurement is marked `covered: false` and later
+//! gates spin twice as long (up to [`MAX_SPIN_NS`]).
 //!
 //! CUPTI's activity records would time kernels without a gate, but library calls launch several kernels and
 //! copies and the runtime wants one figure per call, and events work with every driver. docs/profiling.md.
@@ -161,12 +161,13 @@ impl Gate {
         self.spin(d, stream, spin)?;
         d.check(unsafe { (d.f.cuEventRecord)(e0, stream) }, "cuEventRecord")?;
         let out = work();
+        d.check(unsafe { (d.f.cuEventRecord)(e1, stream) }, "cuEventRecord")?;
+        // Asked once the closing event is queued: a gate still spinning then covers every host step.
         let covered = match unsafe { (d.f.cuEventQuery)(e0) } {
             CUDA_ERROR_NOT_READY => true,
             CUDA_SUCCESS => false,
             rc => return Err(d.check(rc, "cuEventQuery").unwrap_err()),
         };
-        d.check(unsafe { (d.f.cuEventRecord)(e1, stream) }, "cuEventRecord")?;
         d.check(unsafe { (d.f.cuEventSynchronize)(e1) }, "cuEventSynchronize")?;
         let out = out?;
         let mut ms = 0f32;
