@@ -141,7 +141,8 @@ pub fn validate(dev: &Device, grid: dim3, block: dim3, shared: usize, info: &Ker
 pub const ASSUMED_REGS_PER_THREAD: u32 = 32;
 
 /// How long a launch takes, which source said so, the blocks that fit on one SM, and whether the answer is
-/// final (a profiled figure that is not settled yet may change at a later launch: `profile::SAMPLES`).
+/// final (a profiled figure that is not settled yet may change at a later launch: `profile::SAMPLES` gated
+/// measurements, then running samples; docs/profiling.md).
 pub fn kernel_time(rt: &Runtime, dev: &Device, key: &KernelKey) -> (SimDuration, TimeSource, u32, bool) {
     let threads = key.block.iter().product::<u32>();
     let resident = crate::device_props::max_active_blocks_per_sm(

@@ -3,8 +3,9 @@
 //! `PHANTOM_PROFILE=execute`: this process's GPU work runs on the machine's real GPU through NVIDIA's driver
 //! (`phantom_real_gpu`). Device memory is real (the simulated address ranges are reserved on the real GPU and
 //! backed page by page as allocations touch them), kernels from the program's fat binaries really run, copies
-//! and memsets really move data, and each distinct kernel configuration is timed once on the GPU behind a gate
-//! (`phantom_real_gpu::gate`). That time becomes the kernel's simulated duration, is published to the
+//! and memsets really move data, and each distinct kernel configuration is timed on the GPU behind a gate
+//! (`phantom_real_gpu::gate`) at its first two launches, then refined by samples taken in the running stream
+//! (`phantom_real_gpu::running`). That time becomes the kernel's simulated duration, is published to the
 //! simulator for the other ranks, and is written at exit as a kernel-time table (`PHANTOM_PROFILE_TABLE`).
 //! Capacity is still accounted against the simulated GPU.
 //!
