@@ -31,7 +31,10 @@ struct Run {
 /// directory; with `--trace` among `phantom_args`, its file name (relative to that directory) is `trace.json`.
 fn run(phantom_args: &[&str], args: &[&str]) -> Run {
     let phantom = phantom_bin();
-    let dir = std::env::temp_dir().join(format!("phantom-torch-{}-{}", std::process::id(), args.join("_").replace(['-', '/'], "")));
+    // One directory per run: tests that run the same program arguments at once must not share one.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("phantom-torch-{}-{n}-{}", std::process::id(), args.join("_").replace(['-', '/'], "")));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("report.json");
@@ -232,11 +235,23 @@ fn fsdp2_on_8_ranks_gathers_and_scatters_the_parameters() {
 /// `phantom run --profile --host-time deterministic` on a real H100, which measured every kernel configuration
 /// and library call (`calibration/profiling/measure-models.sh`; its output and table are committed in
 /// `calibration/profiling/h100-sxm-80gb/`). Replaying that table here gives every steady step the profiled
-/// run's step time within 1 %, and every kernel and library call finds its time in the table.
+/// run's step time within 1 %, and every kernel and library call finds its time in the table. Two recordings:
+/// the first session's (gated figures only), and one with running samples (2026-11-25), whose figures change
+/// during the profiled run's first steps and are final in the table.
 #[test]
 fn gpt2_124m_replays_the_step_time_profiled_on_an_h100() {
+    replays_the_profiled_step_time("models.txt", "gpt2-124m-det.table");
+}
+
+#[test]
+fn gpt2_124m_replays_the_step_time_profiled_with_running_samples() {
+    replays_the_profiled_step_time("gpt2-124m-det-2.txt", "gpt2-124m-det-2.table");
+}
+
+/// `log`'s `gpt2-124m profile-det` run against a replay of `table` (both in calibration/profiling/h100-sxm-80gb/).
+fn replays_the_profiled_step_time(log: &str, table: &str) {
     let dir = workspace_root().join("calibration/profiling/h100-sxm-80gb");
-    let log = std::fs::read_to_string(dir.join("models.txt")).expect("models.txt");
+    let log = std::fs::read_to_string(dir.join(log)).unwrap_or_else(|e| panic!("{log}: {e}"));
     let profiled = log.split("== ").find(|s| s.starts_with("gpt2-124m profile-det")).expect("the deterministic profiling run");
     let profiled: Vec<f64> = steps(&Output { code: Some(0), signal: None, timed_out: false, stdout: profiled.into(), stderr: String::new() })
         .into_iter()
@@ -246,7 +261,7 @@ fn gpt2_124m_replays_the_step_time_profiled_on_an_h100() {
     assert!(profiled.len() >= 5, "{profiled:?}");
     let want = profiled.iter().sum::<f64>() / profiled.len() as f64;
 
-    let table = dir.join("gpt2-124m-det.table");
+    let table = dir.join(table);
     let Run { out, report, .. } = run(&["-n", "1", "--kernel-table", table.to_str().unwrap()], &["--steps", "4"]);
     assert!(out.success(), "{}", out.describe());
     let s = steps(&out);
