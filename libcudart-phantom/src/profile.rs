@@ -328,6 +328,9 @@ fn host_samples() -> u64 {
 /// following process.
 pub const HOST_REFRESH_CALLS: u64 = 4096;
 
+/// Uses between two questions of a following process that knows no host figure yet.
+pub const HOST_ASK_UNKNOWN_CALLS: u64 = 16;
+
 /// The simulator's key under which an executing process publishes NVIDIA's mean host time per library export.
 pub const HOST_LIBRARY_KEY: &str = "host\tlibrary";
 
@@ -340,31 +343,41 @@ struct HostFigure {
     /// Uses of the figure in this (following) process, and its latest value (0: none yet).
     asked: AtomicU64,
     known: AtomicU64,
+    /// Executing process: the sample count at the latest publication (0: none yet).
+    published_at: AtomicU64,
 }
 
 impl HostFigure {
     const fn new(key: &'static str, what: &'static str) -> Self {
-        HostFigure { key, what, asked: AtomicU64::new(0), known: AtomicU64::new(0) }
+        HostFigure { key, what, asked: AtomicU64::new(0), known: AtomicU64::new(0), published_at: AtomicU64::new(0) }
     }
 
     /// Executing process in measured host time, with `n` samples so far: publishes `mean` after the first
     /// [`host_samples`] and every [`HOST_REFRESH_CALLS`] after that.
     fn publish_if_due(&self, rt: &crate::runtime::Runtime, n: u64, mean: u64) {
-        let due = n == host_samples() || (n > host_samples() && (n - host_samples()).is_multiple_of(HOST_REFRESH_CALLS));
-        if due && mode() == Mode::Execute && crate::clock::mode() == sim_core::config::HostTimeMode::Measured {
+        if mode() != Mode::Execute || crate::clock::mode() != sim_core::config::HostTimeMode::Measured {
+            return;
+        }
+        // At least, not exactly, so many: the count can pass a threshold where nothing publishes (before the
+        // runtime is up, or on another thread).
+        let last = self.published_at.load(Ordering::Relaxed);
+        if publication_due(last, n) && self.published_at.compare_exchange(last, n, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             crate::net::publish_measurement(rt, self.key.to_string(), mean, true);
         }
     }
 
     /// Following process in measured host time: the latest figure (`None` before an executing process has
     /// published one, and elsewhere). Asked at the first use, which may wait for the executing process's first
-    /// samples, and again every [`HOST_REFRESH_CALLS`] uses (a known figure is answered at once).
+    /// samples, and again every [`HOST_REFRESH_CALLS`] uses (a known figure is answered at once); while none is
+    /// known (the simulator answers none when the executing processes all wait in it before publishing), every
+    /// [`HOST_ASK_UNKNOWN_CALLS`] uses.
     fn latest(&self, rt: &crate::runtime::Runtime) -> Option<u64> {
         if mode() != Mode::Follow || crate::clock::mode() == sim_core::config::HostTimeMode::Deterministic {
             return None;
         }
         let known = self.known.load(Ordering::Relaxed);
-        if self.asked.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOST_REFRESH_CALLS) {
+        let every = if known == 0 { HOST_ASK_UNKNOWN_CALLS } else { HOST_REFRESH_CALLS };
+        if self.asked.fetch_add(1, Ordering::Relaxed).is_multiple_of(every) {
             if let Some((ns, _)) = crate::net::lookup_measurement(rt, self.key).filter(|&(ns, settled)| settled && ns > 0) {
                 if known == 0 {
                     tracing::info!("phantom: profiling: {} costs this process's host {ns} ns, as the executing process measured", self.what);
@@ -374,6 +387,16 @@ impl HostFigure {
             }
         }
         (known > 0).then_some(known)
+    }
+}
+
+/// Whether an executing process with `n` samples publishes its host figure, having last published at `last`
+/// samples (0: never): at [`host_samples`], then every [`HOST_REFRESH_CALLS`].
+fn publication_due(last: u64, n: u64) -> bool {
+    if last == 0 {
+        n >= host_samples()
+    } else {
+        n >= last + HOST_REFRESH_CALLS
     }
 }
 
@@ -1218,6 +1241,17 @@ mod tests {
             g = g.launched();
         }
         assert_eq!((g.ns, g.settled(), g.count()), (7_500, true, 2));
+    }
+
+    #[test]
+    fn host_figures_are_published_once_enough_samples_are_in() {
+        assert_eq!(host_samples(), 64, "PHANTOM_PROFILE_HOST_SAMPLES is not set in unit tests");
+        assert!(!publication_due(0, 63));
+        assert!(publication_due(0, 64));
+        // A count that passed 64 where nothing could publish still publishes at the next chance.
+        assert!(publication_due(0, 70));
+        assert!(!publication_due(70, 70 + HOST_REFRESH_CALLS - 1));
+        assert!(publication_due(70, 70 + HOST_REFRESH_CALLS));
     }
 
     #[test]

@@ -25,6 +25,10 @@
 //   graph), block 256. By the fake driver's rule it takes 10000·ops + 256 ns: 140 256 ns for a 14-operation
 //   graph.
 //
+// ITS HOST TIME
+//   With FAKE_CUDNN_CREATE_NS=N, cudnnCreate busy-waits N ns of real time, as NVIDIA's library loads its code
+//   when the first handle is made (a one-off that following ranks must not be charged per export).
+//
 // COUNTERS
 //   At exit, if FAKE_CUDNN_STATS names a directory, it writes <dir>/fake-cudnn-<pid>.txt with `handles N`
 //   (created), `descriptors N` (created), `executions N` (kernels launched), `foreign N` and `live_handles N`.
@@ -37,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef int cudnnStatus_t;
@@ -158,8 +163,21 @@ void cudnnGetLastErrorString(char *message, size_t max_size) {
     last_error[0] = 0;
 }
 
+// Busy-waits FAKE_CUDNN_CREATE_NS ns (ITS HOST TIME above).
+static void create_host_time(void) {
+    const char *v = getenv("FAKE_CUDNN_CREATE_NS");
+    long long ns = v ? atoll(v) : 0;
+    if (ns <= 0) return;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) < ns);
+}
+
 cudnnStatus_t cudnnCreate(cudnnHandle_t *h) {
     if (!h) return BAD_PARAM;
+    create_host_time();
     struct handle *x = calloc(1, sizeof *x);
     pthread_mutex_lock(&lock);
     int ok = x && add_live(x, 1);

@@ -5,7 +5,7 @@
 //! take a kernel-time table's `call` times by their keys, and in profiling mode run in "NVIDIA's" library (a
 //! stand-in, on the stand-in driver) and take its measured times (docs/cudnn.md, "Keys and profiling").
 
-use phantom_tests::{compile, compile_shared, phantom_env, run_program, run_with_timeout, Output, PROGRAM_TIMEOUT};
+use phantom_tests::{compile, compile_shared, phantom_env, phantom_run_profiled, run_program, run_with_timeout, Output, PROGRAM_TIMEOUT};
 use sim_core::ktable::KernelTable;
 use sim_core::time::SimDuration;
 use std::collections::BTreeMap;
@@ -294,5 +294,39 @@ fn following_ranks_charge_the_library_cost_the_executing_rank_measured() {
     assert!(libraries(0) > 0, "rank 0 timed NVIDIA's library: {}", r["per_rank"][0]["host_ns"]);
     assert!(libraries(1) > 0, "rank 1 charged rank 0's figure: {}", r["per_rank"][1]["host_ns"]);
     assert_eq!(r["per_rank"][1]["host_ns"]["nvidia_driver"].as_u64(), Some(0), "rank 1 ran no NVIDIA code");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// In measured host time a following rank charges, for each of its cuDNN exports, the executing rank's mean
+/// NVIDIA host time per export (docs/profiling.md, "Host time of following ranks"), with the one-offs left out
+/// (`clock::LIBRARY_ONE_OFF_NS`): here the fake library's `cudnnCreate` takes 200 ms, as NVIDIA's loads its code
+/// at the first handle, and rank 0 publishes its mean after 16 exports, the create among them (the fake's other
+/// exports take well under a microsecond, so fewer could give a mean of 0, which publishes nothing). Rank 0
+/// charges the 200 ms itself; rank 1, which made the same calls, is charged far less than one create (before the
+/// one-offs were left out it paid about 12 ms for every export).
+#[test]
+fn following_ranks_are_not_charged_the_librarys_one_offs() {
+    const CREATE_NS: u64 = 200_000_000;
+    let dir = tempdir("one-off");
+    let (libs, report) = (dir.join("nvidia"), dir.join("report.json"));
+    std::fs::create_dir_all(&libs).unwrap();
+    std::os::unix::fs::symlink(compile_shared("stubs/cudnn/testing/fake_cudnn.c"), libs.join("libcudnn.so.9")).unwrap();
+    let mut cmd = phantom_run_profiled(&dir, &compile_shared("fake_cuda_driver.c"), 2, "measured");
+    cmd.env("PHANTOM_REAL_LIBS", &libs)
+        .env("FAKE_CUDNN_CREATE_NS", CREATE_NS.to_string())
+        .env("PHANTOM_PROFILE_HOST_SAMPLES", "16")
+        .arg("--report")
+        .arg(&report)
+        .arg("--")
+        .arg(compile("cudnn_sdpa.c"))
+        .arg("other-times");
+    let out = run_with_timeout(cmd, PROGRAM_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
+    let r: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
+    let libraries = |rank: usize| r["per_rank"][rank]["host_ns"]["nvidia_libraries"].as_u64().unwrap_or_else(|| panic!("{text}"));
+    assert!(libraries(0) >= CREATE_NS, "rank 0 charges its own create: {}", r["per_rank"][0]["host_ns"]);
+    assert!(libraries(1) > 0, "rank 1 charges rank 0's figure: {}", r["per_rank"][1]["host_ns"]);
+    assert!(libraries(1) < CREATE_NS / 10, "rank 1 is not charged the one-off: {}", r["per_rank"][1]["host_ns"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
