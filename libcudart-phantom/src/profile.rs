@@ -88,8 +88,8 @@ pub fn quiet_launches() -> u64 {
     *N.get_or_init(|| std::env::var("PHANTOM_PROFILE_QUIET_LAUNCHES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(256))
 }
 
-/// A configuration launched this many times after its gated measurements without getting its running samples
-/// keeps its gated figure for good.
+/// A configuration launched this many times after its gated measurements without getting all its running
+/// samples settles on those it has (their median), or on its gated figure if it has none.
 pub const RUNNING_GIVE_UP: u32 = 256;
 
 /// What is known of one configuration's duration.
