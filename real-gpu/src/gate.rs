@@ -159,23 +159,47 @@ impl Gate {
         d.check(unsafe { (d.f.cuCtxSynchronize)() }, "cuCtxSynchronize")?;
         let spin = self.spin_ns();
         self.spin(d, stream, spin)?;
-        d.check(unsafe { (d.f.cuEventRecord)(e0, stream) }, "cuEventRecord")?;
-        let out = work();
-        d.check(unsafe { (d.f.cuEventRecord)(e1, stream) }, "cuEventRecord")?;
-        // Asked once the closing event is queued: a gate still spinning then covers every host step.
-        let covered = match unsafe { (d.f.cuEventQuery)(e0) } {
-            CUDA_ERROR_NOT_READY => true,
-            CUDA_SUCCESS => false,
-            rc => return Err(d.check(rc, "cuEventQuery").unwrap_err()),
-        };
+        let (covered, out) = bracket(d, stream, (e0, e1), work)?;
         d.check(unsafe { (d.f.cuEventSynchronize)(e1) }, "cuEventSynchronize")?;
         let out = out?;
-        let mut ms = 0f32;
-        d.check(unsafe { (d.f.cuEventElapsedTime)(&mut ms, e0, e1) }, "cuEventElapsedTime")?;
+        let raw = elapsed_ns(d, e0, e1)?;
         if !covered {
             self.misses.fetch_add(1, Ordering::Relaxed);
             self.spin_ns.store((spin * 2).min(MAX_SPIN_NS), Ordering::Relaxed);
         }
-        Ok(((ms as f64 * 1e6).round().max(0.0) as u64, (covered, out)))
+        Ok((raw, (covered, out)))
     }
+}
+
+/// Queues `work` (which queues real work on `stream`) between the events `e0` and `e1`, and says whether the
+/// interval is *covered*: the opening event had still not completed once the closing one was queued, so the GPU
+/// reached the work with all of it queued and no host time is in the interval (something queued earlier, a
+/// gate or the stream's own work, held it back). Returns that and whatever `work` returned; a failure of the
+/// events is the error. `stream` and the events are driver handles, passed to the driver, never dereferenced
+/// here.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn bracket<T>(
+    d: &Driver,
+    stream: CUstream,
+    (e0, e1): (CUevent, CUevent),
+    work: impl FnOnce() -> Result<T, String>,
+) -> Result<(bool, Result<T, String>), String> {
+    d.check(unsafe { (d.f.cuEventRecord)(e0, stream) }, "cuEventRecord")?;
+    let out = work();
+    d.check(unsafe { (d.f.cuEventRecord)(e1, stream) }, "cuEventRecord")?;
+    let covered = match unsafe { (d.f.cuEventQuery)(e0) } {
+        CUDA_ERROR_NOT_READY => true,
+        CUDA_SUCCESS => false,
+        rc => return Err(d.check(rc, "cuEventQuery").unwrap_err()),
+    };
+    Ok((covered, out))
+}
+
+/// The interval between two completed events, in ns. The events are driver handles, passed to the driver,
+/// never dereferenced here.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn elapsed_ns(d: &Driver, e0: CUevent, e1: CUevent) -> Result<u64, String> {
+    let mut ms = 0f32;
+    d.check(unsafe { (d.f.cuEventElapsedTime)(&mut ms, e0, e1) }, "cuEventElapsedTime")?;
+    Ok((ms as f64 * 1e6).round().max(0.0) as u64)
 }

@@ -74,32 +74,24 @@ impl<T> Running<T> {
         Ok(Some((e0, e1)))
     }
 
-    /// Queues `work` (which queues real work on `stream`) between two events and keeps the sample, tagged
-    /// `what`, for [`Running::collect`]. Without a free event pair the work is just queued. Returns what
-    /// `work` returned; a driver failure of the events is an error.
+    /// Queues `work` (which queues real work on `stream`) between two events ([`crate::gate::bracket`]) and
+    /// keeps the sample, tagged `what`, for [`Running::collect`]. Without a free event pair the work is just
+    /// queued. Returns what `work` returned; a driver failure of the events is an error.
     #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn sample<R>(&self, d: &Driver, stream: CUstream, what: T, work: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
-        let Some((e0, e1)) = self.take_pair(d)? else { return work() };
-        let give_back = |r: String| {
-            self.free.lock().unwrap_or_else(|e| e.into_inner()).push((e0, e1));
-            r
-        };
-        d.check(unsafe { (d.f.cuEventRecord)(e0, stream) }, "cuEventRecord").map_err(give_back)?;
-        let out = work();
-        if out.is_err() {
-            self.free.lock().unwrap_or_else(|e| e.into_inner()).push((e0, e1));
-            return out;
+        let Some(pair) = self.take_pair(d)? else { return work() };
+        let release = || self.free.lock().unwrap_or_else(|e| e.into_inner()).push(pair);
+        match crate::gate::bracket(d, stream, pair, work) {
+            Ok((covered, Ok(out))) => {
+                self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).push_back(InFlight { what, events: pair, covered });
+                self.pending.fetch_add(1, Ordering::Relaxed);
+                Ok(out)
+            }
+            Ok((_, Err(e))) | Err(e) => {
+                release();
+                Err(e)
+            }
         }
-        d.check(unsafe { (d.f.cuEventRecord)(e1, stream) }, "cuEventRecord").map_err(give_back)?;
-        // Asked after the closing event is queued: nothing of this sample can still be on the host's side.
-        let covered = match unsafe { (d.f.cuEventQuery)(e0) } {
-            CUDA_ERROR_NOT_READY => true,
-            CUDA_SUCCESS => false,
-            rc => return Err(give_back(d.check(rc, "cuEventQuery").unwrap_err())),
-        };
-        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).push_back(InFlight { what, events: (e0, e1), covered });
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        out
     }
 
     /// Takes every sample whose closing event has completed (never waits), in the order they were queued.
@@ -117,12 +109,7 @@ impl<T> Running<T> {
                     still.push_back(s);
                     continue;
                 }
-                CUDA_SUCCESS if s.covered => {
-                    let mut ms = 0f32;
-                    let rc = unsafe { (d.f.cuEventElapsedTime)(&mut ms, e0, e1) };
-                    let ns = (rc == CUDA_SUCCESS).then(|| (ms as f64 * 1e6).round().max(0.0) as u64);
-                    done.push((s.what, ns));
-                }
+                CUDA_SUCCESS if s.covered => done.push((s.what, crate::gate::elapsed_ns(d, e0, e1).ok())),
                 // Uncovered, or the event failed (its work's failure is reported where the work is waited for).
                 _ => done.push((s.what, None)),
             }
