@@ -203,29 +203,25 @@ impl<K: std::hash::Hash + Eq + Clone> Figures<K> {
     pub fn get(&self, k: &K) -> Option<Fig> {
         self.figs.get(k).map(|f| *f)
     }
-    /// Changes the entry of `k` under its lock (so that two threads measuring the same configuration at once
-    /// both count) and returns the new figure.
-    fn update(&self, k: &K, f: impl FnOnce(Option<Fig>) -> Fig) -> Fig {
-        use dashmap::mapref::entry::Entry;
-        match self.figs.entry(k.clone()) {
-            Entry::Occupied(mut o) => {
-                let new = f(Some(*o.get()));
-                o.insert(new);
-                new
-            }
-            Entry::Vacant(v) => *v.insert(f(None)),
-        }
-    }
-    /// Changes the entry of `k` by `f`: (before, after); nothing for a key without one.
+    /// Changes the entry of `k` by `f` under its lock: (before, after); nothing for a key without one.
     fn change(&self, k: &K, f: impl FnOnce(Fig) -> Fig) -> Option<(Fig, Fig)> {
         let mut e = self.figs.get_mut(k)?;
         let before = *e;
         *e = f(before);
         Some((before, *e))
     }
-    /// Adds a gated measurement.
+    /// Adds a gated measurement under the entry's lock, so that two threads measuring the same configuration at
+    /// once both count.
     fn record(&self, k: &K, m: phantom_real_gpu::gate::Measured) -> Fig {
-        self.update(k, |old| Fig::with(old, m))
+        use dashmap::mapref::entry::Entry;
+        match self.figs.entry(k.clone()) {
+            Entry::Occupied(mut o) => {
+                let f = Fig::with(Some(*o.get()), m);
+                o.insert(f);
+                f
+            }
+            Entry::Vacant(v) => *v.insert(Fig::with(None, m)),
+        }
     }
     fn settle(&self, k: &K, ns: u64) {
         let mut f = Fig::gated(ns, SAMPLES);
@@ -821,23 +817,23 @@ impl Exec {
                 self.driver.check(rc, &format!("cuLaunchKernel({})", info.name))
             }
         };
-        self.ungated.fetch_add(1, Ordering::Relaxed);
-        self.collect(rt);
+        self.before_work(rt);
         // Once settled, a configuration's figure never changes: the thread remembers it without hashing the name.
-        let fig = if real.settled.get() { None } else { KERNELS.get(key) };
-        match fig {
-            None if real.settled.get() => run().map_err(fail)?,
-            Some(f) if f.settled() => {
-                real.settled.set(true);
-                run().map_err(fail)?
-            }
-            Some(f) if f.measured() => {
-                self.run_running(rt, &KERNELS, key, h, || Sampled::Kernel(key.clone()), || canonical(key), run).map_err(fail)?;
-            }
-            _ => {
-                let (m, ()) = self.gate.measure(&self.driver, h, run).map_err(fail)?;
-                self.ungated.store(0, Ordering::Relaxed);
-                self.note(rt, &KERNELS, key, m, &info.name, || canonical(key));
+        if real.settled.get() {
+            run().map_err(fail)?;
+        } else {
+            match KERNELS.get(key) {
+                Some(f) if f.settled() => {
+                    real.settled.set(true);
+                    run().map_err(fail)?
+                }
+                Some(f) if f.measured() => {
+                    self.run_running(rt, &KERNELS, key, f, h, || Sampled::Kernel(key.clone()), || canonical(key), run).map_err(fail)?;
+                }
+                _ => {
+                    let (m, ()) = self.gated(h, run).map_err(fail)?;
+                    self.note(rt, &KERNELS, key, m, &info.name, || canonical(key));
+                }
             }
         }
         if let Some(ns) = host_ns.get() {
@@ -898,8 +894,7 @@ impl Exec {
         };
         let failed = |e: String| if library_failed.get() { cudaError::cudaErrorLaunchFailure } else { fail(e) };
         self.library_calls.fetch_add(1, Ordering::Relaxed);
-        self.ungated.fetch_add(1, Ordering::Relaxed);
-        self.collect(rt);
+        self.before_work(rt);
         let k = key.to_string();
         match CALLS.get(&k) {
             Some(f) if f.settled() => {
@@ -907,33 +902,52 @@ impl Exec {
                 return Ok(f.ns);
             }
             Some(f) if f.measured() => {
-                let f = self.run_running(rt, &CALLS, &k, h, || Sampled::Call(k.clone()), || canonical_call(key), call).map_err(failed)?;
+                let f = self.run_running(rt, &CALLS, &k, f, h, || Sampled::Call(k.clone()), || canonical_call(key), call).map_err(failed)?;
                 return Ok(f.ns);
             }
             _ => {}
         }
-        let (m, ()) = self.gate.measure(&self.driver, h, call).map_err(failed)?;
-        self.ungated.store(0, Ordering::Relaxed);
+        let (m, ()) = self.gated(h, call).map_err(failed)?;
         // Libraries load code on a call's first use, inside the measurement: such a figure is measured again.
         Ok(self.note(rt, &CALLS, &k, m, key, || canonical_call(key)).ns)
     }
 
-    /// Runs a launch or library call of a configuration in its running phase: sampled in the running stream
-    /// while it needs samples and the GPU runs the program's steady work (no gated measurement for
-    /// [`quiet_launches`]), else just run. Returns the configuration's figure for this launch (a figure that
-    /// settles here without running samples is published as settled).
+    /// Before a launch or library call: counts it towards [`quiet_launches`] (until that many, so that a
+    /// steady run's launches only read the counter) and takes in the running samples that have completed.
+    fn before_work(&self, rt: &crate::runtime::Runtime) {
+        let n = self.ungated.load(Ordering::Relaxed);
+        if n < quiet_launches() {
+            // Two threads may count one launch: the count only has to get there.
+            self.ungated.store(n + 1, Ordering::Relaxed);
+        }
+        self.collect(rt);
+    }
+
+    /// A gated measurement of `work` on `h`; the count towards [`quiet_launches`] starts again.
+    fn gated<T>(&self, h: CUstream, work: impl FnOnce() -> Result<T, String>) -> Result<(phantom_real_gpu::gate::Measured, T), String> {
+        let r = self.gate.measure(&self.driver, h, work);
+        self.ungated.store(0, Ordering::Relaxed);
+        r
+    }
+
+    /// Runs a launch or library call of a configuration in its running phase (`fig`, as the caller read it):
+    /// sampled in the running stream while it needs samples and the GPU runs the program's steady work (no
+    /// gated measurement for [`quiet_launches`]), else just run. Returns the configuration's figure for this
+    /// launch (a figure that settles here on the samples it has is published as settled).
     #[allow(clippy::too_many_arguments)]
     fn run_running<K: std::hash::Hash + Eq + Clone>(
         &self,
         rt: &crate::runtime::Runtime,
         figs: &Figures<K>,
         key: &K,
+        fig: Fig,
         h: CUstream,
         what: impl FnOnce() -> Sampled,
         text: impl FnOnce() -> String,
         run: impl FnOnce() -> Result<(), String>,
     ) -> Result<Fig, String> {
-        let Some((before, f)) = figs.change(key, Fig::launched) else { return run().map(|()| Fig::gated(0, 0)) };
+        // `fig` is the entry as the caller read it (entries are never removed).
+        let (before, f) = figs.change(key, Fig::launched).unwrap_or((fig, fig));
         if f.settled() {
             self.settled_now(rt, before, f, text);
             run()?;
