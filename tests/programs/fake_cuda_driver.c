@@ -769,11 +769,7 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
 // Busy-waits the number of ns of real time in the environment variable `var` (0 when unset), read once into
 // `*ns`.
 static void busy_wait_env(const char* var, long long* ns) {
-  if (*ns < 0) {
-    const char* v = getenv(var);
-    *ns = v ? atoll(v) : 0;
-  }
-  if (*ns <= 0) return;
+  if (env_once(var, ns) <= 0) return;
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   do {

@@ -274,27 +274,28 @@ fn cudnn_unmodeled_graph_is_not_supported() {
 /// its own exports, so its report shows NVIDIA's library time too (none without the figure).
 #[test]
 fn following_ranks_charge_the_library_cost_the_executing_rank_measured() {
-    let dir = tempdir("follow-libraries");
+    let host = two_ranks_in_measured_host_time("follow-libraries", &[("PHANTOM_PROFILE_HOST_SAMPLES", "4")]);
+    assert!(host[0]["nvidia_libraries"].as_u64() > Some(0), "rank 0 timed NVIDIA's library: {}", host[0]);
+    assert!(host[1]["nvidia_libraries"].as_u64() > Some(0), "rank 1 charged rank 0's figure: {}", host[1]);
+    assert_eq!(host[1]["nvidia_driver"].as_u64(), Some(0), "rank 1 ran no NVIDIA code");
+}
+
+/// `phantom run -n 2 --profile` of the SDPA program in measured host time with `env`: rank 0 on the fake driver
+/// and "NVIDIA's" fake libcudnn.so.9, rank 1 following. Returns each rank's `host_ns` from the report.
+fn two_ranks_in_measured_host_time(tag: &str, env: &[(&str, &str)]) -> [serde_json::Value; 2] {
+    let dir = tempdir(tag);
     let (libs, report) = (dir.join("nvidia"), dir.join("report.json"));
     std::fs::create_dir_all(&libs).unwrap();
     std::os::unix::fs::symlink(compile_shared("stubs/cudnn/testing/fake_cudnn.c"), libs.join("libcudnn.so.9")).unwrap();
-    let mut cmd = phantom_tests::phantom_run_profiled(&dir, &compile_shared("fake_cuda_driver.c"), 2, "measured");
-    cmd.env("PHANTOM_REAL_LIBS", &libs)
-        .env("PHANTOM_PROFILE_HOST_SAMPLES", "4")
-        .arg("--report")
-        .arg(&report)
-        .arg("--")
-        .arg(compile("cudnn_sdpa.c"))
-        .arg("other-times");
+    let mut cmd = phantom_run_profiled(&dir, &compile_shared("fake_cuda_driver.c"), 2, "measured");
+    cmd.env("PHANTOM_REAL_LIBS", &libs).envs(env.iter().copied());
+    cmd.arg("--report").arg(&report).arg("--").arg(compile("cudnn_sdpa.c")).arg("other-times");
     let out = run_with_timeout(cmd, std::time::Duration::from_secs(120));
     assert_eq!(out.code, Some(0), "{}", out.describe());
     let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
     let r: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
-    let libraries = |rank: usize| r["per_rank"][rank]["host_ns"]["nvidia_libraries"].as_u64().unwrap_or_else(|| panic!("{text}"));
-    assert!(libraries(0) > 0, "rank 0 timed NVIDIA's library: {}", r["per_rank"][0]["host_ns"]);
-    assert!(libraries(1) > 0, "rank 1 charged rank 0's figure: {}", r["per_rank"][1]["host_ns"]);
-    assert_eq!(r["per_rank"][1]["host_ns"]["nvidia_driver"].as_u64(), Some(0), "rank 1 ran no NVIDIA code");
     let _ = std::fs::remove_dir_all(&dir);
+    [0, 1].map(|rank| r["per_rank"][rank]["host_ns"].clone())
 }
 
 /// In measured host time a following rank charges, for each of its cuDNN exports, the executing rank's mean
@@ -307,26 +308,10 @@ fn following_ranks_charge_the_library_cost_the_executing_rank_measured() {
 #[test]
 fn following_ranks_are_not_charged_the_librarys_one_offs() {
     const CREATE_NS: u64 = 200_000_000;
-    let dir = tempdir("one-off");
-    let (libs, report) = (dir.join("nvidia"), dir.join("report.json"));
-    std::fs::create_dir_all(&libs).unwrap();
-    std::os::unix::fs::symlink(compile_shared("stubs/cudnn/testing/fake_cudnn.c"), libs.join("libcudnn.so.9")).unwrap();
-    let mut cmd = phantom_run_profiled(&dir, &compile_shared("fake_cuda_driver.c"), 2, "measured");
-    cmd.env("PHANTOM_REAL_LIBS", &libs)
-        .env("FAKE_CUDNN_CREATE_NS", CREATE_NS.to_string())
-        .env("PHANTOM_PROFILE_HOST_SAMPLES", "16")
-        .arg("--report")
-        .arg(&report)
-        .arg("--")
-        .arg(compile("cudnn_sdpa.c"))
-        .arg("other-times");
-    let out = run_with_timeout(cmd, PROGRAM_TIMEOUT);
-    assert_eq!(out.code, Some(0), "{}", out.describe());
-    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
-    let r: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
-    let libraries = |rank: usize| r["per_rank"][rank]["host_ns"]["nvidia_libraries"].as_u64().unwrap_or_else(|| panic!("{text}"));
-    assert!(libraries(0) >= CREATE_NS, "rank 0 charges its own create: {}", r["per_rank"][0]["host_ns"]);
-    assert!(libraries(1) > 0, "rank 1 charges rank 0's figure: {}", r["per_rank"][1]["host_ns"]);
-    assert!(libraries(1) < CREATE_NS / 10, "rank 1 is not charged the one-off: {}", r["per_rank"][1]["host_ns"]);
-    let _ = std::fs::remove_dir_all(&dir);
+    let create = CREATE_NS.to_string();
+    let host = two_ranks_in_measured_host_time("one-off", &[("FAKE_CUDNN_CREATE_NS", &create), ("PHANTOM_PROFILE_HOST_SAMPLES", "16")]);
+    let libraries = |rank: usize| host[rank]["nvidia_libraries"].as_u64().unwrap_or_else(|| panic!("{}", host[rank]));
+    assert!(libraries(0) >= CREATE_NS, "rank 0 charges its own create: {}", host[0]);
+    assert!(libraries(1) > 0, "rank 1 charges rank 0's figure: {}", host[1]);
+    assert!(libraries(1) < CREATE_NS / 10, "rank 1 is not charged the one-off: {}", host[1]);
 }
